@@ -1,0 +1,39 @@
+# Neuron Hub — the two commands of the quick start, and a few for developers.
+#   make demo   the whole pipeline on embedded defaults (creates .venv on first use)
+#   make test   the test suite (creates .venv on first use)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench install clean
+
+# The venv is rebuilt whenever the pinned set or the project's metadata changes.
+$(STAMP): constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/neuron demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -ra
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -ra -m 'not slow'
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+bench: $(STAMP)
+	$(BIN)/neuron bench
+
+clean:
+	rm -rf $(VENV) var lake .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Neuron Hub: command line, settings, logging and shared types."""

@@ -1,0 +1,124 @@
+"""The hub's settings: one object, from the environment (NEURON_*) over a TOML file.
+
+The TOML file is `config/hub.toml` by default (Music Square's example) or the path in
+NEURON_CONFIG. Relative paths are resolved against `home` (NEURON_HOME, default the
+current directory), so one environment variable moves a whole hub, which is how tests
+and the demo get a private one.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ParkingSource(BaseModel):
+    """System 1: the parking vendor's HTTP API."""
+
+    base_url: str = "http://127.0.0.1:8701"
+    token: SecretStr = SecretStr("")
+    page_size: int = Field(200, ge=1, le=500)
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+
+
+class ApiSettings(BaseModel):
+    """The export API."""
+
+    host: str = "127.0.0.1"
+    port: int = 8700
+    signature_window_seconds: int = Field(300, ge=10)
+    max_page_size: int = Field(10_000, ge=1)
+    default_page_size: int = Field(1_000, ge=1)
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("NEURON_CONFIG", REPO_ROOT / "config" / "hub.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything a hub needs to know about itself."""
+
+    model_config = SettingsConfigDict(env_prefix="NEURON_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(default_factory=Path.cwd)
+    community_id: str = "music-square"
+    community_name: str = "音乐广场"
+    district: str = "putuo"
+    timezone: str = "Asia/Shanghai"
+    state_dir: Path = Path("var")
+    control_db_url: str = ""
+    warehouse_path: Path = Path("var/warehouse.duckdb")
+    lake_dir: Path = Path("lake")
+    policies_dir: Path = REPO_ROOT / "config" / "policies"
+    vault_retention_days: int = Field(30, ge=1)
+    quarantine_retention_days: int = Field(90, ge=1)
+    failure_budget: float = Field(0.05, ge=0, le=1)
+    master_secret: SecretStr | None = None
+    parking: ParkingSource = ParkingSource()
+    api: ApiSettings = ApiSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+        )
+
+    def resolve(self, path: Path) -> Path:
+        """An absolute path: relative ones are taken from the hub's home."""
+        return path if path.is_absolute() else (self.home / path).resolve()
+
+    @cached_property
+    def state_path(self) -> Path:
+        return self.resolve(self.state_dir)
+
+    @cached_property
+    def keys_dir(self) -> Path:
+        return self.state_path / "keys"
+
+    @cached_property
+    def vault_dir(self) -> Path:
+        return self.state_path / "vault"
+
+    @cached_property
+    def work_dir(self) -> Path:
+        """Intermediate, de-identified batches between pipeline tasks."""
+        return self.state_path / "work"
+
+    @cached_property
+    def lake_path(self) -> Path:
+        return self.resolve(self.lake_dir)
+
+    @cached_property
+    def warehouse_file(self) -> Path:
+        return self.resolve(self.warehouse_path)
+
+    @cached_property
+    def control_url(self) -> str:
+        return self.control_db_url or f"sqlite:///{self.state_path / 'control.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the TOML file, with explicit overrides on top."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""De-identification: keys, operators, pseudonyms, the raw vault's encryption, signatures."""

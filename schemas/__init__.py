@@ -1,0 +1,1 @@
+"""Contracts: one declaration per stream, from which schema, checks and privacy treatment derive."""

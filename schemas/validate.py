@@ -1,0 +1,221 @@
+"""Validate a raw batch against its contract: cast, de-duplicate, Great Expectations.
+
+Rows that cannot be cast or fail an expectation are split off with a reason; the rest
+come back typed in the contract's schema. Reasons name the field and the rule, never the
+value (a reason is shown to admins and written to logs; the value may be a plate).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import EXTRA_COLUMN
+from schemas.contract import Contract, ContractField
+
+log = logging.getLogger(__name__)
+
+REASON_COLUMN = "_reason"
+
+# What a failed expectation means, in words an admin reads in the quality report.
+EXPECTATION_WORDS = {
+    "expect_column_values_to_not_be_null": "is missing",
+    "expect_column_values_to_match_regex": "does not match the contract's pattern",
+    "expect_column_values_to_be_in_set": "is not one of the allowed values",
+    "expect_column_values_to_be_between": "is out of range",
+    "expect_column_values_to_be_unique": "is not unique",
+    "expect_compound_columns_to_be_unique": "is not unique",
+}
+
+
+@dataclass
+class ValidationOutcome:
+    """The typed good rows, the rejected raw rows with reasons, and what was checked."""
+
+    good: pa.Table
+    rejected: pa.Table  # raw text columns + _reason
+    duplicates_dropped: int
+    expectations: list[dict[str, Any]] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+
+    def reasons(self) -> dict[str, int]:
+        """How many rows were rejected, per reason."""
+        if self.rejected.num_rows == 0:
+            return {}
+        return dict(Counter(self.rejected.column(REASON_COLUMN).to_pylist()))
+
+
+_NUMBER_PATTERNS = {"int64": r"^-?[0-9]+$", "float64": r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"}
+_OFFSET = re.compile(r"(Z|[+-][0-9]{2}:?[0-9]{2})$")
+
+
+def _cast_value(value: str, f: ContractField) -> Any:
+    if f.type == "timestamp":
+        if not _OFFSET.search(value):
+            raise ValueError("no UTC offset")
+        return datetime.fromisoformat(value)
+    if f.type == "bool":
+        return {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+    if f.type in _NUMBER_PATTERNS and not re.match(_NUMBER_PATTERNS[f.type], value):
+        raise ValueError("not a number")
+    return int(value) if f.type == "int64" else float(value)
+
+
+def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
+    """Cast one text column to its contract type; returns (values, failed-mask)."""
+    if f.type == "string":
+        return raw, pa.repeat(False, len(raw))
+    try:
+        # The fast path: the whole column parses (the common case).
+        if f.type in _NUMBER_PATTERNS:
+            bad = pc.invert(pc.fill_null(pc.match_substring_regex(raw, _NUMBER_PATTERNS[f.type]), True))
+            if pc.any(bad).as_py():
+                raise pa.ArrowInvalid("non-numeric text")
+        if f.type == "bool":
+            raise pa.ArrowInvalid("booleans take the slow path")
+        return raw.cast(f.arrow_type), pa.repeat(False, len(raw))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values: list[Any] = []
+        failed: list[bool] = []
+        for v in raw.to_pylist():
+            if v is None:
+                values.append(None)
+                failed.append(False)
+                continue
+            try:
+                values.append(_cast_value(v, f))
+                failed.append(False)
+            except (ValueError, KeyError, OverflowError):
+                values.append(None)
+                failed.append(True)
+        return pa.array(values, type=f.arrow_type), pa.array(failed)
+
+
+_VALIDATIONS: dict[tuple[str, int], Any] = {}
+
+
+def _gx_validation(contract: Contract) -> Any:
+    """The contract's GX validation definition, built once per process."""
+    key = (contract.name, contract.version)
+    if key not in _VALIDATIONS:
+        _VALIDATIONS[key] = _build_gx_validation(contract)
+    return _VALIDATIONS[key]
+
+
+def _build_gx_validation(contract: Contract) -> Any:
+    # GX costs ~5 s to import: only the task that validates pays it (NOTES.md).
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch = context.data_sources.add_pandas("hub").add_dataframe_asset(contract.name)
+    definition = batch.add_batch_definition_whole_dataframe("window")
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{contract.name}.v{contract.version}"))
+    for spec in contract.expectations():
+        kwargs = {k: v for k, v in spec.items() if k != "type"}
+        cls = getattr(gxe, "".join(part.title() for part in spec["type"].split("_")))
+        suite.add_expectation(cls(**kwargs))
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{contract.name}.validation", data=definition, suite=suite)
+    )
+
+
+def run_expectations(contract: Contract, table: pa.Table) -> tuple[list[str | None], list[dict[str, Any]]]:
+    """Run the contract's GX suite; returns a reason per row (None = passed) and a summary."""
+    reasons: list[str | None] = [None] * table.num_rows
+    if table.num_rows == 0:
+        return reasons, []
+    frame = table.to_pandas(types_mapper=None)
+    result = _gx_validation(contract).run(
+        batch_parameters={"dataframe": frame},
+        result_format={"result_format": "COMPLETE", "return_unexpected_index_query": False},
+    )
+    summary = []
+    for r in result.results:
+        cfg = r.expectation_config
+        column = cfg.kwargs.get("column") or ",".join(cfg.kwargs.get("column_list", []))
+        unexpected = r.result.get("unexpected_index_list") or []
+        # Only counts and names leave this function: GX's result also lists the values.
+        summary.append(
+            {
+                "expectation": cfg.type,
+                "column": column,
+                "success": bool(r.success),
+                "unexpected": len(unexpected),
+            }
+        )
+        for index in unexpected:
+            if reasons[index] is None:
+                reasons[index] = f"{column}: {EXPECTATION_WORDS.get(cfg.type, cfg.type)}"
+    return reasons, summary
+
+
+def validate_batch(contract: Contract, raw: pa.Table) -> ValidationOutcome:
+    """Split a raw batch into typed good rows and rejected rows with reasons."""
+    reasons: list[str | None] = [None] * raw.num_rows
+    drift: list[str] = []
+    extra = raw.column(EXTRA_COLUMN).to_pylist()
+    for i, names in enumerate(extra):
+        if names:
+            drift.append(names)
+            if contract.evolution == "freeze":
+                reasons[i] = f"schema drift: unexpected field(s) {names}"
+    typed_columns = []
+    for f in contract.fields:
+        values, failed = cast_column(raw.column(f.name).combine_chunks(), f)
+        for i in pc.indices_nonzero(failed).to_pylist():
+            reasons[i] = reasons[i] or f"{f.name}: not a valid {f.type}"
+        typed_columns.append(values)
+    typed = pa.Table.from_arrays(typed_columns, schema=_nullable(contract))
+    castable = pa.array([r is None for r in reasons])
+    candidates = typed.filter(castable)
+    candidate_index = pc.indices_nonzero(castable).to_pylist()
+
+    deduped, kept_positions = _deduplicate(contract, candidates)
+    duplicates = candidates.num_rows - deduped.num_rows
+    dropped = set(range(candidates.num_rows)) - set(kept_positions)
+
+    row_reasons, summary = run_expectations(contract, deduped)
+    for pos, reason in zip(kept_positions, row_reasons, strict=True):
+        if reason is not None:
+            reasons[candidate_index[pos]] = reason
+    good_mask = [reason is None for reason in row_reasons]
+    good = deduped.filter(pa.array(good_mask, type=pa.bool_())) if deduped.num_rows else deduped
+
+    rejected_index = [i for i, r in enumerate(reasons) if r is not None]
+    dropped_raw = {candidate_index[p] for p in dropped}
+    rejected_index = [i for i in rejected_index if i not in dropped_raw]
+    rejected = raw.take(pa.array(rejected_index, type=pa.int64())).append_column(
+        REASON_COLUMN, pa.array([reasons[i] for i in rejected_index], type=pa.string())
+    )
+    return ValidationOutcome(good.cast(contract.arrow_schema()), rejected, duplicates, summary, sorted(set(drift)))
+
+
+def _nullable(contract: Contract) -> pa.Schema:
+    # Cast failures become nulls before they are split off, so every column is nullable here.
+    return pa.schema([pa.field(f.name, f.arrow_type) for f in contract.fields])
+
+
+def _deduplicate(contract: Contract, table: pa.Table) -> tuple[pa.Table, list[int]]:
+    """Keep one row per primary key, the last updated (sources resend records); vectorised."""
+    if table.num_rows == 0:
+        return table, []
+    indexed = table.select([*contract.primary_key, contract.cursor_field]).append_column(
+        "_pos", pa.array(range(table.num_rows), type=pa.int64())
+    )
+    ordered = indexed.sort_by([(contract.cursor_field, "descending"), ("_pos", "ascending")]).append_column(
+        "_rank", pa.array(range(table.num_rows), type=pa.int64())
+    )
+    first = ordered.group_by(contract.primary_key, use_threads=False).aggregate([("_rank", "min")])
+    keep = pc.take(ordered.column("_pos"), first.column("_rank_min"))
+    positions = sorted(keep.to_pylist())
+    return table.take(pa.array(positions, type=pa.int64())), positions

@@ -1,0 +1,1 @@
+"""A faithful simulation of Music Square's smart systems, for demos and tests."""

@@ -1,0 +1,1 @@
+"""Control database, raw vault, DuckDB staging, marts and the publisher."""

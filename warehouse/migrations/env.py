@@ -1,0 +1,13 @@
+"""Alembic environment: runs migrations on the URL set by `warehouse.migrations.migrate`."""
+
+from alembic import context
+
+from warehouse.control import Base, engine_for
+
+url = context.config.get_main_option("sqlalchemy.url")
+assert url, "sqlalchemy.url must be set"
+
+with engine_for(url).begin() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
