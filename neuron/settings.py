@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     vault_retention_days: int = Field(30, ge=1)
     quarantine_retention_days: int = Field(90, ge=1)
     failure_budget: float = Field(0.05, ge=0, le=1)
+    failure_budget_min_rows: int = Field(10, ge=0)
     master_secret: SecretStr | None = None
     parking: ParkingSource = ParkingSource()
     api: ApiSettings = ApiSettings()

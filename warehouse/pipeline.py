@@ -113,7 +113,9 @@ def validate(settings: Settings, batch_id: str) -> dict[str, Any]:
         "expectations": outcome.expectations,
         "schema_drift": outcome.drift,
         "failure_budget": budget,
-        "rejected": failed_share > budget,
+        # Small hourly batches would trip a bare share by chance: a batch is rejected only
+        # when its failures exceed both the share and an absolute floor.
+        "rejected": failed_share > budget and outcome.rejected.num_rows > settings.failure_budget_min_rows,
     }
     with session_scope(settings.control_url) as session:
         row = session.get(LoadRecord, batch_id)

@@ -1,0 +1,252 @@
+"""The `neuron` command line. Heavy imports (Airflow, GX, FastAPI) happen inside the
+commands that need them, so `neuron --help` answers at once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neuron.errors import NeuronError
+from neuron.logging import setup_logging
+from neuron.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
+)
+consumers_app = typer.Typer(help="Consumers of the export API and their keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="The hub's signing keys.", no_args_is_help=True)
+app.add_typer(consumers_app, name="consumers")
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+def _settings() -> Settings:
+    setup_logging()
+    return load_settings()
+
+
+def _fail(exc: NeuronError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def init() -> None:
+    """Create the hub's state: master secret, signing key, control database."""
+    from privacy.keys import init_keys
+    from warehouse.migrations import migrate
+
+    settings = _settings()
+    made_master, made_signing = init_keys(settings)
+    migrate(settings.control_url)
+    console.print(f"state folder   {settings.state_path}")
+    console.print(f"master secret  {'created' if made_master else 'kept (already there)'}")
+    console.print(f"signing key    {'created' if made_signing else 'kept (already there)'}")
+    console.print("control DB     migrated to the latest version")
+
+
+@app.command()
+def simulate(
+    port: Annotated[int, typer.Option(help="Port of the parking vendor API.")] = 8701,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same community.")] = 7,
+    token: Annotated[str, typer.Option(envvar="NEURON_PARKING__TOKEN", help="Bearer token the API expects.")] = "",
+    truth: Annotated[Path | None, typer.Option(help="Write the identifiers generated here (for leak scans).")] = None,
+) -> None:
+    """Serve a simulated Music Square (the parking vendor's API) on 127.0.0.1 until Ctrl-C."""
+    import secrets
+    import time
+
+    from simulator.parking import ParkingSimulator
+    from simulator.server import start_parking_api
+    from simulator.truth import write_truth
+
+    token = token or secrets.token_urlsafe(16)
+    sim = ParkingSimulator(seed=seed)
+    with start_parking_api(sim, token=token, port=port) as server:
+        console.print(f"parking vendor API on {server.url}  (NEURON_PARKING__BASE_URL={server.url})")
+        console.print("token: set NEURON_PARKING__TOKEN to the token you passed (not printed)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if truth is not None:
+                write_truth(sim, truth)
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Stream name, e.g. vehicle_passes.")],
+    day: Annotated[str | None, typer.Option(help="A local day (YYYY-MM-DD) to ingest whole.")] = None,
+) -> None:
+    """Run one stream through every stage: by default from its cursor to the last full hour."""
+    from warehouse import pipeline
+
+    settings = _settings()
+    try:
+        if day:
+            start, end = pipeline.local_day_window(settings, date.fromisoformat(day))
+        else:
+            end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            start = pipeline.cursor_value(settings, source) or end - timedelta(hours=1)
+        summary = pipeline.run_window(settings, source, start, end)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    summary.pop("expectations", None)
+    console.print_json(json.dumps(summary, ensure_ascii=False, default=str))
+
+
+@app.command()
+def publish(feed: Annotated[list[str] | None, typer.Option(help="Feed(s); default: all.")] = None) -> None:
+    """Rebuild the marts and publish feeds to every consumer their policies grant."""
+    from warehouse import pipeline
+
+    settings = _settings()
+    try:
+        pipeline.build(settings)
+        written = pipeline.publish(settings, feeds=feed)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{len(written)} new partition version(s) published")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: api.host from the config.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: api.port from the config.")] = None,
+) -> None:
+    """Serve the export API (reads only published partitions and the control DB)."""
+    from api.app import serve as serve_api
+
+    settings = _settings()
+    if host or port:
+        settings = settings.model_copy(
+            update={
+                "api": settings.api.model_copy(
+                    update={"host": host or settings.api.host, "port": port or settings.api.port}
+                )
+            }
+        )
+    serve_api(settings)
+
+
+@consumers_app.command("add")
+def consumers_add(
+    name: str,
+    public_key: Annotated[Path, typer.Option(help="The consumer's Ed25519 public key (PEM).")],
+    policy: Annotated[str | None, typer.Option(help="Policy name; default: the consumer's name.")] = None,
+) -> None:
+    """Register a consumer (or a further key of one) for signed requests."""
+    from api.consumers import register_consumer
+
+    try:
+        key_id = register_consumer(_settings(), name, public_key.read_bytes(), policy)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"consumer {name}: key id [bold]{key_id}[/bold]")
+
+
+@consumers_app.command("list")
+def consumers_list() -> None:
+    """List consumers, their policies and keys."""
+    from api.consumers import list_consumers
+
+    table = Table("consumer", "policy", "keys", "revoked")
+    for c in list_consumers(_settings()):
+        keys = ", ".join(k.key_id + (" (revoked)" if k.revoked_at else "") for k in c.keys)
+        table.add_row(c.name, c.policy, keys, str(c.revoked_at or ""))
+    console.print(table)
+
+
+@consumers_app.command("revoke")
+def consumers_revoke(
+    name: str, key_id: Annotated[str | None, typer.Option(help="Revoke only this key.")] = None
+) -> None:
+    """Revoke a consumer (or one of its keys), effective at once."""
+    from api.consumers import revoke_consumer, revoke_key
+
+    settings = _settings()
+    try:
+        revoke_key(settings, key_id) if key_id else revoke_consumer(settings, name)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"revoked {key_id or name}")
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """Print the hub's public JWKS (what consumers verify signatures with)."""
+    from privacy.keys import HubKeys
+
+    try:
+        console.print_json(json.dumps(HubKeys.load(_settings()).jwks()))
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Create a new signing key; older public keys stay in the JWKS until they expire."""
+    from privacy.keys import new_signing_key
+
+    key = new_signing_key(_settings())
+    console.print(f"new signing key {key.kid}, valid until {key.not_after:%Y-%m-%d}")
+
+
+@app.command()
+def pull(
+    feed: str,
+    hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:8700",
+    key_id: Annotated[str, typer.Option(help="Your key id, as `neuron consumers add` printed it.")] = "",
+    private_key: Annotated[Path, typer.Option(help="Your Ed25519 private key (PEM).")] = Path("consumer.pem"),
+    out: Annotated[Path, typer.Option(help="Where the Parquet files and the cursor are kept.")] = Path("pulled"),
+    jwks: Annotated[Path | None, typer.Option(help="The hub's JWKS, pinned (else fetched and checked).")] = None,
+) -> None:
+    """Pull a feed incrementally: every response and manifest verified, rows written as Parquet."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from api.client import HubClient
+    from api.pull import pull_feed
+
+    setup_logging()
+    key = load_pem_private_key(private_key.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise typer.BadParameter("the private key must be Ed25519", param_hint="--private-key")
+    pinned = json.loads(jwks.read_text()) if jwks else None
+    try:
+        with HubClient(hub, key_id, key, pinned) as client:
+            result = pull_feed(client, feed, out)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"{feed}: {len(result.partitions)} partition version(s), {result.rows} rows verified and written under {out}"
+    )
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option(help="Where the demo hub lives (wiped at start).")] = Path("var/demo"),
+    day: Annotated[str | None, typer.Option(help="Simulated local day; default: yesterday.")] = None,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")] = True,
+    port: Annotated[int, typer.Option(help="Port of the export API.")] = 8700,
+) -> None:
+    """The whole pipeline on embedded defaults: simulator → Airflow → lake → signed API."""
+    from neuron.demo import run_demo
+
+    setup_logging()
+    try:
+        run_demo(console, home.resolve(), date.fromisoformat(day) if day else None, serve_api, port)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,170 @@
+"""`neuron demo`: the whole pipeline on embedded defaults, for one simulated day.
+
+Simulator (the parking vendor's API on loopback) → Airflow runs the `vehicle_passes` DAG
+for each hour of the day → DuckDB staging and marts → signed Parquet partitions in the
+lake → the export API on 127.0.0.1, with a demo consumer key to pull them with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from neuron.airflow_runner import PROGRESS
+from neuron.errors import FatalError
+from neuron.settings import ParkingSource, Settings, load_settings
+
+MARKER = ".neuron-demo"
+DEMO_CONSUMER = "district"
+
+
+def _fresh_home(home: Path) -> None:
+    # Only a folder an earlier demo made is wiped: never a user's folder by mistake.
+    if home.exists():
+        if not (home / MARKER).exists():
+            raise FatalError(f"{home} exists and is not a demo folder; choose another --home")
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    (home / MARKER).write_text("made by `neuron demo`; deleted by the next one\n")
+
+
+def _demo_consumer_key(settings: Settings, home: Path) -> tuple[str, Path]:
+    from api.consumers import register_consumer
+
+    private = Ed25519PrivateKey.generate()
+    path = home / "consumer" / f"{DEMO_CONSUMER}.pem"
+    path.parent.mkdir(mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return register_consumer(settings, DEMO_CONSUMER, public), path
+
+
+def _run_airflow(console: Console, home: Path, env: dict[str, str], day: date, tz: str) -> None:
+    first_end = datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(tz)) + timedelta(hours=1)
+    log_path = home / "logs" / "airflow.log"
+    log_path.parent.mkdir(exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuron.airflow_runner",
+        "--dag",
+        "vehicle_passes",
+        "--end",
+        first_end.isoformat(),
+        "--hours",
+        "24",
+    ]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with open(log_path, "w") as log, Progress(*columns, console=console) as progress:
+        task = progress.add_task("Airflow: preparing metadata DB", total=24)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        assert proc.stdout is not None
+        failed = 0
+        for line in proc.stdout:
+            if not line.startswith(PROGRESS):
+                continue
+            event = json.loads(line.removeprefix(PROGRESS))
+            if event["event"] == "ready":
+                progress.update(task, description=f"Airflow: vehicle_passes, hourly runs of {day}")
+            elif event["event"] == "run":
+                failed += event["state"] not in ("success", "DagRunState.SUCCESS")
+                progress.update(task, completed=event["done"])
+        if proc.wait() != 0:
+            raise FatalError(f"{failed or 'some'} DAG run(s) failed; see {log_path}")
+
+
+def _summary(console: Console, settings: Settings) -> None:
+    from warehouse.control import LoadRecord, Partition, session_scope
+
+    with session_scope(settings.control_url) as s:
+        extracted, loaded, quarantined = s.execute(
+            select(
+                func.sum(LoadRecord.rows_extracted),
+                func.sum(LoadRecord.rows_loaded),
+                func.sum(LoadRecord.rows_quarantined),
+            )
+        ).one()
+        parts = s.execute(
+            select(Partition.consumer, Partition.feed, func.count(), func.sum(Partition.rows)).group_by(
+                Partition.consumer, Partition.feed
+            )
+        ).all()
+    console.print(f"passes extracted {extracted}, loaded {loaded}, quarantined {quarantined} (with reasons)")
+    table = Table("consumer", "feed", "partition versions", "rows")
+    for consumer, feed, count, rows in parts:
+        table.add_row(consumer, feed, str(count), str(rows))
+    console.print(table)
+
+
+def run_demo(console: Console, home: Path, day: date | None, serve_api: bool, port: int) -> None:
+    """Run the demo; with `serve_api`, serve the export API until Ctrl-C."""
+    from privacy.keys import init_keys
+    from simulator.parking import ParkingSimulator
+    from simulator.server import start_parking_api
+    from simulator.truth import write_truth
+    from warehouse.migrations import migrate
+
+    started = time.monotonic()
+    _fresh_home(home)
+    token = secrets.token_urlsafe(16)
+    sim = ParkingSimulator(seed=7)
+    with start_parking_api(sim, token=token) as vendor:
+        env = {
+            **os.environ,
+            "NEURON_HOME": str(home),
+            "NEURON_PARKING__BASE_URL": vendor.url,
+            "NEURON_PARKING__TOKEN": token,
+            "AIRFLOW_HOME": str(home / "airflow"),
+        }
+        os.environ.update({k: env[k] for k in ("NEURON_HOME", "NEURON_PARKING__BASE_URL", "NEURON_PARKING__TOKEN")})
+        settings = load_settings(home=home, parking=ParkingSource(base_url=vendor.url, token=token))
+        settings.api.port = port
+        tz = settings.timezone
+        day = day or (datetime.now(ZoneInfo(tz)).date() - timedelta(days=1))
+        console.rule(f"Neuron Hub demo — {settings.community_name} ({settings.community_id}), {day}")
+        console.print(f"simulated parking vendor API on {vendor.url}; hub state in {home}")
+        init_keys(settings)
+        migrate(settings.control_url)
+        key_id, key_path = _demo_consumer_key(settings, home)
+        _run_airflow(console, home, env, day, tz)
+        write_truth(sim, settings.state_path / "truth.json")
+    _summary(console, settings)
+    console.print(f"batch work done in {time.monotonic() - started:.0f} s")
+    if not serve_api:
+        return
+    hub = f"http://{settings.api.host}:{port}"
+    console.rule("Try next (in another terminal)")
+    console.print(
+        f".venv/bin/neuron pull traffic.vehicle_flow_hourly --hub {hub} \\\n"
+        f"    --key-id {key_id} --private-key {key_path} --out {home / 'pulled'}\n"
+        f"curl -s {hub}/.well-known/jwks.json     # the hub's public keys\n"
+        f"curl -si {hub}/v1/feeds                 # unsigned: 401, and the refusal is audited",
+        soft_wrap=True,
+    )
+    console.print(f"serving the export API on {hub} — Ctrl-C to stop")
+    from api.app import serve
+
+    serve(settings)
