@@ -69,33 +69,39 @@ def _cast_value(value: str, f: ContractField) -> Any:
 
 
 def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
-    """Cast one text column to its contract type; returns (values, failed-mask)."""
+    """Cast one text column to its contract type; returns (values, failed-mask).
+
+    Vectorised for the common case; only values Arrow cannot parse are looked at one by
+    one, so a single bad timestamp does not slow the whole batch down.
+    """
     if f.type == "string":
         return raw, pa.repeat(False, len(raw))
-    try:
-        # The fast path: the whole column parses (the common case).
-        if f.type in _NUMBER_PATTERNS:
-            bad = pc.invert(pc.fill_null(pc.match_substring_regex(raw, _NUMBER_PATTERNS[f.type]), True))
-            if pc.any(bad).as_py():
-                raise pa.ArrowInvalid("non-numeric text")
-        if f.type == "bool":
-            raise pa.ArrowInvalid("booleans take the slow path")
-        return raw.cast(f.arrow_type), pa.repeat(False, len(raw))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        values: list[Any] = []
-        failed: list[bool] = []
-        for v in raw.to_pylist():
-            if v is None:
-                values.append(None)
-                failed.append(False)
-                continue
-            try:
-                values.append(_cast_value(v, f))
-                failed.append(False)
-            except (ValueError, KeyError, OverflowError):
-                values.append(None)
-                failed.append(True)
-        return pa.array(values, type=f.arrow_type), pa.array(failed)
+    present = pc.is_valid(raw)
+    if f.type in _NUMBER_PATTERNS:
+        numeric = pc.fill_null(pc.match_substring_regex(raw, _NUMBER_PATTERNS[f.type]), False)
+        values = pc.if_else(numeric, raw, pa.scalar(None, pa.string())).cast(f.arrow_type)
+        return values, pc.and_(present, pc.invert(numeric))
+    if f.type == "timestamp":
+        try:
+            return raw.cast(f.arrow_type), pa.repeat(False, len(raw))
+        except pa.ArrowInvalid:
+            parsed = pc.strptime(raw, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
+            values = parsed.cast(f.arrow_type)
+    else:
+        values = pa.nulls(len(raw), f.arrow_type)
+    # The rest (fractional seconds, booleans, garbage) one by one.
+    leftover = pc.indices_nonzero(pc.and_(present, pc.is_null(values))).to_pylist()
+    if not leftover:
+        return values, pa.repeat(False, len(raw))
+    python_values = values.to_pylist()
+    failed = [False] * len(raw)
+    texts = raw.take(pa.array(leftover, pa.int64())).to_pylist()
+    for i, text in zip(leftover, texts, strict=True):
+        try:
+            python_values[i] = _cast_value(text, f)
+        except (ValueError, KeyError, OverflowError):
+            failed[i] = True
+    return pa.array(python_values, type=f.arrow_type), pa.array(failed)
 
 
 _VALIDATIONS: dict[tuple[str, int], Any] = {}

@@ -1,0 +1,1 @@
+"""Benchmarks: each measures the hub against a baseline in the same run and reports a ratio."""
