@@ -48,15 +48,21 @@ def run(days: int) -> dict[str, Any]:
         sim.passes_for_day(FIRST_DAY + timedelta(days=i))
     stages: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory() as tmp, start_parking_api(sim, token=TOKEN) as api:
-        settings = Settings(home=Path(tmp), state_dir=Path("var"), lake_dir=Path("lake"), control_db_url="",
-                            master_secret=None, policies_dir=REPO_ROOT / "config" / "policies",
-                            parking=ParkingSource(base_url=api.url, token=TOKEN))
+        settings = Settings(
+            home=Path(tmp),
+            state_dir=Path("var"),
+            lake_dir=Path("lake"),
+            control_db_url="",
+            master_secret=None,
+            policies_dir=REPO_ROOT / "config" / "policies",
+            parking=ParkingSource(base_url=api.url, token=TOKEN),
+        )
         init_keys(settings)
         migrate(settings.control_url)
         windows = [pipeline.local_day_window(settings, FIRST_DAY + timedelta(days=i)) for i in range(days)]
         # Warm-up outside the clock: GX's import (~5 s) is paid once per worker process.
-        from schemas.validate import _gx_validation
         from schemas.contract import load_contract
+        from schemas.validate import _gx_validation
 
         _gx_validation(load_contract("vehicle_passes"))
         t0 = time.perf_counter()
@@ -81,8 +87,14 @@ def run(days: int) -> dict[str, Any]:
             pipeline.publish(settings, touched)
             stages["publish"] += time.perf_counter() - t
         total = time.perf_counter() - t0
-    return {"days": days, "rows": rows, "fetched": fetched, "pipeline_s": total, "floor_s": floor,
-            "stages": dict(stages)}
+    return {
+        "days": days,
+        "rows": rows,
+        "fetched": fetched,
+        "pipeline_s": total,
+        "floor_s": floor,
+        "stages": dict(stages),
+    }
 
 
 def report(r: dict[str, Any]) -> str:

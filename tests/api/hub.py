@@ -1,0 +1,177 @@
+"""A private hub for the API tests: settings under a temporary home, consumers with freshly
+generated keys (never written to disk), published partitions, and the API served by a real
+uvicorn server on loopback.
+
+PLAN publishes, for feed traffic.vehicle_flow_hourly, in seq order:
+  1 district         day 2026-11-20 v1  (superseded by seq 4)
+  2 public_security  day 2026-11-20 v1
+  3 district         day 2026-11-21 v1
+  4 district         day 2026-11-20 v2
+  5 public_security  day 2026-11-21 v1
+  6 district         day 2026-11-22 v1
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import requests
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.client import HubClient
+from api.consumers import register_consumer
+from api.signing import sign_request
+from neuron.settings import REPO_ROOT, ApiSettings, Settings
+from privacy.keys import HubKeys, SigningKey, init_keys
+from tests.api.lake import Published, publish
+from warehouse.migrations import migrate
+
+WINDOW = 300
+
+
+def hub_settings(home: Path, control_url: str = "") -> Settings:
+    """Settings of a private hub under `home`, independent of the caller's environment."""
+    return Settings(
+        home=home,
+        state_dir=Path("var"),
+        lake_dir=Path("lake"),
+        control_db_url=control_url,
+        master_secret=None,
+        policies_dir=REPO_ROOT / "config" / "policies",
+        api=ApiSettings(signature_window_seconds=WINDOW, max_page_size=50, default_page_size=10),
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A consumer's key pair, generated for the test run."""
+
+    consumer: str
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+
+def public_pem(private: Ed25519PrivateKey) -> bytes:
+    """The PEM of a private key's public half."""
+    return private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def new_identity(settings: Settings, consumer: str, policy: str | None = None) -> Identity:
+    """Generate a key pair and register its public half for `consumer`."""
+    private = Ed25519PrivateKey.generate()
+    return Identity(consumer, register_consumer(settings, consumer, public_pem(private), policy), private)
+
+
+class ServerThread:
+    """The app under a real uvicorn server on 127.0.0.1, in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        for _ in range(500):  # polls start-up; the test itself never depends on timing
+            if self.server.started:
+                return self
+            time.sleep(0.01)
+        raise RuntimeError("uvicorn did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+@dataclass
+class LiveHub:
+    """A running hub and what the fixture put into it."""
+
+    settings: Settings
+    app: FastAPI
+    url: str
+    identities: dict[str, Identity]
+    published: list[Published]
+    signing_key: SigningKey
+    jwks: dict[str, Any] = field(default_factory=dict)
+
+    def publish(self, consumer: str, day: date, version: int, count: int, **options: Any) -> Published:
+        """Publish one more partition version, as the publisher would."""
+        published = publish(self.settings, self.signing_key, consumer, day, version, count, **options)
+        self.published.append(published)
+        return published
+
+    def latest(self, consumer: str) -> list[Published]:
+        """The consumer's partition versions that no newer version supersedes, in seq order."""
+        mine = [p for p in self.published if p.consumer == consumer]
+        newest = {p.partition_key: p.version for p in sorted(mine, key=lambda p: p.version)}
+        return [p for p in mine if p.version == newest[p.partition_key]]
+
+    def client(self, consumer: str, url: str | None = None, **options: Any) -> HubClient:
+        """A client of the consumer, pinned to the hub's JWKS unless `jwks=None` is passed."""
+        identity = self.identities[consumer]
+        options.setdefault("jwks", self.jwks)
+        return HubClient(url or self.url, identity.key_id, identity.private_key, **options)
+
+    def signed(
+        self,
+        path: str,
+        identity: Identity | None,
+        params: dict[str, Any] | None = None,
+        **sign_options: Any,
+    ) -> requests.PreparedRequest:
+        """A GET for `path`, signed by `identity` (unsigned when None), ready for `send`."""
+        request = requests.Request("GET", self.url + path, params=params or {}).prepare()
+        if identity is not None:
+            sign_request(request, identity.key_id, identity.private_key, **sign_options)
+        return request
+
+
+def send(request: requests.PreparedRequest) -> requests.Response:
+    """Send a prepared request as it is."""
+    with requests.Session() as session:
+        return session.send(request, timeout=10, allow_redirects=False)
+
+
+PLAN = [
+    ("district", date(2026, 11, 20), 1, 5),
+    ("public_security", date(2026, 11, 20), 1, 5),
+    ("district", date(2026, 11, 21), 1, 7),
+    ("district", date(2026, 11, 20), 2, 6),
+    ("public_security", date(2026, 11, 21), 1, 3),
+    ("district", date(2026, 11, 22), 1, 4),
+]
+
+
+@contextmanager
+def running_hub(home: Path) -> Iterator[LiveHub]:
+    """A hub under `home` with the PLAN published, three consumers, and the API being served."""
+    settings = hub_settings(home)
+    init_keys(settings)
+    migrate(settings.control_url)
+    key = HubKeys.load(settings).active_signing_key
+    published = [publish(settings, key, *step) for step in PLAN]
+    identities = {name: new_identity(settings, name) for name in ("district", "public_security", "open_data")}
+    app = create_app(settings)
+    with ServerThread(app) as server:
+        hub = LiveHub(settings, app, server.url, identities, published, key)
+        hub.jwks = requests.get(server.url + "/.well-known/jwks.json", timeout=10).json()
+        yield hub
