@@ -227,7 +227,8 @@ def pull(
     except NeuronError as exc:
         raise _fail(exc) from exc
     console.print(
-        f"{feed}: {len(result.partitions)} partition version(s), {result.rows} rows verified and written under {out}"
+        f"{feed}: {len(result.partitions)} partition version(s), {result.rows} rows verified and written under {out}",
+        soft_wrap=True,
     )
 
 
