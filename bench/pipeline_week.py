@@ -105,6 +105,9 @@ def report(r: dict[str, Any]) -> str:
         f"- floor, fetching the same pages only: {r['floor_s']:.2f} s = {r['fetched'] / r['floor_s']:,.0f} rows/s",
         f"- ratio hub / floor: **{r['pipeline_s'] / r['floor_s']:.1f}×** the time of the fetch alone",
         "- per stage: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["stages"].items()),
+        "- where it goes: validation is mostly Great Expectations' fixed cost per run (about 0.2 s per batch,"
+        " whatever its size: cProfile shows its metric-graph building); casts, pseudonyms and de-duplication"
+        " are vectorised Arrow and take milliseconds",
     ]
     return "\n".join(lines)
 

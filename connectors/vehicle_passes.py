@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from connectors.base import records_to_raw_batch
 from connectors.http import http_session, paged
-from neuron.settings import ParkingSource
+from neuron.settings import ParkingSource, Settings
 from schemas.contract import Contract, load_contract
 
 
@@ -18,8 +18,8 @@ class VehiclePasses:
 
     name = "vehicle_passes"
 
-    def __init__(self, source: ParkingSource):
-        self.source = source
+    def __init__(self, settings: Settings):
+        self.source: ParkingSource = settings.parking
         self.contract: Contract = load_contract(self.name)
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:

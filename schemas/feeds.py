@@ -55,3 +55,8 @@ def load_feeds() -> dict[str, Feed]:
             raise ConfigError(f"{path}: file name must be the feed name {feed.name!r}")
         feeds[feed.name] = feed
     return feeds
+
+
+def feeds_built_from(stream: str) -> list[str]:
+    """The feeds that a stream is a source of: what to publish after it loads."""
+    return sorted(name for name, feed in load_feeds().items() if stream in feed.sources)
