@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/mypy .
 
 bench: $(STAMP)
-	$(BIN)/neuron bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var lake .pytest_cache .mypy_cache .ruff_cache

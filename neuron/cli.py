@@ -233,29 +233,14 @@ def pull(
 
 
 @app.command()
-def bench() -> None:
-    """Run the benchmarks (each against an in-run baseline) and rewrite bench/RESULTS.md."""
+def bench(names: Annotated[list[str] | None, typer.Argument(help="Benchmarks to run; default all.")] = None) -> None:
+    """Run the benchmarks (each against an in-run baseline) and update bench/RESULTS.md."""
     import subprocess
     import sys
 
     from neuron.settings import REPO_ROOT
 
-    sections = []
-    for module, title in (
-        ("bench.pipeline_week", "Pipeline throughput, a simulated week (issue 2)"),
-        ("bench.demo_time", "Demo wall time (issue 2)"),
-    ):
-        console.print(f"running {module} …")
-        out = subprocess.run(
-            [sys.executable, "-m", module], cwd=REPO_ROOT, check=True, capture_output=True, text=True
-        ).stdout.strip()
-        sections.append(f"## {title}\n\nCommand: `.venv/bin/python -m {module}`\n\n{out}\n")
-    header = (
-        "# Benchmark results\n\nWritten by `neuron bench` (or `make bench`) on the development machine "
-        "(2 cores, 24 GiB). Each benchmark compares the hub with a baseline measured in the same run.\n\n"
-    )
-    (REPO_ROOT / "bench" / "RESULTS.md").write_text(header + "\n".join(sections), encoding="utf-8")
-    console.print("\n".join(sections))
+    raise typer.Exit(subprocess.run([sys.executable, "-m", "bench", *(names or [])], cwd=REPO_ROOT).returncode)
 
 
 @app.command()

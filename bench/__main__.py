@@ -1,0 +1,49 @@
+"""Run benchmarks and update their sections of bench/RESULTS.md.
+
+    .venv/bin/python -m bench                    # all of them
+    .venv/bin/python -m bench pipeline_week      # only some; the other sections are kept
+
+Each benchmark is a module of this package with `run()` and `report(result) -> str`, and
+measures the hub against a baseline in the same run. Add new ones to BENCHMARKS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+BENCHMARKS: dict[str, str] = {
+    "pipeline_week": "Pipeline throughput, a simulated week (issue 2)",
+    "demo_time": "Demo wall time (issue 2)",
+}
+HEADER = (
+    "# Benchmark results\n\nWritten by `.venv/bin/python -m bench` (also `make bench`, `neuron bench`) on the "
+    "development machine (2 cores, 24 GiB). Each benchmark compares the hub with a baseline measured in the "
+    "same run. A section is rewritten only when its benchmark runs again.\n"
+)
+
+
+def _sections(text: str) -> dict[str, str]:
+    found = re.findall(r"<!-- bench:(\w+) -->\n(.*?)<!-- /bench -->", text, flags=re.S)
+    return dict(found)
+
+
+def main(names: list[str]) -> None:
+    """Run the named benchmarks (all by default) and rewrite their sections."""
+    chosen = names or list(BENCHMARKS)
+    sections = _sections(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    for name in chosen:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"running bench.{name} …", flush=True)
+        body = module.report(module.run())
+        sections[name] = f"## {BENCHMARKS[name]}\n\nCommand: `.venv/bin/python -m bench {name}`\n\n{body}\n"
+        print(body, flush=True)
+    ordered = [f"<!-- bench:{n} -->\n{sections[n]}<!-- /bench -->\n" for n in BENCHMARKS if n in sections]
+    RESULTS.write_text(HEADER + "\n" + "\n".join(ordered), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
