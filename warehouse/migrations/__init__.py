@@ -18,6 +18,6 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
     """Bring the control database up to `revision` (idempotent)."""
     command.upgrade(alembic_config(url), revision)
