@@ -118,7 +118,7 @@ def _id_number(fake: Faker, rng: Random, age: int, gender: str, seen: set[str]) 
     from stdnum.cn import ric
 
     for _ in range(50):
-        number = fake.ssn(min_age=age, max_age=age, gender=gender, area_code=rng.choice(_AREAS))  # type: ignore[arg-type]
+        number = fake.ssn(min_age=age, max_age=age, gender=gender, area_code=rng.choice(_AREAS))  # type: ignore[call-arg]
         if number not in seen and ric.is_valid(number):
             seen.add(number)
             return number
