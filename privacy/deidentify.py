@@ -14,9 +14,9 @@ from privacy.pseudonymise import pseudonymise_column
 from schemas.contract import Contract, PrivacyClass
 
 
-def staging_key(keys: HubKeys, field: str) -> bytes:
+def staging_key(keys: HubKeys, identifier_kind: str) -> bytes:
     """The key of staging pseudonyms for one kind of identifier (hub-internal, never shared)."""
-    return keys.derive("pseudonym", "staging", field)
+    return keys.derive("pseudonym", "staging", identifier_kind)
 
 
 def deidentify(contract: Contract, table: pa.Table, keys: HubKeys) -> pa.Table:
@@ -29,7 +29,7 @@ def deidentify(contract: Contract, table: pa.Table, keys: HubKeys) -> pa.Table:
             continue
         index = table.column_names.index(f.name)
         if f.privacy is PrivacyClass.DIRECT:
-            tokens = pseudonymise_column(table.column(f.name), staging_key(keys, f.name))
+            tokens = pseudonymise_column(table.column(f.name), staging_key(keys, f.identifier_kind))
             table = table.set_column(index, f.staging_name, tokens)
         elif f.privacy is PrivacyClass.FREE_TEXT:
             # No scrubber yet: withholding the text is the only safe treatment.

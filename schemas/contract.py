@@ -66,6 +66,14 @@ class ContractField(BaseModel):
     unit: str | None = None
     description: Description
     checks: Checks = Checks()
+    # The kind of identifier a direct field holds (plate, resident, household, phone...).
+    # Fields of one kind share a pseudonym key, so tokens join across streams even when
+    # the sources name the field differently. Defaults to the field's name.
+    identifier: str | None = None
+
+    @property
+    def identifier_kind(self) -> str:
+        return self.identifier or self.name
 
     @property
     def arrow_type(self) -> pa.DataType:

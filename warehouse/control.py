@@ -201,3 +201,7 @@ def session_scope(url: str) -> Iterator[Session]:
     factory = sessionmaker(engine_for(url), expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
+
+
+# Models that other packages declare on this Base (consent, collectors, ...) are imported
+# by `warehouse.control_models`, so migrations and metadata checks see the whole schema.

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from warehouse.control import Base, Cursor, engine_for, session_scope
+from warehouse.control import Cursor, engine_for, session_scope
+from warehouse.control_models import Base
 from warehouse.migrations import migrate
 
 

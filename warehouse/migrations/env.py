@@ -2,7 +2,8 @@
 
 from alembic import context
 
-from warehouse.control import Base, engine_for
+from warehouse.control import engine_for
+from warehouse.control_models import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
 assert url, "sqlalchemy.url must be set"
