@@ -1,14 +1,15 @@
 """The export API application: `create_app(settings)` for tests and servers, `serve(settings)` for `neuron serve`.
 
-Layers, outermost first: every response is signed (`SignedResponses`); /v1 requests are
-authenticated and /v1 and /.well-known requests audited before their response leaves
-(`AuthenticateAndAudit`); then the routes.
+Layers, outermost first: every response is signed (`SignedResponses`); the gate refuses
+/admin to consumer keys, authenticates /v1 requests, applies rate and time limits, and
+audits /v1, /admin and /.well-known requests before their response leaves (`Gate`);
+then the routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,11 +17,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import openapi
+from api.alarms import alarms_router
+from api.audit_writer import AuditWriter
 from api.auth import RequestAuthenticator
 from api.deps import NOT_FOUND, Hub
-from api.middleware import AuthenticateAndAudit
+from api.exports import exports
+from api.lake_files import DECODED
+from api.limits import MemoryBuckets, RateLimiter, RedisBuckets
+from api.metrics import ApiMetrics
+from api.middleware import Gate
+from api.nonces import DatabaseNonces, NonceStore, RedisNonces
+from api.options import ApiOptions
+from api.response_signing import SignedResponses
 from api.routes import public, v1
-from api.signing import SignedResponses
 from neuron.settings import Settings
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
@@ -47,9 +57,23 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def create_app(settings: Settings, *, now: Callable[[], datetime] | None = None) -> FastAPI:
+def _stores(settings: Settings, options: ApiOptions) -> tuple[NonceStore, RateLimiter]:
+    """Nonces and buckets: in Redis when `redis_url` is set, else the control DB and memory."""
+    window = timedelta(seconds=settings.api.signature_window_seconds)
+    if options.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(options.redis_url, socket_timeout=5)
+        return RedisNonces(client, window), RedisBuckets(client)
+    return DatabaseNonces(settings.control_url, window), MemoryBuckets()
+
+
+def create_app(
+    settings: Settings, *, now: Callable[[], datetime] | None = None, options: ApiOptions | None = None
+) -> FastAPI:
     """The export API for this hub; `now` (also `app.state.now`) is the clock requests are judged by."""
     keys = HubKeys.load(settings)
+    options = options or ApiOptions.from_settings(settings)
     app = FastAPI(
         title="Neuron Hub export API",
         version="1",
@@ -57,22 +81,44 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] | None = None)
         docs_url=None,
         redoc_url=None,
     )
-    app.state.hub = Hub(settings=settings, keys=keys, feeds=load_feeds(), policies=load_policies(settings.policies_dir))
+    metrics = ApiMetrics()
+    DECODED.budget = options.decoded_cache_bytes  # one cache per process, as the files are shared
+    feeds, policies = load_feeds(), load_policies(settings.policies_dir)
+    app.state.hub = Hub(settings, keys, feeds, policies, options=options, metrics=metrics)
     app.state.now = now or _utcnow
-    app.include_router(public)
-    app.include_router(v1)
+    for router in (public, v1, exports, alarms_router):
+        app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    authenticator = RequestAuthenticator(settings.control_url, settings.api.signature_window_seconds)
+    page = settings.api.max_page_size
+    limits = {"/v1/feeds/{feed}/records": page, "/v1/alarms": page, "/v1/feeds/{feed}/changes": options.max_changes}
+    openapi.install(app, limits)
+    nonces, limiter = _stores(settings, options)
+    authenticator = RequestAuthenticator(settings.control_url, settings.api.signature_window_seconds, nonces)
     # Added last = outermost: the signer must see every response, the gate's refusals included.
-    app.add_middleware(AuthenticateAndAudit, authenticator=authenticator, control_url=settings.control_url)
+    writer = AuditWriter(settings.control_url, after=nonces.purge if isinstance(nonces, DatabaseNonces) else None)
+    app.add_middleware(
+        Gate, authenticator=authenticator, writer=writer, options=options, limiter=limiter, metrics=metrics
+    )
     app.add_middleware(SignedResponses, keys=keys)
     return app
+
+
+# How uvicorn runs the API (`serve`, the tests and the benchmark alike). No access log: it
+# would print query strings; the audit log records every request instead. No Server header.
+# Idle keep-alive connections are closed after 5 s, and past `limit_concurrency` open
+# requests new ones get a 503 at once instead of queueing without bound.
+SERVER_OPTIONS: dict[str, Any] = {
+    "access_log": False,
+    "server_header": False,
+    "timeout_keep_alive": 5,
+    "limit_concurrency": 512,
+    "h11_max_incomplete_event_size": 16 * 1024,
+}
 
 
 def serve(settings: Settings) -> None:
     """Run the export API with uvicorn on `settings.api.host:port` until interrupted."""
     import uvicorn
 
-    # No access log: it would print query strings; the audit log records every request instead.
-    uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port, access_log=False)
+    uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port, **SERVER_OPTIONS)

@@ -1,17 +1,35 @@
 """Small ASGI helpers: header field lines, buffered responses, and a signable view of a request.
 
-Responses are buffered whole because they are signed over a digest of their body and
+Most responses are buffered whole because they are signed over a digest of their body and
 audited before they leave; pages are bounded by `api.max_page_size`, so that is affordable.
+Partition files are the exception: their start message carries `STREAM` and a
+Content-Digest taken from the signed manifest, and their body passes through in chunks.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import Message, Scope, Send
+
+# Key of an http.response.start message whose body follows in chunks and whose headers
+# already hold its Content-Digest: middlewares pass such a response on instead of buffering.
+STREAM = "neuron.stream"
+
+
+def content_digest(sha256: bytes) -> str:
+    """A Content-Digest field value (RFC 9530) for a SHA-256 digest."""
+    return "sha-256=:" + base64.b64encode(sha256).decode() + ":"
+
+
+def body_digest(body: bytes) -> str:
+    """The Content-Digest of a whole body."""
+    return content_digest(hashlib.sha256(body).digest())
 
 
 class FieldLines:
@@ -98,10 +116,11 @@ class BufferedResponse:
     chunks: list[bytes] = field(default_factory=list)
 
     @classmethod
-    def json(cls, status: int, payload: Any) -> BufferedResponse:
+    def json(cls, status: int, payload: Any, extra: dict[str, str] | None = None) -> BufferedResponse:
         """A JSON response built without the framework (for refusals before routing)."""
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (extra or {}).items()]
         return cls(status=status, headers=headers, chunks=[body])
 
     @property

@@ -4,29 +4,32 @@ Every request is signed (RFC 9421, Ed25519, fresh nonce); every response, refusa
 included, must carry a valid hub signature whose Content-Digest matches the body, and
 every partition's manifest must verify and match the bytes received (api.verify).
 Anything that does not verify raises `neuron.errors.IntegrityError` and is never handed
-to the caller.
+to the caller. 429 and 5xx answers and dropped connections are retried politely: after
+Retry-After when the hub gives one, else with exponential backoff and jitter.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.download import download_to
 from api.signing import sign_request
-from api.verify import PartitionDownload, header, utcnow, verify_partition, verify_response
+from api.verify import PartitionDownload, header, utcnow, verify_head, verify_partition, verify_response
 from neuron.errors import FatalError, IntegrityError, RetriableError
 
 __all__ = ["HubClient", "HubRefused", "PartitionDownload", "verify_partition", "verify_response"]
 
-RETRY_STATUSES = {429, 503}
 MAX_RETRY_AFTER = 60.0  # seconds; Retry-After is read before the response is verified
 
 
@@ -53,6 +56,10 @@ def _retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+def _retriable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
 class HubClient:
     """A consumer's signed, verifying connection to one hub."""
 
@@ -69,6 +76,7 @@ class HubClient:
         window_seconds: int = 300,
         now: Callable[[], datetime] = utcnow,
         consumer: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
@@ -81,6 +89,7 @@ class HubClient:
         self.backoff = backoff
         self.window_seconds = window_seconds
         self.now = now
+        self.sleep = sleep
         self._private_key = private_key
         self._jwks = jwks
         self._session = requests.Session()
@@ -130,12 +139,36 @@ class HubClient:
         self, feed: str, cursor: str | None = None, limit: int | None = None
     ) -> tuple[list[dict[str, Any]], str]:
         """A page of rows after `cursor`, and the cursor to ask with next."""
-        params = {"cursor": cursor, "limit": limit, "format": "ndjson"}
-        response = self._get(f"/v1/feeds/{quote(feed, safe='')}/records", params)
-        if not response.headers.get("content-type", "").startswith("application/x-ndjson"):
-            raise IntegrityError("the hub's records response is not ndjson")
-        rows = [json.loads(line) for line in response.content.decode().splitlines() if line]
+        response = self._records(feed, cursor, limit, "ndjson", "application/x-ndjson")
+        # One parse of the page as a JSON array: several times faster than a parse per line.
+        lines = [line for line in response.content.decode().split("\n") if line]
+        rows: list[dict[str, Any]] = json.loads("[" + ",".join(lines) + "]")
         return rows, header(response, "Neuron-Next-Cursor")
+
+    def records_csv(self, feed: str, cursor: str | None = None, limit: int | None = None) -> tuple[str, str]:
+        """A page of rows after `cursor` as CSV text (with its header line), and the next cursor."""
+        response = self._records(feed, cursor, limit, "csv", "text/csv")
+        return response.content.decode(), header(response, "Neuron-Next-Cursor")
+
+    def _records(self, feed: str, cursor: str | None, limit: int | None, fmt: str, media: str) -> requests.Response:
+        params = {"cursor": cursor, "limit": limit, "format": fmt}
+        response = self._get(f"/v1/feeds/{quote(feed, safe='')}/records", params)
+        if not response.headers.get("content-type", "").startswith(media):
+            raise IntegrityError(f"the hub's records response is not {fmt}")
+        return response
+
+    def changes(
+        self, feed: str, since: str | None = None, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Partition versions published after `since` (superseded ones left out), and the next cursor."""
+        response = self._get(f"/v1/feeds/{quote(feed, safe='')}/changes", {"since": since, "limit": limit})
+        body = response.json()
+        return list(body["changes"]), str(body["next"])
+
+    def alarms(self, since: str | None = None, limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Alarms after `since`, and the cursor to ask with next."""
+        body = self._get("/v1/alarms", {"since": since, "limit": limit}).json()
+        return list(body["alarms"]), str(body["next"])
 
     def next_partition(self, feed: str, cursor: str | None) -> tuple[PartitionDownload | None, str]:
         """The next partition version after `cursor` (None when caught up) and the cursor after it."""
@@ -145,6 +178,21 @@ class HubClient:
         if response.status_code == 204:
             return None, next_cursor
         return verify_partition(response, feed, self.consumer, self.jwks), next_cursor
+
+    def download_partition(
+        self, feed: str, partition_id: str, dest: Path, expected: tuple[str, int] | None = None
+    ) -> PartitionDownload:
+        """Stream a partition version to `dest` (atomically, memory bounded), verified against
+        the response signature and the signed manifest (and `expected` (key, version), if given)."""
+        jwks = self.jwks
+        path = f"/v1/feeds/{quote(feed, safe='')}/partitions/{quote(partition_id, safe='')}"
+        with self._send(path, stream=True) as response:
+            if response.status_code != 200:
+                self.verify(response, jwks)  # reads the (small) body
+                self._check_status(response)
+                raise IntegrityError(f"unexpected status {response.status_code} for a partition")
+            digest = verify_head(response, jwks, now=self.now, window_seconds=self.window_seconds)
+            return download_to(response, digest, dest, feed, self.consumer, jwks, expected)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
         jwks = self.jwks  # before the request: the JWKS fetch is a request of its own
@@ -166,8 +214,13 @@ class HubClient:
             raise RetriableError(f"the hub is unavailable ({status}): {detail}")
         raise HubRefused(status, detail)
 
-    def _send(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
-        """Send a freshly signed GET, retrying politely on 429/503 and connection errors."""
+    def _wait(self, attempt: int, response: requests.Response | None) -> None:
+        given = _retry_after(response) if response is not None else None
+        # Jitter keeps many consumers that failed together from retrying together.
+        self.sleep(given if given is not None else self.backoff * 2**attempt * random.uniform(0.5, 1.0))
+
+    def _send(self, path: str, params: dict[str, Any] | None = None, stream: bool = False) -> requests.Response:
+        """Send a freshly signed GET, retrying politely on 429, 5xx and connection errors."""
         for attempt in range(self.retries + 1):
             request = requests.Request("GET", self.base_url + path, params=params or {})
             prepared = self._session.prepare_request(request)
@@ -175,17 +228,17 @@ class HubClient:
             prepared.headers["Accept-Encoding"] = "identity"
             sign_request(prepared, self.key_id, self._private_key, created=self.now())
             try:
-                response = self._session.send(prepared, timeout=self.timeout, allow_redirects=False)
+                response = self._session.send(prepared, timeout=self.timeout, allow_redirects=False, stream=stream)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == self.retries:
                     raise RetriableError(f"the hub at {self.base_url} is unreachable ({type(exc).__name__})") from exc
-                time.sleep(self.backoff * 2**attempt)
+                self._wait(attempt, None)
                 continue
-            if response.status_code not in RETRY_STATUSES:
+            if not _retriable(response.status_code):
                 return response
+            response.close()
             if attempt == self.retries:
                 # Often a proxy's unsigned answer: nothing in it is used, so it need not verify.
                 raise RetriableError(f"the hub is unavailable ({response.status_code})")
-            wait = _retry_after(response)
-            time.sleep(self.backoff * 2**attempt if wait is None else wait)
+            self._wait(attempt, response)
         raise AssertionError("unreachable")

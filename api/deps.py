@@ -1,20 +1,31 @@
-"""FastAPI dependencies: the hub's state, the authenticated caller, its policy and its grant of a feed."""
+"""FastAPI dependencies: the hub's state, the authenticated caller, its policy and its grant of a feed.
+
+They are `async` because they only read memory: a sync dependency would cost each request
+a trip through the thread pool.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 
-from api.audit import RequestNote
 from api.auth import Caller
+from api.metrics import ApiMetrics
+from api.notes import RequestNote
+from api.options import ApiOptions
+from api.partition_ids import PartitionIds
 from neuron.settings import Settings
 from privacy.keys import HubKeys
 from privacy.policy import Policy
 from schemas.feeds import Feed
 
 NOT_FOUND = "not found"  # one answer for "no such feed" and "not yours": never a hint
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,6 +36,18 @@ class Hub:
     keys: HubKeys
     feeds: dict[str, Feed]
     policies: dict[str, Policy]
+    options: ApiOptions = field(default_factory=ApiOptions)
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    ids: PartitionIds | None = None
+
+    def __post_init__(self) -> None:
+        if self.ids is None:
+            self.ids = PartitionIds(self.keys)
+
+    @property
+    def partition_ids(self) -> PartitionIds:
+        assert self.ids is not None
+        return self.ids
 
 
 @dataclass(frozen=True)
@@ -36,13 +59,19 @@ class Grant:
     policy_name: str
 
 
-def get_hub(request: Request) -> Hub:
+async def offload(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (the control DB, the lake) in a worker thread. If the request's time
+    limit cancels the wait, the thread is abandoned: it finishes its read, its result is dropped."""
+    return await anyio.to_thread.run_sync(functools.partial(function, *args), abandon_on_cancel=True)
+
+
+async def get_hub(request: Request) -> Hub:
     """The hub state stored on the application."""
     hub: Hub = request.app.state.hub
     return hub
 
 
-def get_note(request: Request) -> RequestNote:
+async def get_note(request: Request) -> RequestNote:
     """The audit note of this request (a throwaway one on routes that are not audited)."""
     note = getattr(request.state, "audit", None)
     return note if isinstance(note, RequestNote) else RequestNote()
@@ -52,7 +81,7 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 NoteDep = Annotated[RequestNote, Depends(get_note)]
 
 
-def get_caller(note: NoteDep) -> Caller:
+async def get_caller(note: NoteDep) -> Caller:
     """The authenticated consumer; the gate has refused unsigned requests already."""
     if note.caller is None:
         raise HTTPException(401, "request is not signed")
@@ -62,7 +91,7 @@ def get_caller(note: NoteDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def get_policy(hub: HubDep, caller: CallerDep, note: NoteDep) -> Policy | None:
+async def get_policy(hub: HubDep, caller: CallerDep, note: NoteDep) -> Policy | None:
     """The caller's sharing policy; None if its policy file has gone (then nothing is granted)."""
     policy = hub.policies.get(caller.policy)
     if policy is not None:
@@ -73,7 +102,7 @@ def get_policy(hub: HubDep, caller: CallerDep, note: NoteDep) -> Policy | None:
 PolicyDep = Annotated[Policy | None, Depends(get_policy)]
 
 
-def get_grant(feed: str, hub: HubDep, caller: CallerDep, policy: PolicyDep, note: NoteDep) -> Grant:
+async def get_grant(feed: str, hub: HubDep, caller: CallerDep, policy: PolicyDep, note: NoteDep) -> Grant:
     """The caller's grant of the feed in the path; the same 404 for unknown and ungranted feeds."""
     known = hub.feeds.get(feed)
     if known is not None:

@@ -1,16 +1,18 @@
 """`neuron pull`: an incremental, resumable, verified copy of one feed into a folder.
 
-Layout: `out_dir/<feed>/<partition_key>.parquet` (a newer version replaces the file) and
-`out_dir/.neuron-pull/<feed>.json`, which holds the cursor. Each partition file is written
-atomically and only then the cursor, so a pull interrupted anywhere resumes after the last
-stored partition and at worst fetches that one again. Nothing that fails verification is
-written (the client raises before handing it over).
+It follows the feed's change log (`changes?since=`) and downloads each new partition
+version by id, streamed to disk. Layout: `out_dir/<feed>/<partition_key>.parquet` (a newer
+version replaces the file) and `out_dir/.neuron-pull/<feed>.json`, which holds the cursor.
+Each partition file is written atomically and only then the cursor, so a pull interrupted
+anywhere (killed, even) resumes after the last stored partition and at worst fetches that
+one again. Nothing that fails verification is written (the client raises first).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,27 +75,38 @@ def _load_state(path: Path, feed: str) -> dict[str, Any]:
     return state  # type: ignore[no-any-return]
 
 
-def pull_feed(client: HubClient, feed: str, out_dir: Path) -> PullResult:
-    """Fetch every partition version published after the stored cursor; resumable."""
+def _save(path: Path, state: dict[str, Any]) -> None:
+    _write_atomic(path, json.dumps(state, indent=1, sort_keys=True).encode())
+
+
+def pull_feed(
+    client: HubClient, feed: str, out_dir: Path, progress: Callable[[str, int], None] | None = None
+) -> PullResult:
+    """Fetch every partition version published after the stored cursor; resumable.
+
+    `progress` is told each partition version stored ("<key>@v<version>", rows).
+    """
     out_dir = Path(out_dir)
     _check_feed_name(feed)
     state_path = out_dir / STATE_DIR / f"{feed}.json"
     state = _load_state(state_path, feed)
     result = PullResult(feed=feed, cursor=state["cursor"])
     while True:
-        download, next_cursor = client.next_partition(feed, state["cursor"])
-        if download is not None:
-            key, version = download.partition_key, download.version
+        changes, _ = client.changes(feed, state["cursor"])
+        if not changes:
+            break
+        for change in changes:
+            key, version = str(change["partition"]), int(change["version"])
             # Versions only grow; an older one arriving late must not replace a newer file.
             if version >= state["versions"].get(key, 0):
-                _write_atomic(partition_path(out_dir, feed, key), download.data)
+                dest = partition_path(out_dir, feed, key)
+                download = client.download_partition(feed, str(change["id"]), dest, expected=(key, version))
                 state["versions"][key] = version
                 result.partitions.append(f"{key}@v{version}")
                 result.rows += download.rows
-        if next_cursor != state["cursor"]:
-            state["cursor"] = next_cursor
-            _write_atomic(state_path, json.dumps(state, indent=1, sort_keys=True).encode())
-        if download is None:
-            break
+                if progress is not None:
+                    progress(f"{key}@v{version}", download.rows)
+            state["cursor"] = str(change["cursor"])
+            _save(state_path, state)
     result.cursor = state["cursor"]
     return result

@@ -1,32 +1,38 @@
-"""The export API's routes: health, the hub's keys, the caller's catalog, feed details and records.
+"""The export API's routes: health, metrics, the hub's keys, the caller's catalog and feed
+details (records, changes and partitions are in api.exports, alarms in api.alarms).
 
 Handlers are plain functions (FastAPI runs them in its thread pool) because they read
-the control database and Parquet files synchronously.
+the control database synchronously.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import distinct, func, select, text
+from sqlalchemy import bindparam, distinct, func, select, text
 
-from api.audit import RequestNote
-from api.deps import Grant, GrantDep, Hub, HubDep, NoteDep, PolicyDep
-from api.records import Cursor, ndjson, next_partition, read_page, served_entry
-from warehouse.control import Partition, engine_for, session_scope
-
-NDJSON = "application/x-ndjson"
-PARQUET = "application/vnd.apache.parquet"
+from api.deps import NOT_FOUND, GrantDep, Hub, HubDep, PolicyDep
+from api.metrics import CONTENT_TYPE
+from api.openapi import PUBLIC_ERRORS, SIGNED, V1_ERRORS, answers, errors, json_response
+from api.schemas import Catalog, FeedDetail, Health, Jwks
+from privacy.policy import pipl_art73
+from warehouse.control import Partition, engine_for
 
 public = APIRouter()
 v1 = APIRouter(prefix="/v1")
+PUBLISHED = select(func.max(Partition.watermark), func.count(distinct(Partition.partition_key))).where(
+    Partition.consumer == bindparam("consumer"), Partition.feed == bindparam("feed")
+)
 
 
-@public.get("/healthz")
+@public.get(
+    "/healthz",
+    response_model=None,
+    responses=answers({200: json_response("Up.", Health), 503: json_response("Degraded.", Health)}, 429),
+)
 def healthz(hub: HubDep) -> JSONResponse:
     """Liveness, and whether the control database answers."""
     try:
@@ -37,7 +43,29 @@ def healthz(hub: HubDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "control_db": "reachable"})
 
 
-@public.get("/.well-known/jwks.json")
+@public.get(
+    "/metrics",
+    response_model=None,
+    responses=answers(
+        {
+            200: {"description": "Prometheus text format.", "content": {"text/plain": {}}, "headers": SIGNED},
+            404: errors(404)[404],
+        },
+        *PUBLIC_ERRORS,
+    ),
+)
+def metrics(hub: HubDep, request: Request) -> Response:
+    """Prometheus metrics, for the networks in `api.metrics_networks` (others: the usual 404)."""
+    if not hub.options.metrics_allowed(request.client.host if request.client else None):
+        raise HTTPException(404, NOT_FOUND)
+    return Response(hub.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@public.get(
+    "/.well-known/jwks.json",
+    response_model=None,
+    responses=answers({200: json_response("The hub's public keys.", Jwks)}, *PUBLIC_ERRORS),
+)
 def jwks(hub: HubDep) -> dict[str, Any]:
     """The hub's public signing keys (every key whose signatures may still be in use)."""
     return hub.keys.jwks()
@@ -45,12 +73,9 @@ def jwks(hub: HubDep) -> dict[str, Any]:
 
 def _published(hub: Hub, consumer: str, feed: str) -> tuple[datetime | None, int]:
     """The latest watermark and the number of partitions published for the consumer."""
-    with session_scope(hub.settings.control_url) as session:
-        watermark, partitions = session.execute(
-            select(func.max(Partition.watermark), func.count(distinct(Partition.partition_key))).where(
-                Partition.consumer == consumer, Partition.feed == feed
-            )
-        ).one()
+    # Core rather than an ORM session: the catalog runs this for every feed of every call.
+    with engine_for(hub.settings.control_url).connect() as connection:
+        watermark, partitions = connection.execute(PUBLISHED, {"consumer": consumer, "feed": feed}).one()
     return watermark, partitions
 
 
@@ -58,7 +83,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-@v1.get("/feeds")
+@v1.get(
+    "/feeds", response_model=None, responses=answers({200: json_response("The caller's catalog.", Catalog)}, *V1_ERRORS)
+)
 def catalog(hub: HubDep, policy: PolicyDep) -> dict[str, Any]:
     """The feeds the caller's policy grants, with their freshness."""
     feeds = []
@@ -79,11 +106,14 @@ def catalog(hub: HubDep, policy: PolicyDep) -> dict[str, Any]:
     return {"feeds": feeds}
 
 
-@v1.get("/feeds/{feed}")
+@v1.get(
+    "/feeds/{feed}",
+    response_model=None,
+    responses=answers({200: json_response("One feed as the caller receives it.", FeedDetail)}, *V1_ERRORS),
+)
 def feed_detail(hub: HubDep, grant: GrantDep) -> dict[str, Any]:
     """What the caller receives of one feed, field by field, and under which rule."""
     feed, policy = grant.feed, grant.policy
-    operators = policy.feeds[feed.name].fields
     watermark, partitions = _published(hub, policy.consumer, feed.name)
     received = set(policy.published_fields(feed))
     return {
@@ -99,7 +129,7 @@ def feed_detail(hub: HubDep, grant: GrantDep) -> dict[str, Any]:
                 "type": f.type,
                 "unit": f.unit,
                 "description": f.description.model_dump(),
-                "treatment": operators[f.name],
+                "treatment": policy.treatment(feed.name, f.name),  # operator and its parameters
             }
             for f in feed.fields
             if f.name in received
@@ -112,69 +142,9 @@ def feed_detail(hub: HubDep, grant: GrantDep) -> dict[str, Any]:
             "retention_days": policy.retention_days,
         },
         "legal_basis": policy.legal_basis,
+        # PIPL Art. 73: "anonymised" only if no field of this view can identify anyone.
+        "pipl_art73": pipl_art73(feed, policy),
+        "k": policy.feeds[feed.name].k,
         "watermark": _iso(watermark),
         "partitions": partitions,
     }
-
-
-@v1.get("/feeds/{feed}/records")
-def records(
-    hub: HubDep,
-    grant: GrantDep,
-    note: NoteDep,
-    cursor: str | None = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    fmt: Annotated[Literal["ndjson", "parquet"], Query(alias="format")] = "ndjson",
-) -> Response:
-    """The caller's records after `cursor`: a page of rows, or one whole partition version."""
-    settings = hub.settings
-    if limit is not None and limit > settings.api.max_page_size:
-        raise HTTPException(422, f"limit must be between 1 and {settings.api.max_page_size}")
-    try:
-        position = Cursor.decode(cursor)
-    except ValueError:
-        raise HTTPException(422, "invalid cursor") from None
-    if fmt == "parquet":
-        return _partition_response(hub, grant, note, cursor, position)
-    return _page_response(hub, grant, note, cursor, position, limit or settings.api.default_page_size)
-
-
-def _page_response(
-    hub: Hub, grant: Grant, note: RequestNote, given: str | None, position: Cursor, limit: int
-) -> Response:
-    feed, policy = grant.feed, grant.policy
-    with session_scope(hub.settings.control_url) as session:
-        page = read_page(
-            session,
-            hub.settings.lake_path,
-            policy.consumer,
-            feed.name,
-            policy.published_fields(feed),
-            position,
-            limit,
-        )
-    note.rows, note.partitions = len(page.rows), page.served
-    # Caught up: hand back the very cursor the consumer sent.
-    next_cursor = given if given and page.next_cursor == position else page.next_cursor.encode()
-    return Response(ndjson(page.rows), media_type=NDJSON, headers={"Neuron-Next-Cursor": next_cursor})
-
-
-def _partition_response(hub: Hub, grant: Grant, note: RequestNote, given: str | None, position: Cursor) -> Response:
-    feed, policy = grant.feed, grant.policy
-    with session_scope(hub.settings.control_url) as session:
-        found = next_partition(
-            session, hub.settings.lake_path, policy.consumer, feed.name, policy.published_fields(feed), position
-        )
-    if found is None:
-        note.rows = 0
-        return Response(status_code=204, headers={"Neuron-Next-Cursor": given or position.encode()})
-    partition, data = found
-    note.rows, note.partitions = partition.rows, [served_entry(partition, partition.rows)]
-    headers = {
-        "Neuron-Manifest": partition.manifest_jws,
-        # Header values must be ASCII; keys are ASCII today, but percent-encoding keeps it so.
-        "Neuron-Partition": quote(partition.partition_key, safe="/="),
-        "Neuron-Partition-Version": str(partition.version),
-        "Neuron-Next-Cursor": Cursor(partition.seq + 1, 0).encode(),
-    }
-    return Response(data, media_type=PARQUET, headers=headers)

@@ -1,4 +1,5 @@
 """RFC 9421 message signatures (Ed25519), shared by the hub and the consumer's client.
+(The hub's responses are signed in api.response_signing.)
 
 Consumers sign every request over `@method`, `@authority`, `@path` and `@query` with a
 fresh nonce. The hub signs every response over `@status`, `content-digest`, `content-type`
@@ -18,7 +19,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import (
-    HTTPMessageSignaturesException,
     HTTPMessageSigner,
     HTTPMessageVerifier,
     HTTPSignatureKeyResolver,
@@ -26,10 +26,8 @@ from http_message_signatures import (
     MappingKeyResolver,
 )
 from http_message_signatures.algorithms import ED25519
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.asgi import BufferedResponse, FieldLines, ResponseView, request_view
-from privacy.keys import HubKeys, b64u_decode
+from privacy.keys import b64u_decode
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +92,10 @@ def sign_request(
     *,
     created: datetime | None = None,
     nonce: str | None = None,
+    body: bytes | None = None,
 ) -> None:
-    """Sign a request in place (any object with `method`, absolute `url`, `headers`)."""
+    """Sign a request in place (any object with `method`, absolute `url`, `headers`); a `body`
+    gets a Content-Digest, which the signature covers."""
     signer = HTTPMessageSigner(
         signature_algorithm=ED25519,
         key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: private_key}),
@@ -107,6 +107,7 @@ def sign_request(
         nonce=nonce or secrets.token_urlsafe(24),
         label=REQUEST_LABEL,
         covered_component_ids=REQUEST_COMPONENTS,
+        body=body,
     )
 
 
@@ -120,57 +121,3 @@ def response_components(header_names: list[str], bound: bool) -> list[str]:
     if bound:
         components.append(REQUEST_BINDING)
     return components
-
-
-def sign_response(view: ResponseView, body: bytes, key_id: str, private_key: Ed25519PrivateKey) -> None:
-    """Sign a response in place; Content-Digest is computed from `body` and covered."""
-    signer = HTTPMessageSigner(
-        signature_algorithm=ED25519,
-        key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: private_key}),
-    )
-    for header in ("content-digest", "signature", "signature-input"):
-        del view.headers[header]
-    bound = view.request is not None and "signature" in view.request.headers
-    for binding in [True, False] if bound else [False]:
-        try:
-            signer.sign(
-                view,
-                key_id=key_id,
-                created=datetime.now(UTC),
-                label=RESPONSE_LABEL,
-                covered_component_ids=response_components(view.headers.names(), binding),
-                body=body,
-            )
-            return
-        except HTTPMessageSignaturesException:
-            # A request's Signature field that is not signable (not printable ASCII) cannot
-            # be bound to; the response is still signed, just not bound to that request.
-            del view.headers["content-digest"]
-            if not binding:
-                raise
-
-
-class SignedResponses:
-    """Pure ASGI middleware: every HTTP response, errors included, leaves signed by the hub."""
-
-    def __init__(self, app: ASGIApp, keys: HubKeys) -> None:
-        self.app = app
-        self.keys = keys
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        response = BufferedResponse()
-        try:
-            await self.app(scope, receive, response.capture)
-        except Exception as exc:
-            # Record only the exception type: a message may quote data values.
-            log.error("unhandled %s while serving a request", type(exc).__name__)
-            response = BufferedResponse.json(500, {"detail": "internal error"})
-        headers = FieldLines.from_asgi(response.headers)
-        view = ResponseView(status_code=response.status, headers=headers, request=request_view(scope))
-        key = self.keys.active_signing_key
-        body = response.body
-        sign_response(view, body, key.kid, key.private)
-        await BufferedResponse(status=response.status, headers=headers.to_asgi(), chunks=[body]).replay(send)

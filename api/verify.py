@@ -1,14 +1,21 @@
 """Verifying what the hub sends: the signature and Content-Digest of every response, and
 each partition against its signed manifest. Anything that does not verify raises
 `neuron.errors.IntegrityError`.
+
+A partition may be too large to hold in memory: `verify_head` checks the signature over
+the head alone and returns the SHA-256 the body must have; the caller hashes the body as
+it streams to disk and `check_partition` compares the file with the manifest.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,10 +28,12 @@ from api.signing import WindowVerifier, public_keys_from_jwks, response_componen
 from neuron.errors import IntegrityError
 from privacy.jws import verify_json
 
+SHA256_DIGEST = re.compile(r"^\s*sha-256=:([A-Za-z0-9+/]+=*):\s*$")
+
 
 @dataclass(frozen=True)
 class PartitionDownload:
-    """One verified partition version: its Parquet bytes and its signed manifest."""
+    """One verified partition version: its Parquet bytes (or the file holding them) and its manifest."""
 
     feed: str
     partition_key: str
@@ -32,6 +41,7 @@ class PartitionDownload:
     data: bytes
     manifest: dict[str, Any]
     manifest_jws: str
+    path: Path | None = None
 
     @property
     def rows(self) -> int:
@@ -43,6 +53,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _verifier(jwks: dict[str, Any], now: Callable[[], datetime], window_seconds: int) -> WindowVerifier:
+    keys = MappingKeyResolver(public_keys=public_keys_from_jwks(jwks), private_keys={})
+    return WindowVerifier(keys, timedelta(seconds=window_seconds), now)
+
+
+def _required(response: requests.Response) -> list[str]:
+    request = response.request
+    bound = request is not None and "signature" in request.headers
+    return ["content-digest", *response_components(list(response.headers), bound)]
+
+
 def verify_response(
     response: requests.Response,
     jwks: dict[str, Any],
@@ -51,36 +72,55 @@ def verify_response(
     window_seconds: int = 300,
 ) -> None:
     """Check the hub's signature on a response and its Content-Digest; IntegrityError otherwise."""
-    keys = MappingKeyResolver(public_keys=public_keys_from_jwks(jwks), private_keys={})
-    verifier = WindowVerifier(keys, timedelta(seconds=window_seconds), now)
-    request = response.request
-    bound = request is not None and "signature" in request.headers
-    required = ["content-digest", *response_components(list(response.headers), bound)]
+    verifier = _verifier(jwks, now, window_seconds)
     try:
-        verifier.verify(response, max_age=None, require_components=required, body=response.content)
+        verifier.verify(response, max_age=None, require_components=_required(response), body=response.content)
     except HTTPMessageSignaturesException as exc:
         reason = str(exc) or "the signature does not match the response"
         raise IntegrityError(f"a response from the hub does not verify: {reason}") from exc
 
 
-def verify_partition(response: requests.Response, feed: str, consumer: str, jwks: dict[str, Any]) -> PartitionDownload:
-    """Check a partition response against its signed manifest; IntegrityError on any mismatch."""
-    token = header(response, "Neuron-Manifest")
-    manifest = verify_json(token, jwks)
-    data = response.content
-    key = unquote(header(response, "Neuron-Partition"))
+def verify_head(
+    response: requests.Response,
+    jwks: dict[str, Any],
+    *,
+    now: Callable[[], datetime] = utcnow,
+    window_seconds: int = 300,
+) -> bytes:
+    """Check the signature over a streamed response's head; return the SHA-256 its body must have."""
+    verifier = _verifier(jwks, now, window_seconds)
     try:
-        version = int(header(response, "Neuron-Partition-Version"))
-        parquet = pq.ParquetFile(pa.BufferReader(data))
-    except (ValueError, pa.ArrowException) as exc:
-        raise IntegrityError(f"partition {key} of {feed} is not a readable Parquet file") from exc
+        verifier.verify(response, max_age=None, require_components=_required(response))
+    except HTTPMessageSignaturesException as exc:
+        reason = str(exc) or "the signature does not match the response"
+        raise IntegrityError(f"a response from the hub does not verify: {reason}") from exc
+    match = SHA256_DIGEST.match(header(response, "Content-Digest"))
+    if match is None:
+        raise IntegrityError("the hub's Content-Digest is not a single sha-256 digest")
+    return base64.b64decode(match.group(1))
+
+
+def check_partition(
+    headers: Any, feed: str, consumer: str, jwks: dict[str, Any], sha256: str, size: int, parquet: pq.ParquetFile
+) -> tuple[str, int, dict[str, Any], str]:
+    """Compare a partition (its hash, size, Parquet metadata) with its signed manifest.
+
+    Returns the partition key, version, manifest and manifest JWS; IntegrityError on any mismatch.
+    """
+    token = _required_header(headers, "Neuron-Manifest")
+    manifest = verify_json(token, jwks)
+    key = unquote(_required_header(headers, "Neuron-Partition"))
+    try:
+        version = int(_required_header(headers, "Neuron-Partition-Version"))
+    except ValueError as exc:
+        raise IntegrityError(f"partition {key} of {feed} has no valid version") from exc
     expected = {
         "feed": feed,
         "consumer": consumer,
         "partition": key,
         "version": version,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
+        "sha256": sha256,
+        "bytes": size,
         "rows": parquet.metadata.num_rows,
         # The manifest lists the columns too: the file must hold exactly those.
         "schema": parquet.schema_arrow.names,
@@ -89,12 +129,28 @@ def verify_partition(response: requests.Response, feed: str, consumer: str, jwks
     for name, value in expected.items():
         if declared.get(name) != value:
             raise IntegrityError(f"partition {key} v{version} of {feed}: {name} does not match its manifest")
+    return key, version, manifest, token
+
+
+def verify_partition(response: requests.Response, feed: str, consumer: str, jwks: dict[str, Any]) -> PartitionDownload:
+    """Check a partition held in memory against its signed manifest; IntegrityError on any mismatch."""
+    data = response.content
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+    except pa.ArrowException as exc:
+        raise IntegrityError(f"a partition of {feed} is not a readable Parquet file") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    key, version, manifest, token = check_partition(response.headers, feed, consumer, jwks, digest, len(data), parquet)
     return PartitionDownload(feed, key, version, data, manifest, token)
+
+
+def _required_header(headers: Any, name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        raise IntegrityError(f"the hub's response lacks the {name} header")
+    return str(value)
 
 
 def header(response: requests.Response, name: str) -> str:
     """A header the hub always sends; IntegrityError when it is missing."""
-    value = response.headers.get(name)
-    if value is None:
-        raise IntegrityError(f"the hub's response lacks the {name} header")
-    return value
+    return _required_header(response.headers, name)

@@ -18,6 +18,9 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BENCHMARKS: dict[str, str] = {
     "pipeline_week": "Pipeline throughput, a simulated week (issue 2)",
     "demo_time": "Demo wall time (issue 2)",
+    "pseudonymise": "Pseudonymisation and free-text scrubbing against Presidio (issue 4)",
+    "collector": "MQTT collector, broker to landed batches at QoS 1 (issue 3)",
+    "api_throughput": "Export API: signed requests and streamed records against a static-file floor (issue 6)",
 }
 HEADER = (
     "# Benchmark results\n\nWritten by `.venv/bin/python -m bench` (also `make bench`, `neuron bench`) on the "

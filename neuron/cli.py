@@ -20,9 +20,13 @@ app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
 )
 consumers_app = typer.Typer(help="Consumers of the export API and their keys.", no_args_is_help=True)
-keys_app = typer.Typer(help="The hub's signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="The hub's signing keys and master secret.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log of everything shared.", no_args_is_help=True)
+retention_app = typer.Typer(help="Retention of the raw vault and the quarantine.", no_args_is_help=True)
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(keys_app, name="keys")
+app.add_typer(retention_app, name="retention")
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 
@@ -142,12 +146,20 @@ def consumers_add(
     name: str,
     public_key: Annotated[Path, typer.Option(help="The consumer's Ed25519 public key (PEM).")],
     policy: Annotated[str | None, typer.Option(help="Policy name; default: the consumer's name.")] = None,
+    encryption_key: Annotated[
+        Path | None, typer.Option(help="The consumer's X25519 public key (PEM), for fields sealed to it.")
+    ] = None,
 ) -> None:
-    """Register a consumer (or a further key of one) for signed requests."""
+    """Register a consumer (or a further key of one) for signed requests and sealed fields."""
     from api.consumers import register_consumer
+    from privacy.recipients import register_encryption_key
 
+    settings = _settings()
     try:
-        key_id = register_consumer(_settings(), name, public_key.read_bytes(), policy)
+        key_id = register_consumer(settings, name, public_key.read_bytes(), policy)
+        if encryption_key is not None:
+            enc_id = register_encryption_key(settings, name, encryption_key.read_bytes())
+            console.print(f"consumer {name}: encryption key [bold]{enc_id}[/bold]")
     except NeuronError as exc:
         raise _fail(exc) from exc
     console.print(f"consumer {name}: key id [bold]{key_id}[/bold]")
@@ -182,22 +194,94 @@ def consumers_revoke(
 
 @keys_app.command("show")
 def keys_show() -> None:
-    """Print the hub's public JWKS (what consumers verify signatures with)."""
-    from privacy.keys import HubKeys
+    """Print the hub's public JWKS, signing-key periods and master-secret versions (never a secret)."""
+    from privacy.commands import keys_show as show
 
     try:
-        console.print_json(json.dumps(HubKeys.load(_settings()).jwks()))
+        console.print_json(json.dumps(show(_settings()), ensure_ascii=False, default=str))
     except NeuronError as exc:
         raise _fail(exc) from exc
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Create a new signing key; older public keys stay in the JWKS until they expire."""
-    from privacy.keys import new_signing_key
+def keys_rotate(
+    master_secret: Annotated[
+        bool, typer.Option("--master-secret", help="Also start a new master-secret version.")
+    ] = False,
+) -> None:
+    """Start a new signing key; old public keys stay in the JWKS until what they signed expires."""
+    from privacy.commands import keys_rotate as rotate
 
-    key = new_signing_key(_settings())
-    console.print(f"new signing key {key.kid}, valid until {key.not_after:%Y-%m-%d}")
+    try:
+        console.print_json(json.dumps(rotate(_settings(), master_secret), ensure_ascii=False, default=str))
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Purge raw-vault objects and quarantine rows past their retention; each purge is audited."""
+    from privacy.commands import retention_run as run
+
+    try:
+        console.print_json(json.dumps(run(_settings()), ensure_ascii=False, default=str))
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+
+
+@audit_app.command("verify")
+def audit_verify(
+    archive: Annotated[Path | None, typer.Option(help="Verify an exported archive instead of the live log.")] = None,
+    jwks: Annotated[Path | None, typer.Option(help="With --archive: the hub's JWKS to trust (pinned).")] = None,
+) -> None:
+    """Recompute the hash chain; name every edited, deleted or reordered entry."""
+    from api.audit_export import verify_archive, verify_audit
+
+    try:
+        if archive is not None:
+            pinned = json.loads(jwks.read_text()) if jwks else None
+            report = verify_archive(archive, pinned)
+        else:
+            report = verify_audit(_settings())
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    if report.ok:
+        console.print(f"[green]audit log intact[/green]: {report.entries} entries, last seq {report.last_seq}")
+        return
+    for problem in report.problems:
+        console.print(f"[red]✗[/red] {problem}")
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("export")
+def audit_export(path: Path) -> None:
+    """Write a signed archive of the audit log that anyone can verify offline."""
+    from api.audit_export import export_audit
+
+    try:
+        info = export_audit(_settings(), path)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"signed audit archive written to {path}: {info.entries} entries (seq {info.first_seq}–{info.last_seq}), "
+        f"chain head {info.last_hash[:16]}…",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def dictionary(
+    out: Annotated[Path | None, typer.Option(help="Write the Markdown here instead of printing it.")] = None,
+) -> None:
+    """Render the data dictionary of every stream's contract (Chinese and English, units, privacy class)."""
+    from schemas.dictionary import all_contracts, render_dictionary
+
+    text = render_dictionary(all_contracts())
+    if out:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"data dictionary written to {out}")
+    else:
+        print(text)
 
 
 @app.command()

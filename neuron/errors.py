@@ -37,3 +37,7 @@ class NotInitialised(FatalError):
 
 class IntegrityError(FatalError):
     """A signature, digest or manifest did not verify."""
+
+
+class PublishBlocked(FatalError):
+    """A publish that would break a policy's guarantee (k-anonymity on microdata): withheld whole."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -34,6 +34,34 @@ class ParkingSource(BaseModel):
     max_retries: int = Field(5, ge=0)
 
 
+class SqlSource(BaseModel):
+    """A source database read by the SQL family (the WeChat platform's backend)."""
+
+    url: SecretStr = SecretStr("")  # SQLAlchemy URL; may carry a password
+    db_schema: str | None = None  # PostgreSQL schema / MySQL database, if not the URL's
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    timezone: str = "Asia/Shanghai"  # of timestamps the database stores without a zone
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class FileDropSource(BaseModel):
+    """A vendor's drop folder (relative paths are taken from the hub's home)."""
+
+    folder: Path = Path("var/drops/door_access")
+    suffixes: tuple[str, ...] = (".csv", ".xlsx")
+    timezone: str = "Asia/Shanghai"  # of the naive times the vendor writes
+
+
+class IntercomSource(BaseModel):
+    """The intercom/CCTV vendor's open API."""
+
+    base_url: str = "http://127.0.0.1:8702"
+    token: SecretStr = SecretStr("")
+    page_size: int = Field(500, ge=1, le=1000)
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+
+
 class ApiSettings(BaseModel):
     """The export API."""
 
@@ -42,6 +70,17 @@ class ApiSettings(BaseModel):
     signature_window_seconds: int = Field(300, ge=10)
     max_page_size: int = Field(10_000, ge=1)
     default_page_size: int = Field(1_000, ge=1)
+    rate_per_second: float = Field(20, gt=0)  # per consumer, token bucket
+    rate_burst: int = Field(60, ge=1)
+    anonymous_rate_per_second: float = Field(10, gt=0)  # per address, unauthenticated requests
+    anonymous_burst: int = Field(100, ge=1)
+    request_timeout_seconds: float = Field(30, gt=0)
+    max_request_body_bytes: int = Field(65_536, ge=0)
+    stream_chunk_bytes: int = Field(1 << 20, ge=4096)
+    max_changes: int = Field(1000, ge=1)
+    decoded_cache_bytes: int = Field(256 << 20, ge=0)
+    redis_url: str | None = None  # nonces and rate buckets in Redis, shared by API workers
+    metrics_networks: list[str] = ["127.0.0.0/8", "::1/128"]
 
 
 def _config_file() -> Path:
@@ -65,10 +104,17 @@ class Settings(BaseSettings):
     policies_dir: Path = REPO_ROOT / "config" / "policies"
     vault_retention_days: int = Field(30, ge=1)
     quarantine_retention_days: int = Field(90, ge=1)
+    # How long a rotated signing key stays in the JWKS: as long as consumers may keep what it signed.
+    signature_lifetime_days: int = Field(3650, ge=1)
+    # The period within which one consumer's pseudonym of an identifier stays the same (policies may override).
+    pseudonym_epoch: Literal["month", "quarter", "year"] = "quarter"
     failure_budget: float = Field(0.05, ge=0, le=1)
     failure_budget_min_rows: int = Field(10, ge=0)
     master_secret: SecretStr | None = None
     parking: ParkingSource = ParkingSource()
+    platform: SqlSource = SqlSource()
+    door_access: FileDropSource = FileDropSource()
+    intercom: IntercomSource = IntercomSource()
     api: ApiSettings = ApiSettings()
 
     @classmethod

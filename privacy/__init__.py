@@ -1,1 +1,2 @@
-"""De-identification: keys, operators, pseudonyms, the raw vault's encryption, signatures."""
+"""The privacy engine: keys and signatures, operators and sharing policies, sealing to consumers,
+k-anonymity, Chinese PII recognisers and scrubbing, consent and retention."""

@@ -1,10 +1,11 @@
 """The hub's keys: the master secret, keys derived from it, and the Ed25519 signing keys.
 
 The master secret never lives in the repo or a log: it comes from NEURON_MASTER_SECRET
-(base64) or from `<state>/keys/master.key`, a 0600 file that `neuron init` creates.
-Every other symmetric key is derived from it with HKDF for one purpose, so none is stored.
-Signing keys have ids and validity periods; the JWKS lists every key whose signatures may
-still be in use, so old public keys outlive their rotation.
+(base64) or from `<state>/keys/master.key`, a 0600 file that `neuron init` creates; it has
+versions (privacy/master.py), one active. Every other symmetric key is derived from a
+version with HKDF for one purpose, so none is stored. Signing keys have ids and validity
+periods; a rotated key stops signing but stays in the JWKS until what it signed expires
+(`signature_lifetime_days` after it stopped), so old signatures keep verifying.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,9 +24,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from neuron.errors import ConfigError, NotInitialised
 from neuron.settings import Settings
+from privacy.master import load_master_secrets, write_secret
 
 HKDF_SALT = b"neuron-hub/v1"
 SIGNING_KEY_LIFETIME = timedelta(days=365)
+DEFAULT_SIGNATURE_LIFETIME = timedelta(days=3650)
 
 
 def b64u(data: bytes) -> str:
@@ -39,18 +41,18 @@ def b64u_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def derive_key(master: bytes, purpose: str, *context: str, length: int = 32) -> bytes:
-    """A key for one purpose (and context, e.g. consumer and epoch) derived by HKDF-SHA256."""
-    info = "\x1f".join((purpose, *context)).encode()
+def derive_key(master: bytes, purpose: str, *context: str, length: int = 32, version: int = 1) -> bytes:
+    """A key for one purpose (and context, e.g. consumer and epoch) derived by HKDF-SHA256.
+
+    Versions after the first name themselves in the HKDF info too (version 1 keeps the
+    original info, so what it protects stays readable).
+    """
+    parts = (purpose, *context) if version == 1 else (f"master-v{version}", purpose, *context)
+    info = "\x1f".join(parts).encode()
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=HKDF_SALT, info=info).derive(master)
 
 
-def _write_secret(path: Path, data: bytes) -> None:
-    """Create a file readable by its owner only; never overwrite an existing key."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+_write_secret = write_secret
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,22 @@ class SigningKey:
     private: Ed25519PrivateKey
     created: datetime
     not_after: datetime
+    retired_at: datetime | None = None  # set by rotation: signs no more from then on
 
     @property
     def public(self) -> Ed25519PublicKey:
         return self.private.public_key()
 
-    def public_jwk(self) -> dict[str, Any]:
+    @property
+    def signs_until(self) -> datetime:
+        """When the key stopped (or stops) signing: its retirement or the end of its validity."""
+        return min(self.not_after, self.retired_at) if self.retired_at else self.not_after
+
+    def listed_until(self, signature_lifetime: timedelta) -> datetime:
+        """How long the JWKS lists the key: until the last thing it signed has expired."""
+        return self.signs_until + signature_lifetime
+
+    def public_jwk(self, signature_lifetime: timedelta = DEFAULT_SIGNATURE_LIFETIME) -> dict[str, Any]:
         raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {
             "kty": "OKP",
@@ -76,41 +88,56 @@ class SigningKey:
             "use": "sig",
             "alg": "Ed25519",
             # Not a JWK standard member but widely used: lets a verifier drop expired keys.
-            "exp": int(self.not_after.timestamp()),
+            "exp": int(self.listed_until(signature_lifetime).timestamp()),
         }
 
 
 class HubKeys:
     """The hub's key material, loaded from the state folder (or the environment)."""
 
-    def __init__(self, master_secret: bytes, signing_keys: list[SigningKey]):
-        if len(master_secret) < 32:
+    def __init__(
+        self,
+        master_secret: bytes | dict[int, bytes],
+        signing_keys: list[SigningKey],
+        active_master: int | None = None,
+        signature_lifetime: timedelta = DEFAULT_SIGNATURE_LIFETIME,
+    ):
+        masters = master_secret if isinstance(master_secret, dict) else {1: master_secret}
+        if any(len(secret) < 32 for secret in masters.values()):
             raise ConfigError("the master secret must be at least 32 bytes")
-        self._master = master_secret
+        self._masters = dict(masters)
+        self.master_version = active_master or max(masters)
+        if self.master_version not in masters:
+            raise ConfigError(f"the active master-secret version {self.master_version} is missing")
         self.signing_keys = sorted(signing_keys, key=lambda k: k.created)
+        self.signature_lifetime = signature_lifetime
 
-    def derive(self, purpose: str, *context: str) -> bytes:
-        """A 32-byte key for `purpose` (and context) derived from the master secret."""
-        return derive_key(self._master, purpose, *context)
+    def derive(self, purpose: str, *context: str, version: int | None = None) -> bytes:
+        """A 32-byte key for `purpose` (and context) from the active master secret, or `version`."""
+        version = version or self.master_version
+        if version not in self._masters:
+            raise ConfigError(f"master-secret version {version} is not available")
+        return derive_key(self._masters[version], purpose, *context, version=version)
 
     @property
     def active_signing_key(self) -> SigningKey:
-        """The newest signing key still valid; what the hub signs with now."""
+        """The newest signing key still valid and not retired; what the hub signs with now."""
         now = datetime.now(UTC)
-        valid = [k for k in self.signing_keys if k.created <= now < k.not_after]
+        valid = [k for k in self.signing_keys if k.created <= now < k.signs_until]
         if not valid:
             raise NotInitialised("no valid signing key: run `neuron init` or `neuron keys rotate`")
         return valid[-1]
 
     def jwks(self) -> dict[str, Any]:
-        """The public JWKS: every signing key not yet expired."""
+        """The public JWKS: every signing key whose signatures may still be in use."""
         now = datetime.now(UTC)
-        return {"keys": [k.public_jwk() for k in self.signing_keys if k.not_after > now]}
+        lifetime = self.signature_lifetime
+        return {"keys": [k.public_jwk(lifetime) for k in self.signing_keys if k.listed_until(lifetime) > now]}
 
     @classmethod
     def load(cls, settings: Settings) -> HubKeys:
-        """Load the master secret and signing keys; a clear error if `neuron init` never ran."""
-        master = _load_master_secret(settings)
+        """Load the master secrets and signing keys; a clear error if `neuron init` never ran."""
+        masters, active = load_master_secrets(settings)
         index_file = settings.keys_dir / "signing" / "index.json"
         if not index_file.exists():
             raise NotInitialised(f"no signing keys under {index_file.parent}: run `neuron init`")
@@ -125,20 +152,11 @@ class HubKeys:
                     private=private,
                     created=datetime.fromisoformat(entry["created"]),
                     not_after=datetime.fromisoformat(entry["not_after"]),
+                    retired_at=datetime.fromisoformat(entry["retired_at"]) if entry.get("retired_at") else None,
                 )
             )
-        return cls(master, keys)
-
-
-def _load_master_secret(settings: Settings) -> bytes:
-    if settings.master_secret is not None:
-        return base64.b64decode(settings.master_secret.get_secret_value())
-    path = settings.keys_dir / "master.key"
-    if not path.exists():
-        raise NotInitialised(f"no master secret at {path} (or NEURON_MASTER_SECRET): run `neuron init`")
-    if path.stat().st_mode & 0o077:
-        raise ConfigError(f"{path} is readable by others: chmod 600 it")
-    return base64.b64decode(path.read_bytes())
+        lifetime = timedelta(days=getattr(settings, "signature_lifetime_days", DEFAULT_SIGNATURE_LIFETIME.days))
+        return cls(masters, keys, active, lifetime)
 
 
 def new_signing_key(settings: Settings, now: datetime | None = None) -> SigningKey:
@@ -156,7 +174,24 @@ def new_signing_key(settings: Settings, now: datetime | None = None) -> SigningK
     index = json.loads(index_file.read_text()) if index_file.exists() else []
     key = SigningKey(kid, private, now, now + SIGNING_KEY_LIFETIME)
     index.append({"kid": kid, "created": now.isoformat(), "not_after": key.not_after.isoformat()})
-    index_file.write_text(json.dumps(index, indent=2))
+    tmp = index_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=2))
+    os.replace(tmp, index_file)
+    return key
+
+
+def rotate_signing_key(settings: Settings, now: datetime | None = None) -> SigningKey:
+    """A new signing key; every older one is retired (signs no more, stays listed in the JWKS)."""
+    now = now or datetime.now(UTC)
+    key = new_signing_key(settings, now)
+    index_file = settings.keys_dir / "signing" / "index.json"
+    index = json.loads(index_file.read_text())
+    for entry in index:
+        if entry["kid"] != key.kid and not entry.get("retired_at"):
+            entry["retired_at"] = now.isoformat()
+    tmp = index_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=2))
+    os.replace(tmp, index_file)
     return key
 
 

@@ -1,89 +1,165 @@
 """Sharing policies (config/policies/*.yaml): what one consumer may receive, field by field.
 
-Nothing is published that a policy does not name. A policy is checked against the feed
-catalog when loaded (unknown feed, field or operator: a ConfigError naming file and
-line), and fingerprinted, so every manifest and audit entry can say under which rule
-data left the community.
+Nothing is published that a policy does not name. A field maps to an operator, by name
+(`keep`) or with parameters (`{op: generalise, to: hour}`). A policy is checked against
+the feed catalog when loaded (an unknown feed, field or operator, a bad parameter or an
+operator that does not fit the field is a ConfigError naming file and line), and
+fingerprinted, so every manifest and audit entry can say under which rule data left.
 """
 
 from __future__ import annotations
 
 import hashlib
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neuron.errors import ConfigError
 from privacy.jws import canonical_json
+from privacy.operators import Operator, parse_operator
+from schemas.contract import PrivacyClass
 from schemas.feeds import Feed, load_feeds
 
-# The operators this hub applies at publish time. `keep` passes a field on as the mart
-# has it; `drop` is the same as not naming the field, written out for the reader.
-OPERATORS = {"keep", "drop"}
+DEFAULT_K = 5
+OperatorSpec = str | dict[str, Any]
 
 
 class FeedGrant(BaseModel):
     """One feed granted to a consumer and the operator applied to each field."""
 
-    fields: dict[str, str]
-    k: int | None = Field(None, ge=2)
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, OperatorSpec]
+    k: int | None = Field(None, ge=2)  # aggregate feeds: suppression threshold; microdata: the k-check
+
+    @cached_property
+    def operators(self) -> dict[str, Operator]:
+        """The fields' operators, parsed (the policy was checked when loaded)."""
+        return {name: parse_operator(spec) for name, spec in self.fields.items()}
 
 
 class Policy(BaseModel):
     """A consumer's sharing policy."""
+
+    model_config = ConfigDict(extra="forbid")
 
     consumer: str
     version: int
     title: str
     legal_basis: str
     retention_days: int = Field(ge=1)
+    pseudonym_epoch: Literal["month", "quarter", "year"] | None = None
     feeds: dict[str, FeedGrant]
     source: str = ""  # the file it came from, for error messages
 
     @property
     def fingerprint(self) -> str:
         """A hash of what the policy says (not of how the file is laid out)."""
-        body = self.model_dump(exclude={"source"})
+        body = self.model_dump(exclude={"source"}, exclude_none=True)
         return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
     def grants(self, feed: str) -> bool:
         return feed in self.feeds
 
+    def operator(self, feed: str, field: str) -> Operator:
+        """The operator applied to a field (`drop` for a field the policy does not name)."""
+        return self.feeds[feed].operators.get(field) or parse_operator("drop")
+
     def published_fields(self, feed: Feed) -> list[str]:
         """The feed's fields this consumer receives, in the feed's order."""
-        grant = self.feeds[feed.name]
-        return [f for f in feed.field_names() if grant.fields.get(f, "drop") != "drop"]
+        return [f for f in feed.field_names() if self.operator(feed.name, f).name != "drop"]
+
+    def treatment(self, feed: str, field: str) -> dict[str, Any]:
+        """A field's treatment as the catalog shows it: operator and parameters."""
+        return self.operator(feed, field).describe()
+
+    def k_for(self, feed: str) -> int:
+        """The k this consumer's grant of the feed applies."""
+        return self.feeds[feed].k or DEFAULT_K
 
 
-def _line_of(text: str, needle: str) -> int:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
-            return number
-    return 1
+def pipl_art73(feed: Feed, policy: Policy) -> Literal["anonymised", "de-identified"]:
+    """Whether the consumer's view of the feed is anonymised in the sense of PIPL Art. 73(4)
+    (no field can identify a person even combined with other data) or only de-identified.
+
+    Anonymised: every field is public or so treated that it cannot single anyone out, and
+    the rows are either not about people or counts under k-anonymity.
+    """
+    grant = policy.feeds[feed.name]
+    fields = [feed.field(name) for name in policy.published_fields(feed)]
+    for field in fields:
+        if policy.operator(feed.name, field.name).is_identifying(field):
+            return "de-identified"
+    about_people = any(f.privacy is not PrivacyClass.PUBLIC for f in fields)
+    if feed.kind == "aggregate":
+        return "anonymised" if grant.k or not about_people else "de-identified"
+    return "de-identified" if about_people else "anonymised"
 
 
-def load_policy_file(path: Path) -> Policy:
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """1-based line of every mapping key in the YAML, by its path of keys."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*path, str(key.value))
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def check_policy(policy: Policy, feeds: dict[str, Feed], lines: dict[tuple[str, ...], int]) -> None:
+    """Check a policy against the catalog; ConfigError naming the file and line of the first problem."""
+
+    def fail(path: tuple[str, ...], message: str) -> ConfigError:
+        return ConfigError(f"{policy.source}:{lines.get(path, 1)}: {message}")
+
+    for feed_name, grant in policy.feeds.items():
+        where = ("feeds", feed_name)
+        if feed_name not in feeds:
+            raise fail(where, f"unknown feed {feed_name!r}")
+        feed = feeds[feed_name]
+        for field_name, spec in grant.fields.items():
+            here = (*where, "fields", field_name)
+            if field_name not in feed.field_names():
+                raise fail(here, f"feed {feed_name!r} has no field {field_name!r}")
+            try:
+                operator = parse_operator(spec)
+                operator.check(feed, feed.field(field_name))
+            except ValueError as exc:
+                raise fail(here, f"{feed_name}.{field_name}: {exc}") from None
+        if grant.k and feed.kind == "aggregate":
+            for count in feed.counts:
+                if grant.operators.get(count, parse_operator("drop")).name not in ("aggregate", "drop"):
+                    raise fail((*where, "fields", count), f"{feed_name}.{count}: under k, counts need aggregate")
+
+
+def load_policy_file(path: Path, feeds: dict[str, Feed] | None = None) -> Policy:
     """Read and check one policy file against the feed catalog."""
     text = path.read_text(encoding="utf-8")
     try:
         raw: Any = yaml.safe_load(text)
+        lines = _line_index(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: a policy is a mapping (consumer, version, feeds, ...)")
+    try:
         policy = Policy.model_validate({**raw, "source": str(path)})
-    except (ValidationError, yaml.YAMLError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    feeds = load_feeds()
-    for feed_name, grant in policy.feeds.items():
-        if feed_name not in feeds:
-            raise ConfigError(f"{path}:{_line_of(text, feed_name)}: unknown feed {feed_name!r}")
-        known = set(feeds[feed_name].field_names())
-        for field, operator in grant.fields.items():
-            line = _line_of(text, f"{field}:")
-            if field not in known:
-                raise ConfigError(f"{path}:{line}: feed {feed_name!r} has no field {field!r}")
-            if operator not in OPERATORS:
-                raise ConfigError(f"{path}:{line}: unknown operator {operator!r} for {feed_name}.{field}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(str(p) for p in first["loc"])
+        line = max((n for p, n in lines.items() if loc[: len(p)] == p), default=1)
+        raise ConfigError(f"{path}:{line}: {'.'.join(loc)}: {first['msg']}") from exc
+    check_policy(policy, feeds if feeds is not None else load_feeds(), lines)
     return policy
 
 

@@ -97,6 +97,9 @@ class Contract(BaseModel):
     event_time: str
     evolution: Literal["evolve", "freeze"] = "freeze"
     failure_budget: float | None = Field(None, ge=0, le=1)
+    # The optional function (system 6) whose consent covers this stream: a household's
+    # withdrawal purges its rows from the stream's raw-vault objects.
+    consent: Literal["smoke_gas", "elderly_care"] | None = None
     fields: list[ContractField]
 
     @model_validator(mode="after")

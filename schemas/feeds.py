@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from neuron.errors import ConfigError
-from schemas.contract import Description, FieldType
+from schemas.contract import Description, FieldType, PrivacyClass
 
 FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
 
@@ -22,6 +22,16 @@ class FeedField(BaseModel):
     type: FieldType | Literal["date"]
     unit: str | None = None
     description: Description
+    # How identifying the column is (as in contracts); a direct field carries the staging
+    # token of the contract field of the same name, never a raw value.
+    privacy: PrivacyClass = PrivacyClass.PUBLIC
+
+
+class Total(BaseModel):
+    """An additive relation between count fields of one row: total = sum(parts)."""
+
+    total: str
+    parts: list[str]
 
 
 class Feed(BaseModel):
@@ -37,9 +47,35 @@ class Feed(BaseModel):
     partition_by: list[str]  # the partition key columns, in path order
     order_by: list[str]  # a total order, so the same rows always give the same bytes
     fields: list[FeedField]
+    # aggregate: rows are counts (k-anonymity by small-cell suppression); microdata: rows are
+    # events or people (k-anonymity checked on the quasi-identifiers before publishing).
+    kind: Literal["aggregate", "microdata"] = "microdata"
+    counts: list[str] = []  # aggregate feeds: the count fields small-cell suppression applies to
+    totals: list[Total] = []  # relations between counts that suppression must not let undo it
+    # Rows of households that have not opted in to this function are never published.
+    consent: Literal["smoke_gas", "elderly_care"] | None = None
+    household_field: str | None = None  # the mart column with the household's staging token
+
+    @model_validator(mode="after")
+    def _names_are_fields(self) -> Feed:
+        names = set(self.field_names())
+        named = [*self.counts, *(n for t in self.totals for n in (t.total, *t.parts))]
+        for name in named:
+            if name not in self.counts or name not in names:
+                raise ValueError(f"{name!r} is named as a count but is not a count field")
+        if self.consent and not self.household_field:
+            raise ValueError("a feed under consent needs household_field")
+        return self
 
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    def field(self, name: str) -> FeedField:
+        """The field called `name`."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
 
 
 @cache

@@ -182,7 +182,7 @@ def validate_batch(contract: Contract, raw: pa.Table) -> ValidationOutcome:
             reasons[i] = reasons[i] or f"{f.name}: not a valid {f.type}"
         typed_columns.append(values)
     typed = pa.Table.from_arrays(typed_columns, schema=_nullable(contract))
-    castable = pa.array([r is None for r in reasons])
+    castable = pa.array([r is None for r in reasons], type=pa.bool_())  # typed: a window may be empty
     candidates = typed.filter(castable)
     candidate_index = pc.indices_nonzero(castable).to_pylist()
 

@@ -16,8 +16,10 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from simulator.parking import CST, ParkingSimulator
+from simulator.parking_charges import charges_updated_between
 
 PASSES_PATH = "/api/v2/vehicle-passes"
+CHARGES_PATH = "/api/v2/parking-charges"
 DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 500
 MAX_WINDOW = timedelta(days=31)
@@ -64,8 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
             url = urlsplit(self.path)
             if url.path == "/healthz":
                 self._send(200, {"status": "ok"})
-            elif url.path == PASSES_PATH:
-                self._passes(url.query)
+            elif url.path in (PASSES_PATH, CHARGES_PATH):
+                self._passes(url.query, url.path)
             else:
                 self._send(404, {"error": "not found"})
         except BadRequest as exc:
@@ -73,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             self._send(500, {"error": "internal error"})
 
-    def _passes(self, query: str) -> None:
+    def _passes(self, query: str, path: str = PASSES_PATH) -> None:
         state = cast(_ApiServer, self.server).state
         if not self._authorized(state):
             self._send(401, {"error": "unauthorized"})
@@ -90,7 +92,10 @@ class _Handler(BaseHTTPRequestHandler):
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         size = _page_size(params.get("page_size"))
         since, until, offset = self._window(state, params)
-        rows = state.sim.records_updated_between(since, until)
+        if path == CHARGES_PATH:
+            rows = charges_updated_between(state.sim, since, until)
+        else:
+            rows = state.sim.records_updated_between(since, until)
         end = offset + size
         token = _encode_token(state, end, since, until) if end < len(rows) else None
         self._send(200, {"data": rows[offset:end], "next_page_token": token, "total": len(rows)})

@@ -36,3 +36,39 @@ def find_leaks(identifiers: Iterable[str], texts: Iterable[tuple[str, str]]) -> 
     for where, text in texts:
         leaks += [(where, i) for i in wanted if i in text]
     return leaks
+
+
+def jws_payloads(text: str) -> list[str]:
+    """The decoded payloads of every compact JWS in `text` (base64url hides what they carry)."""
+    import base64
+    import re
+
+    payloads = []
+    for match in re.finditer(r"eyJ[A-Za-z0-9_-]*\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+", text):
+        body = match.group(1)
+        try:
+            payloads.append(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8", "ignore"))
+        except ValueError:
+            continue
+    return payloads
+
+
+def texts_of_messages(messages: Iterable[bytes | str], where: str = "relay") -> Iterable[tuple[str, str]]:
+    """Relay (MQTT) messages as scannable texts: the raw payload and every JWS payload inside it.
+
+    For the relay's leak tests: `find_leaks(identifiers, texts_of_messages(received))`.
+    """
+    for i, message in enumerate(messages):
+        text = message.decode("utf-8", "ignore") if isinstance(message, bytes) else message
+        yield f"{where}[{i}]", text
+        for payload in jws_payloads(text):
+            yield f"{where}[{i}] (signed payload)", payload
+
+
+def texts_of_consumer_lake(lake: Path, consumer: str) -> Iterable[tuple[str, str]]:
+    """What one consumer is given in the lake: its partitions' values and its manifests' payloads."""
+    for where, text in texts_of_lake(lake / consumer):
+        yield where, text
+        if where.endswith(".jws"):
+            for payload in jws_payloads(text):
+                yield f"{where} (signed payload)", payload

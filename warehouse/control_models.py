@@ -6,3 +6,6 @@ from warehouse.control import Base
 __all__ = ["Base"]
 # One import line per module that declares models on Base, e.g.:
 # import privacy.consent
+import connectors.filedrop_ledger  # noqa: F401  (connectors: the file-drop ledger)
+import privacy.consent  # privacy: consent records
+import privacy.recipients  # noqa: F401  (privacy: consumers' encryption keys)

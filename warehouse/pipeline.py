@@ -25,9 +25,11 @@ from connectors.base import raw_schema
 from connectors.registry import make_stream
 from neuron.errors import BatchRejected, FatalError
 from neuron.settings import Settings
-from privacy.deidentify import deidentify
+from privacy.deidentify import deidentify, staging_derivations
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
+from privacy.recipients import recipients_by_policy
+from privacy.roster import load_roster
 from schemas.contract import Contract, load_contract
 from schemas.feeds import load_feeds
 from schemas.validate import validate_batch
@@ -95,12 +97,19 @@ def validate(settings: Settings, batch_id: str) -> dict[str, Any]:
     keys = HubKeys.load(settings)
     raw = vault.read(settings.vault_dir, keys, record.vault_object or batch_id)
     outcome = validate_batch(contract, raw)
-    staged = deidentify(contract, outcome.good, keys).append_column(
+    roster = load_roster(settings, keys)
+    # Raw values exist only now: what entitled consumers need from them is made here.
+    plan = staging_derivations(
+        contract, load_feeds(), load_policies(settings.policies_dir), recipients_by_policy(settings)
+    )
+    staged = deidentify(contract, outcome.good, keys, plan, roster, settings.community_name).append_column(
         "_batch_id", pa.array([batch_id] * outcome.good.num_rows, pa.string())
     )
-    quarantined = deidentify(contract, outcome.rejected, keys)
+    quarantined = deidentify(contract, outcome.rejected, keys, roster=roster)
     work = _work_dir(settings, batch_id)
-    _write_atomic(staged.cast(contract.staging_schema()), work / "staged.parquet")
+    schema = contract.staging_schema()
+    schema = pa.schema([*schema, *(f for f in staged.schema if f.name not in schema.names)])
+    _write_atomic(staged.select(schema.names).cast(schema), work / "staged.parquet")
     _write_atomic(quarantined, work / "quarantine.parquet")
     budget = contract.failure_budget if contract.failure_budget is not None else settings.failure_budget
     failed_share = outcome.rejected.num_rows / raw.num_rows if raw.num_rows else 0.0
@@ -114,8 +123,10 @@ def validate(settings: Settings, batch_id: str) -> dict[str, Any]:
         "schema_drift": outcome.drift,
         "failure_budget": budget,
         # Small hourly batches would trip a bare share by chance: a batch is rejected only
-        # when its failures exceed both the share and an absolute floor.
-        "rejected": failed_share > budget and outcome.rejected.num_rows > settings.failure_budget_min_rows,
+        # when its failures exceed both the share and an absolute floor. A frozen contract
+        # fails the window on any schema drift (the source changed: a person must look).
+        "rejected": (failed_share > budget and outcome.rejected.num_rows > settings.failure_budget_min_rows)
+        or (contract.evolution == "freeze" and bool(outcome.drift)),
     }
     with session_scope(settings.control_url) as session:
         row = session.get(LoadRecord, batch_id)

@@ -1,5 +1,6 @@
-"""Publish feeds: per consumer, the policy applied to the mart rows, written as immutable,
-deterministic Parquet partitions with signed manifests.
+"""Publish feeds: per consumer, its sharing policy applied to the mart rows (privacy.view:
+operators, consent, k-anonymity), written as immutable, deterministic Parquet partitions with
+signed manifests; every publication, withholding and block is an entry in the audit log.
 
 A partition is (community, period). Its bytes depend only on the mart rows and the
 policy, so re-publishing unchanged data gives the same SHA-256 and no new version; a
@@ -23,17 +24,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
+from neuron.errors import ConfigError, PublishBlocked
 from neuron.settings import Settings
+from privacy.consent import consenting_households
 from privacy.jws import sign_json
 from privacy.keys import HubKeys
 from privacy.policy import Policy
-from schemas.contract import ARROW_TYPES
+from privacy.recipients import recipients_by_policy
+from privacy.view import ViewContext, Withheld, consumer_view, epoch_of
 from schemas.feeds import Feed
+from warehouse.audit import append_audit
 from warehouse.control import LoadRecord, Partition, session_scope
 
 log = logging.getLogger(__name__)
-
-FEED_TYPES: dict[str, pa.DataType] = {**ARROW_TYPES, "date": pa.date32()}
 
 
 @dataclass(frozen=True)
@@ -75,16 +78,6 @@ def _partition_key(feed: Feed, values: dict[str, Any]) -> str:
     return "/".join(f"{col}={values[col]}" for col in feed.partition_by)
 
 
-def _feed_schema(feed: Feed, fields: list[str]) -> pa.Schema:
-    by_name = {f.name: f for f in feed.fields}
-    return pa.schema([pa.field(name, FEED_TYPES[by_name[name].type]) for name in fields])
-
-
-def _mart_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()
-    return bool(found[0][0])
-
-
 def publish_feed(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -93,8 +86,13 @@ def publish_feed(
     policies: dict[str, Policy],
     days: list[date] | None = None,
 ) -> list[Published]:
-    """Publish the feed's partitions (all, or those of `days`) for every consumer granted it."""
-    if not _mart_exists(con, feed.mart):
+    """Publish the feed's partitions (all, or those of `days`) for every consumer granted it.
+
+    A partition a consumer cannot be given yet (no encryption key) is withheld and audited;
+    one breaking k-anonymity is blocked: the rest is published, then PublishBlocked says why.
+    """
+    exists = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    if not con.execute(exists, [feed.mart]).fetchall()[0][0]:
         log.info("feed %s: mart %s not built yet, nothing to publish", feed.name, feed.mart)
         return []
     where, params = "", []
@@ -103,26 +101,58 @@ def publish_feed(
             return []
         where = f"WHERE day IN ({', '.join('?' * len(days))})"
         params = [d.isoformat() for d in days]
-    columns = ", ".join(dict.fromkeys([*feed.partition_by, *feed.field_names()]))
-    order = ", ".join(feed.order_by)
-    mart = con.sql(f"SELECT {columns} FROM {feed.mart} {where} ORDER BY {order}", params=params).to_arrow_table()
+    # Every mart column: per-consumer columns (sealed values) ride along; the policy decides what leaves.
+    query = f"SELECT * FROM {feed.mart} {where} ORDER BY {', '.join(feed.order_by)}"
+    mart = con.sql(query, params=params).to_arrow_table()
+    missing = set(feed.field_names()) - set(mart.column_names)
+    if missing:
+        raise ConfigError(f"feed {feed.name}: mart {feed.mart} lacks field(s) {', '.join(sorted(missing))}")
     watermark = feed_watermark(settings, feed)
+    consenting = consenting_households(settings, feed.consent) if feed.consent else None
+    recipients = recipients_by_policy(settings)
     written: list[Published] = []
+    blocked: list[str] = []
     for policy in sorted(policies.values(), key=lambda p: p.consumer):
         if not policy.grants(feed.name):
             continue
-        fields = policy.published_fields(feed)
-        schema = _feed_schema(feed, fields)
+        period = policy.pseudonym_epoch or settings.pseudonym_epoch
         for values, rows in _partitions(feed, mart):
-            table = (
-                rows.select(fields)
-                .cast(schema)
-                .replace_schema_metadata({"neuron.feed": feed.name, "neuron.consumer": policy.consumer})
-            )
-            result = _publish_partition(settings, keys, feed, policy, _partition_key(feed, values), table, watermark)
+            key = _partition_key(feed, values)
+            # The epoch is the data's (the partition's day), so a re-publish gives the same tokens.
+            day = values["day"] if isinstance(values.get("day"), date) else datetime.now(UTC).date()
+            epoch = epoch_of(day, period)
+            ctx = ViewContext(keys, epoch, consenting, settings.community_name, settings.timezone, recipients)
+            try:
+                view = consumer_view(rows, feed, policy, ctx)
+            except Withheld as exc:
+                log.warning("withheld %s %s from %s: %s", feed.name, key, policy.consumer, exc)
+                _audit_refusal(settings, feed, policy, key, "withheld", str(exc))
+                continue
+            except PublishBlocked as exc:
+                log.error("blocked %s %s for %s: %s", feed.name, key, policy.consumer, exc)
+                _audit_refusal(settings, feed, policy, key, "blocked", str(exc))
+                blocked.append(f"{key}: {exc}")
+                continue
+            table = view.replace_schema_metadata({"neuron.feed": feed.name, "neuron.consumer": policy.consumer})
+            result = _publish_partition(settings, keys, feed, policy, key, table, watermark)
             if result is not None:
                 written.append(result)
+    if blocked:
+        raise PublishBlocked(f"{len(blocked)} partition(s) not published:\n" + "\n".join(blocked))
     return written
+
+
+def _audit_refusal(settings: Settings, feed: Feed, policy: Policy, key: str, outcome: str, reason: str) -> None:
+    with session_scope(settings.control_url) as session:
+        append_audit(
+            session,
+            actor="hub",
+            action="publish",
+            outcome=outcome,
+            feed=feed.name,
+            policy_fingerprint=policy.fingerprint,
+            detail={"consumer": policy.consumer, "partition": key, "reason": reason},
+        )
 
 
 def _partitions(feed: Feed, mart: pa.Table) -> list[tuple[dict[str, Any], pa.Table]]:
@@ -204,6 +234,17 @@ def _publish_partition(
                 manifest_jws=jws,
                 published_at=now,
             )
+        )
+        append_audit(
+            session,
+            actor="hub",
+            action="publish",
+            outcome="published",
+            feed=feed.name,
+            rows=table.num_rows,
+            policy_fingerprint=policy.fingerprint,
+            detail={"consumer": policy.consumer, "partition": partition_key, "version": version, "sha256": digest},
+            at=now,
         )
     log.info("published %s v%d for %s (%d rows)", feed.name, version, policy.consumer, table.num_rows)
     return Published(policy.consumer, feed.name, partition_key, version, table.num_rows, digest)

@@ -52,6 +52,17 @@ def load_batch(
     con.execute(QUARANTINE_DDL)
     con.register("staged_batch", staged)
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM staged_batch LIMIT 0")
+    # A consumer registered later brings its per-consumer staging columns (e.g. sealed plates):
+    # earlier batches have none, so those columns are added, empty, rather than refused.
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    }
+    for name in staged.column_names:
+        if name not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" VARCHAR')
     quarantine_rows = _quarantine_rows(contract, batch_id, quarantined)
     con.register("quarantined_batch", quarantine_rows)
     con.execute("BEGIN TRANSACTION")

@@ -45,15 +45,29 @@ def _table_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def land(vault_dir: Path, keys: HubKeys, object_id: str, table: pa.Table, retention: timedelta) -> VaultObject:
-    """Encrypt and write a raw batch (atomically; a re-run replaces the object)."""
+def land(
+    vault_dir: Path,
+    keys: HubKeys,
+    object_id: str,
+    table: pa.Table,
+    retention: timedelta | None = None,
+    expires_at: datetime | None = None,
+) -> VaultObject:
+    """Encrypt and write a raw batch (atomically; a re-run replaces the object).
+
+    It expires `retention` from now, or at `expires_at` (a rewrite keeps the original expiry).
+    """
+    if expires_at is None:
+        if retention is None:
+            raise ValueError("give a retention or an expiry")
+        expires_at = datetime.now(UTC) + retention
     kek = AESGCM(keys.derive("vault-kek"))
     data_key = AESGCM.generate_key(bit_length=256)
     key_nonce, data_nonce = os.urandom(12), os.urandom(12)
     aad = object_id.encode()
-    expires_at = datetime.now(UTC) + retention
     header = {
         "object_id": object_id,
+        "master_version": keys.master_version,  # the key-encryption key's master secret
         "wrapped_key": b64u(kek.encrypt(key_nonce, data_key, aad)),
         "key_nonce": b64u(key_nonce),
         "nonce": b64u(data_nonce),
@@ -73,6 +87,17 @@ def land(vault_dir: Path, keys: HubKeys, object_id: str, table: pa.Table, retent
     return VaultObject(object_id, path, expires_at)
 
 
+def header(vault_dir: Path, object_id: str) -> VaultObject | None:
+    """Where an object lives and when it expires, without decrypting it (None if gone)."""
+    path = _object_path(vault_dir, object_id)
+    if not path.exists():
+        return None
+    with open(path, "rb") as f:
+        f.readline()
+        fields = json.loads(f.readline())
+    return VaultObject(object_id, path, datetime.fromisoformat(fields["expires_at"]))
+
+
 def read(vault_dir: Path, keys: HubKeys, object_id: str) -> pa.Table:
     """Decrypt a landed batch; IntegrityError if it was altered or belongs to another id."""
     path = _object_path(vault_dir, object_id)
@@ -83,9 +108,8 @@ def read(vault_dir: Path, keys: HubKeys, object_id: str) -> pa.Table:
     header = json.loads(header_line)
     aad = object_id.encode()
     try:
-        data_key = AESGCM(keys.derive("vault-kek")).decrypt(
-            b64u_decode(header["key_nonce"]), b64u_decode(header["wrapped_key"]), aad
-        )
+        kek = AESGCM(keys.derive("vault-kek", version=header.get("master_version", 1)))
+        data_key = kek.decrypt(b64u_decode(header["key_nonce"]), b64u_decode(header["wrapped_key"]), aad)
         plain = AESGCM(data_key).decrypt(b64u_decode(header["nonce"]), ciphertext, aad)
     except InvalidTag as exc:
         raise IntegrityError(f"vault object {object_id}: authentication failed") from exc

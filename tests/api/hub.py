@@ -1,4 +1,5 @@
-"""A private hub for the API tests: settings under a temporary home, consumers with freshly
+"""A private hub for the API tests: settings under a temporary home, the test's own sharing
+policies (so the API's tests do not follow edits of config/policies), consumers with freshly
 generated keys (never written to disk), published partitions, and the API served by a real
 uvicorn server on loopback.
 
@@ -25,20 +26,45 @@ from typing import Any
 
 import requests
 import uvicorn
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from api.app import create_app
+from api.app import SERVER_OPTIONS, create_app
 from api.client import HubClient
 from api.consumers import register_consumer
+from api.options import ApiOptions
 from api.signing import sign_request
-from neuron.settings import REPO_ROOT, ApiSettings, Settings
+from neuron.settings import ApiSettings, Settings
 from privacy.keys import HubKeys, SigningKey, init_keys
 from tests.api.lake import Published, publish
 from warehouse.migrations import migrate
 
 WINDOW = 300
+FLOW = "traffic.vehicle_flow_hourly"
+FLOW_FIELDS = ["community_id", "day", "gate_code", "hour_start", "entries", "exits"]
+FLOW_MORE = ["resident_entries", "visitor_entries", "new_energy_entries", "charges_fen"]
+POLICIES: dict[str, dict[str, Any]] = {
+    # Every field of the flow feed.
+    "district": {"feeds": {FLOW: {"fields": dict.fromkeys(FLOW_FIELDS + FLOW_MORE, "keep")}}},
+    # Six fields: never charges_fen, nor the resident/visitor/new-energy split.
+    "public_security": {"feeds": {FLOW: {"fields": dict.fromkeys(FLOW_FIELDS, "keep")}}},
+    # Nothing: an empty catalog.
+    "open_data": {"feeds": {}},
+}
+# Limits no test reaches by accident; the tests of limits build hubs with their own.
+ROOMY = ApiOptions(rate_per_second=1000, rate_burst=10_000, anonymous_rate_per_second=1000, anonymous_burst=10_000)
+
+
+def write_policies(folder: Path) -> Path:
+    """The test policies as YAML files in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for consumer, body in POLICIES.items():
+        policy = {"consumer": consumer, "version": 1, "title": f"{consumer} (test)", "retention_days": 30}
+        policy |= {"legal_basis": "test", **body}
+        (folder / f"{consumer}.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    return folder
 
 
 def hub_settings(home: Path, control_url: str = "") -> Settings:
@@ -49,7 +75,7 @@ def hub_settings(home: Path, control_url: str = "") -> Settings:
         lake_dir=Path("lake"),
         control_db_url=control_url,
         master_secret=None,
-        policies_dir=REPO_ROOT / "config" / "policies",
+        policies_dir=write_policies(home / "policies"),
         api=ApiSettings(signature_window_seconds=WINDOW, max_page_size=50, default_page_size=10),
     )
 
@@ -83,7 +109,7 @@ class ServerThread:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
@@ -162,15 +188,15 @@ PLAN = [
 
 
 @contextmanager
-def running_hub(home: Path) -> Iterator[LiveHub]:
+def running_hub(home: Path, options: ApiOptions = ROOMY, control_url: str = "") -> Iterator[LiveHub]:
     """A hub under `home` with the PLAN published, three consumers, and the API being served."""
-    settings = hub_settings(home)
+    settings = hub_settings(home, control_url)
     init_keys(settings)
     migrate(settings.control_url)
     key = HubKeys.load(settings).active_signing_key
     published = [publish(settings, key, *step) for step in PLAN]
     identities = {name: new_identity(settings, name) for name in ("district", "public_security", "open_data")}
-    app = create_app(settings)
+    app = create_app(settings, options=options)
     with ServerThread(app) as server:
         hub = LiveHub(settings, app, server.url, identities, published, key)
         hub.jwks = requests.get(server.url + "/.well-known/jwks.json", timeout=10).json()

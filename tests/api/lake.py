@@ -80,14 +80,31 @@ def publish(
     schema = pa.schema([(name, types[name]) for name in fields])
     rows = [{name: row[name] for name in fields} for row in flow_rows(day, version, count)]
     partition_key = f"community_id={COMMUNITY}/day={day.isoformat()}"
-    relative = f"{consumer}/{FEED}/{partition_key}/v{version}.parquet"
+    watermark = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=count)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    seq = publish_table(settings, key, consumer, FEED, partition_key, version, table, watermark, policy.fingerprint)
+    return Published(seq, consumer, partition_key, version, rows)
+
+
+def publish_table(
+    settings: Settings,
+    key: SigningKey,
+    consumer: str,
+    feed: str,
+    partition_key: str,
+    version: int,
+    table: pa.Table,
+    watermark: datetime | None = None,
+    policy_fingerprint: str = "sha256:test",
+) -> int:
+    """Write one partition version of any feed (file, signed manifest, control-DB row); its seq."""
+    relative = f"{consumer}/{feed}/{partition_key}/v{version}.parquet"
     path = settings.lake_path / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    pq.write_table(table, path)
     data = path.read_bytes()
-    watermark = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=count)
     manifest = {
-        "feed": FEED,
+        "feed": feed,
         "consumer": consumer,
         "partition": partition_key,
         "version": version,
@@ -95,26 +112,25 @@ def publish(
         "file": relative,
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
-        "rows": len(rows),
-        "schema": [{"name": name, "type": str(types[name])} for name in fields],
-        "policy_fingerprint": policy.fingerprint,
-        "watermark": watermark.isoformat(),
+        "rows": table.num_rows,
+        "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema],
+        "policy_fingerprint": policy_fingerprint,
+        "watermark": watermark.isoformat() if watermark else None,
         "published_at": datetime.now(UTC).isoformat(),
     }
     with session_scope(settings.control_url) as session:
         partition = Partition(
             consumer=consumer,
-            feed=FEED,
+            feed=feed,
             partition_key=partition_key,
             version=version,
             path=relative,
             sha256=manifest["sha256"],
-            rows=len(rows),
+            rows=table.num_rows,
             watermark=watermark,
-            policy_fingerprint=policy.fingerprint,
+            policy_fingerprint=policy_fingerprint,
             manifest_jws=sign_json(manifest, key),
         )
         session.add(partition)
         session.flush()
-        seq = partition.seq
-    return Published(seq, consumer, partition_key, version, rows)
+        return partition.seq

@@ -25,6 +25,9 @@ class TamperingProxy:
         self.replay: Answer | None = None  # answered instead of the hub's response
         self.unavailable = 0  # answer this many requests with 503 + Retry-After: 0 first
         self.cut_after: int | None = None  # forward this many requests, then hang up on the rest
+        self.hold_after: int | None = None  # forward this many, then hold the rest until `release`
+        self.held = threading.Semaphore(0)  # released once per request being held
+        self._release = threading.Event()
         self.forwarded = 0
         self.recorded: list[Answer] = []
         self._lock = threading.Lock()
@@ -47,7 +50,12 @@ class TamperingProxy:
         self._thread.start()
         return self
 
+    def release(self) -> None:
+        """Let the held requests go (they are hung up on)."""
+        self._release.set()
+
     def __exit__(self, *exc: object) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=10)
@@ -60,7 +68,13 @@ class TamperingProxy:
                 return
             if self.cut_after is not None and self.forwarded >= self.cut_after:
                 return  # no answer: the connection closes, the client sees it drop
-            self.forwarded += 1
+            holding = self.hold_after is not None and self.forwarded >= self.hold_after
+            if not holding:
+                self.forwarded += 1
+        if holding:
+            self.held.release()
+            self._release.wait(timeout=60)
+            return  # then hang up without an answer
         # Forwarded as sent, Host included: the client signed the authority it addressed.
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
         connection = http.client.HTTPConnection(*self.upstream, timeout=10)

@@ -3,6 +3,7 @@ hash chain that shows edited, deleted and reordered entries, on SQLite and Postg
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.audit import GENESIS_HASH, append_audit, entry_fields, entry_hash, verify_chain
 from api.client import verify_response
-from tests.api.hub import LiveHub, send
+from tests.api.hub import FLOW_FIELDS, FLOW_MORE, LiveHub, send
 from tests.api.lake import FEED
 from warehouse.control import AuditEntry, AuditHead, engine_for, session_scope
 from warehouse.migrations import migrate
@@ -70,7 +71,16 @@ def test_every_request_is_audited_once_without_request_values(
     assert {e.method for e in entries} == {"GET"}
     assert all(e.policy_fingerprint for e in entries if e.actor == "district" and e.status_code == 200)
     assert '"partitions":[{' in (entries[0].detail or "") and '"rows":3' in (entries[0].detail or "")
-    assert [e.detail for e in entries if e.status_code == 401] == ['{"reason":"unsigned"}', '{"reason":"replay"}']
+    details = [json.loads(e.detail or "{}") for e in entries]
+    assert [d["reason"] for d, e in zip(details, entries, strict=True) if e.status_code == 401] == [
+        "unsigned",
+        "replay",
+    ]
+    # What was served, field by field, and the digest of the very body the consumer received.
+    assert details[0]["fields"] == FLOW_FIELDS + FLOW_MORE
+    assert details[0]["format"] == "ndjson"
+    assert first_page.headers["Content-Digest"] == details[0]["response_digest"]
+    assert all(d["response_digest"].startswith("sha-256=:") for d in details)
 
     with session_scope(url) as session:
         assert verify_chain(session) == []

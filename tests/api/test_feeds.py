@@ -39,7 +39,7 @@ def test_feed_detail_shows_what_the_caller_receives(live_hub: LiveHub) -> None:
     policy = load_policies(live_hub.settings.policies_dir)["public_security"]
     assert [f["name"] for f in detail["fields"]] == policy.published_fields(load_feeds()[FEED])
     assert "charges_fen" not in {f["name"] for f in detail["fields"]}
-    assert {f["treatment"] for f in detail["fields"]} == {"keep"}
+    assert {f["treatment"]["op"] for f in detail["fields"]} == {"keep"}
     entries = next(f for f in detail["fields"] if f["name"] == "entries")
     assert entries["unit"] == "vehicles" and entries["description"]["en"] == "Vehicles entering"
     assert detail["policy"] == {

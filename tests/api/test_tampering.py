@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +177,17 @@ def test_partition_must_match_its_signed_manifest(live_hub: LiveHub) -> None:
     response.headers["Neuron-Manifest"] = _manifest_of(response, impostor)
     with pytest.raises(IntegrityError):
         verify_partition(response, FEED, "district", live_hub.jwks)
+
+
+def test_a_streamed_partition_altered_in_transit_is_not_kept(
+    live_hub: LiveHub, proxy: TamperingProxy, tmp_path: Path
+) -> None:
+    with live_hub.client("district") as client:
+        changes, _ = client.changes(FEED)
+    dest = tmp_path / "partition.parquet"
+    proxy.tamper = flip_last_body_byte
+    with live_hub.client("district", url=proxy.url, jwks=live_hub.jwks) as client:
+        for change in changes:
+            with pytest.raises(IntegrityError):
+                client.download_partition(FEED, change["id"], dest)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary left behind

@@ -19,6 +19,8 @@ from privacy.keys import init_keys
 from simulator.parking import Faults, ParkingSimulator
 from simulator.server import start_parking_api
 from tests.conftest import TOKEN, make_settings
+from tests.connectors.conformance_mqtt import MQTT_HARNESSES
+from tests.connectors.conformance_sources import SOURCE_HARNESSES
 from warehouse import pipeline
 from warehouse.migrations import migrate
 
@@ -55,4 +57,6 @@ def vehicle_passes(tmp: Path) -> Iterator[SourceRun]:
 
 HARNESSES: dict[str, Harness] = {
     "vehicle_passes": vehicle_passes,
+    **SOURCE_HARNESSES,
+    **MQTT_HARNESSES,
 }

@@ -68,3 +68,65 @@ def test_rotation_keeps_old_public_keys_listed(tmp_path: Path) -> None:
     assert keys.active_signing_key.kid == new.kid
     assert {k["kid"] for k in keys.jwks()["keys"]} == {old.kid, new.kid}
     assert verify_json(token, keys.jwks()) == {"a": 1}
+
+
+def test_a_rotated_signing_key_stops_signing_but_stays_listed_until_its_signatures_expire(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from privacy.keys import rotate_signing_key
+
+    settings = make_settings(tmp_path, signature_lifetime_days=30)
+    init_keys(settings)
+    old = HubKeys.load(settings).active_signing_key
+    new = rotate_signing_key(settings)
+    keys = HubKeys.load(settings)
+    assert keys.active_signing_key.kid == new.kid
+    retired = next(k for k in keys.signing_keys if k.kid == old.kid)
+    assert retired.retired_at is not None and retired.signs_until <= datetime.now(UTC)
+    listed = {k["kid"]: k["exp"] for k in keys.jwks()["keys"]}
+    assert set(listed) == {old.kid, new.kid}
+    assert listed[old.kid] == int((retired.retired_at + timedelta(days=30)).timestamp())
+
+
+def test_master_secret_versions_rotate_and_what_the_old_one_protects_stays_readable(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    import pyarrow as pa
+
+    from neuron.errors import ConfigError
+    from privacy.master import list_master_versions, rotate_master_secret
+    from warehouse import vault
+
+    settings = make_settings(tmp_path)
+    init_keys(settings)
+    before = HubKeys.load(settings)
+    table = pa.table({"plate_no": ["沪A12345"]})
+    vault.land(settings.vault_dir, before, "b1", table, timedelta(days=1))
+    assert rotate_master_secret(settings) == 2
+    after = HubKeys.load(settings)
+    assert after.master_version == 2 and [v.active for v in list_master_versions(settings)] == [False, True]
+    assert after.derive("pseudonym", "x") != before.derive("pseudonym", "x")
+    assert after.derive("pseudonym", "x", version=1) == before.derive("pseudonym", "x")
+    assert vault.read(settings.vault_dir, after, "b1") == table  # wrapped by version 1, still opens
+    assert (settings.keys_dir / "master-v2.key").stat().st_mode & 0o777 == 0o600
+    env = make_settings(tmp_path / "env", master_secret="a" * 44)
+    with pytest.raises(ConfigError, match="NEURON_MASTER_SECRET"):
+        rotate_master_secret(env)
+
+
+def test_keys_commands_show_no_secret_and_rotate_with_an_audit_entry(tmp_path: Path) -> None:
+    import json
+
+    from privacy.commands import keys_rotate, keys_show
+    from warehouse.migrations import migrate
+
+    settings = make_settings(tmp_path)
+    init_keys(settings)
+    migrate(settings.control_url)
+    done = keys_rotate(settings, master_secret=True)
+    shown = keys_show(settings)
+    assert done["master_secret_version"] == 2
+    assert [v["active"] for v in shown["master_secret_versions"]] == [False, True]
+    assert [k["active"] for k in shown["signing_keys"]] == [False, True]
+    secret = (settings.keys_dir / "master-v2.key").read_text()
+    assert secret not in json.dumps(shown) and "d" not in {k for jwk in shown["jwks"]["keys"] for k in jwk}

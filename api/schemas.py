@@ -1,0 +1,110 @@
+"""The JSON answers of the public and catalog routes, as documented in /openapi.json.
+
+Routes return plain dicts; these models describe them (schemathesis checks that every
+answer conforms). Objects are open (`Open`): new members may be added without breaking
+consumers, documented members may not change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from api.openapi import Open
+
+
+class Health(Open):
+    """Liveness, and whether the control database answers."""
+
+    status: str
+    control_db: str
+
+
+class Jwk(Open):
+    """One of the hub's Ed25519 public keys."""
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+
+
+class Jwks(Open):
+    """The hub's signing keys (every key whose signatures may still be in use)."""
+
+    keys: list[Jwk]
+
+
+class Text(Open):
+    """A text in Chinese and English."""
+
+    zh: str
+    en: str
+
+
+class CatalogEntry(Open):
+    """A feed the caller's policy grants, with its freshness."""
+
+    name: str
+    title: Text
+    cadence: str
+    version: int
+    watermark: datetime | None
+    partitions: int
+
+
+class Catalog(Open):
+    """The caller's catalog."""
+
+    feeds: list[CatalogEntry]
+
+
+class FeedField(Open):
+    """A field the caller receives and its treatment under the caller's policy."""
+
+    name: str
+    type: str
+    unit: str | None = None
+    description: Text
+    treatment: Any
+
+
+class FeedDetail(Open):
+    """One feed as the caller receives it, and under which policy."""
+
+    name: str
+    version: int
+    title: Text
+    description: Text
+    cadence: str
+    partition_by: list[str]
+    fields: list[FeedField]
+    policy: dict[str, Any]
+    legal_basis: str
+    pipl_art73: str | None = None  # "anonymised" or "de-identified": the caller's view under PIPL Art. 73
+    watermark: datetime | None
+    partitions: int
+
+
+class Change(Open):
+    """A partition version published for the caller."""
+
+    id: str
+    href: str
+    partition: str
+    version: int
+    supersedes: int | None
+    rows: int
+    sha256: str
+    watermark: datetime | None
+    published_at: datetime
+    policy_fingerprint: str
+    cursor: str
+
+
+class Changes(Open):
+    """The caller's change log of one feed after a cursor."""
+
+    feed: str
+    changes: list[Change]
+    next: str

@@ -1,0 +1,173 @@
+"""The file-drop connector family: vendor exports dropped in a folder.
+
+A source's folder has `incoming/`, `processing/`, `processed/` and `failed/`. The vendor
+writes a file under a temporary name (`*.tmp`, `*.part`, or a dot-file) and renames it
+into `incoming/` when it is complete: a rename within one file system is atomic, so a
+file we see under its final name is whole. (A half-written file that a vendor names
+finally anyway is caught as truncated.) We claim a file by renaming it into
+`processing/`, read it, and move it to `processed/` or, with a `.reason.txt` beside it,
+to `failed/`.
+
+Every file is recorded by SHA-256 in the control database (connectors/filedrop_ledger.py):
+the same bytes are never loaded twice, whatever their name. An accepted file is tied to
+the window that claimed it; a re-run of that window reads it again from `processed/`,
+so re-running a window gives the same rows. One run per source at a time (the ingest
+DAG's max_active_runs=1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from connectors.filedrop_ledger import DropFile
+from connectors.filedrop_read import DropFileError, DropTable, read_drop_file
+from neuron.settings import FileDropSource
+from warehouse.control import session_scope, utcnow
+
+log = logging.getLogger(__name__)
+
+INCOMPLETE_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+FOLDERS = ("incoming", "processing", "processed", "failed")
+
+
+# Declared with the hub's settings (neuron/settings.py); re-exported for the family's users.
+__all__ = ["FileDropSource"]
+
+
+@dataclass
+class DroppedFile:
+    """An accepted file's ledger facts and its parsed content."""
+
+    name: str
+    sha256: str
+    encoding: str
+    table: DropTable
+
+
+class FileDrop:
+    """One source's drop folder and its ledger."""
+
+    def __init__(self, folder: Path, source: str, control_url: str, suffixes: tuple[str, ...] = (".csv", ".xlsx")):
+        self.folder, self.source, self.control_url, self.suffixes = folder, source, control_url, suffixes
+        for sub in FOLDERS:
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+
+    def collect(self, since: datetime, until: datetime, required: set[str]) -> Iterator[DroppedFile]:
+        """The window's files: those it claimed before (a re-run), then every new complete file."""
+        self._recover()
+        with session_scope(self.control_url) as session:
+            claimed = session.scalars(
+                select(DropFile)
+                .where(DropFile.source == self.source, DropFile.status == "accepted")
+                .where(DropFile.window_start == since, DropFile.window_end == until)
+                .order_by(DropFile.received_at, DropFile.file_name)
+            ).all()
+            session.expunge_all()
+        for entry in claimed:
+            data = (self.folder / entry.stored_as).read_bytes()
+            yield DroppedFile(
+                entry.file_name, entry.sha256, entry.encoding or "", read_drop_file(entry.file_name, data, required)
+            )
+        for path in self.complete_files():
+            dropped = self._take(path, since, until, required)
+            if dropped is not None:
+                yield dropped
+
+    def complete_files(self) -> list[Path]:
+        """Files in incoming/ under their final names, oldest name first."""
+        return sorted(
+            p
+            for p in (self.folder / "incoming").iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and not p.name.lower().endswith(INCOMPLETE_SUFFIXES)
+            and p.name.lower().endswith(self.suffixes)
+        )
+
+    def _take(self, path: Path, since: datetime, until: datetime, required: set[str]) -> DroppedFile | None:
+        claimed = self.folder / "processing" / path.name
+        try:
+            os.rename(path, claimed)
+        except FileNotFoundError:  # another reader took it first
+            return None
+        data = claimed.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        with session_scope(self.control_url) as session:
+            before = session.get(DropFile, (self.source, sha))
+            if before is not None and before.status == "accepted":
+                when = before.received_at.date().isoformat()
+                self._fail(claimed, sha, f"duplicate: the same bytes were loaded as {before.file_name} on {when}")
+                return None
+        try:
+            table = read_drop_file(path.name, data, required)
+        except DropFileError as exc:
+            self._fail(claimed, sha, str(exc), record=True)
+            return None
+        stored = self._destination("processed", path.name, sha)
+        with session_scope(self.control_url) as session:
+            session.merge(
+                DropFile(
+                    source=self.source,
+                    sha256=sha,
+                    file_name=path.name,
+                    stored_as=stored,
+                    status="accepted",
+                    encoding=table.encoding,
+                    rows=len(table.rows),
+                    reason=None,
+                    window_start=since,
+                    window_end=until,
+                    received_at=utcnow(),
+                )
+            )
+        # Recorded first, moved second: a crash between the two is finished by _recover().
+        os.replace(claimed, self.folder / stored)
+        log.info("%s: accepted %s (%d rows, %s)", self.source, path.name, len(table.rows), table.encoding)
+        return DroppedFile(path.name, sha, table.encoding, table)
+
+    def _fail(self, claimed: Path, sha: str, reason: str, record: bool = False) -> None:
+        stored = self._destination("failed", claimed.name, sha)
+        if record:
+            with session_scope(self.control_url) as session:
+                session.merge(
+                    DropFile(
+                        source=self.source,
+                        sha256=sha,
+                        file_name=claimed.name,
+                        stored_as=stored,
+                        status="failed",
+                        encoding=None,
+                        rows=0,
+                        reason=reason,
+                        received_at=utcnow(),
+                    )
+                )
+        note = self.folder / (stored + ".reason.txt")
+        note.write_text(f"{claimed.name}\nsha256 {sha}\n{utcnow().isoformat()}\n{reason}\n", encoding="utf-8")
+        os.replace(claimed, self.folder / stored)
+        log.warning("%s: %s moved to failed/: %s", self.source, claimed.name, reason)
+
+    def _destination(self, folder: str, name: str, sha: str) -> str:
+        """failed/NAME or processed/NAME; the checksum joins the name if that is taken."""
+        stored = f"{folder}/{name}"
+        if (self.folder / stored).exists():
+            stem, dot, suffix = name.rpartition(".")
+            stored = f"{folder}/{stem}.{sha[:12]}{dot}{suffix}" if dot else f"{folder}/{name}.{sha[:12]}"
+        return stored
+
+    def _recover(self) -> None:
+        """Finish or undo claims a crashed run left in processing/."""
+        for path in sorted((self.folder / "processing").iterdir()):
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            with session_scope(self.control_url) as session:
+                entry = session.get(DropFile, (self.source, sha))
+                target = entry.stored_as if entry is not None and entry.status == "accepted" else None
+            os.replace(path, self.folder / target if target else self.folder / "incoming" / path.name)

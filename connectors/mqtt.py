@@ -1,0 +1,244 @@
+"""The MQTT connector family: broker settings, the topic grammar, and streams read from landed batches.
+
+Devices push; nothing can be pulled from a broker later. So a long-running collector
+(`connectors/collector.py`, `neuron collect`) lands every message durably as it arrives,
+and a stream's `extract(since, until)` reads the landed batches of its window
+(`connectors/collector_landing.py`), exactly as an HTTP stream reads a vendor's pages.
+
+Topics: `{prefix}/{community}/{system}/{device}/{kind}`, where `system` names a device
+family (two families share system 6, two share system 8, so the seed's number alone
+cannot route a message) and `kind` is `telemetry`, `alarm` or `status`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+import pyarrow as pa
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from connectors import collector_landing as landing
+from connectors.base import records_to_raw_batch
+from connectors.collector_progress import require_landed_through
+from neuron.settings import Settings
+from schemas.contract import Contract, load_contract
+
+PUBACK = 0x40  # MQTT control packet type 4; remaining length 2 = the packet id, reason "success"
+_PUBACK = struct.Struct("!BBH")
+REJECTS = "_rejects"  # landed messages that belong to no stream (unknown topic)
+KINDS = ("telemetry", "alarm", "status")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A device family on the broker: the seed's system number, its stream, the kinds it sends."""
+
+    system: int
+    stream: str
+    kinds: frozenset[str]
+
+
+FAMILIES: dict[str, Family] = {
+    "nonmotor-gate": Family(2, "nonmotor_passes", frozenset({"telemetry"})),
+    "fence": Family(3, "fence_events", frozenset({"status", "alarm"})),
+    "home-safety": Family(6, "home_safety", frozenset({"telemetry", "alarm"})),
+    "wristband": Family(6, "elderly_care", frozenset({"telemetry", "alarm"})),
+    "environment": Family(7, "environment", frozenset({"telemetry"})),
+    "streetlight": Family(8, "streetlights", frozenset({"telemetry", "alarm"})),
+    "manhole": Family(8, "manhole_covers", frozenset({"status", "alarm"})),
+}
+
+
+class MqttSettings(BaseModel):
+    """The community broker and how the collector lands what it receives."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    # "5" normally; "3.1.1" only for brokers without MQTT 5 (amqtt): clean_session=False there.
+    protocol: Literal["5", "3.1.1"] = "5"
+    topic_prefix: str = "neuron"
+    # Stable across restarts: the broker keeps the session (and its unacknowledged
+    # messages) under this id. Empty: "neuron-collector-{community_id}".
+    client_id: str = ""
+    session_expiry_seconds: int = Field(7 * 24 * 3600, ge=60)
+    keepalive_seconds: int = Field(30, ge=5)
+    # Unacknowledged messages the broker may have in flight to us: bounds our memory.
+    receive_maximum: int = Field(20_000, ge=1, le=65_535)
+    batch_max_messages: int = Field(5_000, ge=1)
+    batch_max_ms: int = Field(1_000, ge=10)
+    # After a restart or reconnect, redelivered messages (DUP) whose msg_id was landed this
+    # long before are acknowledged without landing them twice.
+    redelivery_lookback_seconds: int = Field(120, ge=1)
+    # A window is complete only once the collector has landed everything it received before
+    # the window's end; until then extract raises a retriable error.
+    require_watermark: bool = True
+    watermark_wait_seconds: float = Field(10.0, ge=0)
+    # Landed batches hold raw identifiers (encrypted): kept as long as a re-run may need them.
+    landing_retention_hours: int = Field(72, ge=2)
+
+    @model_validator(mode="after")
+    def _batches_fit_in_flight(self) -> MqttSettings:
+        if self.batch_max_messages > self.receive_maximum:
+            raise ValueError("batch_max_messages must not exceed receive_maximum, or batches never fill")
+        return self
+
+    def subscription(self, community_id: str) -> str:
+        """The topic filter of everything a community's devices publish."""
+        return f"{self.topic_prefix}/{community_id}/+/+/+"
+
+
+def mqtt_settings(settings: Settings) -> MqttSettings:
+    """The hub's MQTT settings (defaults until the hub's Settings carry an `mqtt` section)."""
+    found = getattr(settings, "mqtt", None)
+    if isinstance(found, MqttSettings):
+        return found
+    return MqttSettings.model_validate(found) if isinstance(found, dict) else MqttSettings()
+
+
+def mqtt_client(config: MqttSettings, client_id: str, manual_ack: bool) -> mqtt.Client:
+    """A paho client for the community broker (callbacks API version 2)."""
+    v5 = config.protocol == "5"
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else False,  # 3.1.1: a persistent session without expiry
+        manual_ack=manual_ack,
+    )
+    if config.username:
+        client.username_pw_set(config.username, config.password.get_secret_value() if config.password else None)
+    if config.tls:
+        client.tls_set()
+    client.reconnect_delay_set(1, 30)
+    return client
+
+
+def connect_persistent(client: mqtt.Client, config: MqttSettings) -> None:
+    """Connect in the background (retrying until the broker answers), resuming the session."""
+    props = None
+    if config.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = config.session_expiry_seconds  # 0 would end the session on disconnect
+        props.ReceiveMaximum = config.receive_maximum
+    clean_start = False if props is not None else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+    client.connect_async(config.host, config.port, config.keepalive_seconds, clean_start=clean_start, properties=props)
+    client.loop_start()
+
+
+def acknowledge(client: mqtt.Client, mids: list[int]) -> None:
+    """Acknowledge QoS 1 messages (PUBACK) in one write: paho's `ack` queues and writes one packet
+    per message, which costs the network thread two system calls each at thousands a second."""
+    queue = getattr(client, "_packet_queue", None)  # paho 2.x internals; fall back if they change
+    if queue is None:
+        for mid in mids:
+            client.ack(mid, 1)
+        return
+    if mids:
+        queue(PUBACK, b"".join(_PUBACK.pack(PUBACK, 2, mid) for mid in mids), 0, 0)
+
+
+def hub_keys(settings: Settings) -> landing.KeySource:
+    """The hub's keys, which seal landed batches."""
+    # Imported here: connectors otherwise stay clear of the privacy package.
+    from privacy.keys import HubKeys
+
+    return HubKeys.load(settings)
+
+
+def landing_root(settings: Settings) -> Path:
+    """Where the collector lands micro-batches: `<state>/landing/<stream>/<window>/`."""
+    return settings.state_path / "landing"
+
+
+def route(topic: str, prefix: str, community_id: str) -> tuple[str, str | None]:
+    """(stream, problem) for a topic: problem is None when the topic belongs to a stream."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != prefix:
+        return REJECTS, "topic is not prefix/community/system/device/kind"
+    if parts[1] != community_id:
+        return REJECTS, "topic names another community"
+    family = FAMILIES.get(parts[2])
+    if family is None:
+        return REJECTS, "unknown device family"
+    if parts[4] not in family.kinds:
+        return REJECTS, f"kind not sent by the {parts[2]} family"
+    if not parts[3]:
+        return REJECTS, "empty device id"
+    return family.stream, None
+
+
+def identify(topic: bytes, payload: bytes) -> tuple[str, str | None]:
+    """(msg_id, problem) of a payload; unreadable payloads get an id derived from their bytes."""
+    problem: str | None
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        body, problem = None, "payload is not JSON"
+    else:
+        problem = None if isinstance(body, dict) else "payload is not a JSON object"
+    if isinstance(body, dict):
+        msg_id = body.get("msg_id")
+        if isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool) and str(msg_id):
+            return str(msg_id), None
+        problem = "payload has no msg_id"
+    # Derived from topic and bytes, so a redelivered copy gets the same id and is deduplicated.
+    return "unreadable-" + hashlib.sha256(topic + b"\0" + payload).hexdigest()[:32], problem
+
+
+def landed_record(topic: str, payload: bytes, msg_id: str, received_at: datetime) -> dict[str, Any]:
+    """One landed message as a source record: the payload's fields plus what the hub knows.
+
+    The topic's community, device and kind and the collector's receive time override any
+    field of the same name in the payload: the broker's ACLs bind a device to its topic,
+    the payload is whatever the device's firmware wrote.
+    """
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        body = None
+    record: dict[str, Any] = dict(body) if isinstance(body, dict) else {}
+    _, community_id, _, device_id, kind = topic.split("/")
+    record.update(
+        msg_id=msg_id, community_id=community_id, device_id=device_id, kind=kind, received_at=received_at.isoformat()
+    )
+    return record
+
+
+class MqttStream:
+    """A stream whose messages the collector has landed; subclasses name the stream."""
+
+    name: str
+    chunk_rows = 20_000
+
+    def __init__(self, settings: Settings):
+        self.contract: Contract = load_contract(self.name)
+        self.settings = settings
+        self.root = landing_root(settings)
+        self.mqtt = mqtt_settings(settings)
+
+    def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
+        """Yield the messages received in [since, until) as raw batches, by receive time.
+
+        Duplicates (a device's resend, a redelivery after a crash) are kept: validation
+        drops them by msg_id, the primary key, and counts them in the quality results.
+        """
+        if self.mqtt.require_watermark:
+            require_landed_through(self.root, until, self.mqtt.watermark_wait_seconds)
+        table = landing.read_window(hub_keys(self.settings), self.root, self.name, since, until)
+        for offset in range(0, table.num_rows, self.chunk_rows):
+            chunk = table.slice(offset, self.chunk_rows).to_pydict()
+            rows = zip(chunk["topic"], chunk["payload"], chunk["msg_id"], chunk["received_at"], strict=True)
+            yield records_to_raw_batch(self.contract, (landed_record(*row) for row in rows))

@@ -1,0 +1,40 @@
+"""Retention: the raw vault and the quarantine are purged after their periods, and each purge
+is in the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+from sqlalchemy import select
+
+from neuron.settings import Settings
+from privacy.commands import retention_run
+from privacy.retention import run_retention
+from warehouse import pipeline
+from warehouse.audit import verify_chain
+from warehouse.control import AuditEntry, session_scope
+
+
+def test_expired_vault_objects_and_old_quarantine_rows_are_purged_and_audited(hub: Settings) -> None:
+    start, end = pipeline.local_day_window(hub, date(2026, 11, 20))
+    pipeline.run_window(hub, "vehicle_passes", start, end)
+    objects = list(hub.vault_dir.glob("*.vault"))
+    with duckdb.connect(str(hub.warehouse_file), read_only=True) as con:
+        quarantined = con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0]
+    assert objects and quarantined > 0
+
+    assert run_retention(hub).summary() == {"vault_objects": 0, "quarantine_rows": 0}  # nothing is old yet
+    later = datetime.now(UTC) + timedelta(days=hub.quarantine_retention_days + 1)
+    report = run_retention(hub, now=later)
+    assert len(report.vault_objects) == len(objects) and sum(report.quarantine_rows.values()) == quarantined
+    assert list(hub.vault_dir.glob("*.vault")) == []
+    with duckdb.connect(str(hub.warehouse_file), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0] == 0
+        assert con.execute("SELECT count(*) FROM stg_vehicle_passes").fetchall()[0][0] > 0  # staging stays
+    with session_scope(hub.control_url) as s:
+        purges = s.scalars(select(AuditEntry).where(AuditEntry.action == "purge")).all()
+        assert {p.detail.split('"store":"')[1].split('"')[0] for p in purges if p.detail} == {"raw_vault", "quarantine"}
+        assert len(purges) == len(report.vault_objects) + len(report.quarantine_rows)
+        assert verify_chain(s) == []
+    assert retention_run(hub) == {"vault_objects": 0, "quarantine_rows": 0}  # idempotent
