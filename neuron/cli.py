@@ -108,6 +108,19 @@ def ingest(
 
 
 @app.command()
+def collect() -> None:
+    """Run the MQTT collector until Ctrl-C: device messages landed durably, then acknowledged."""
+    from connectors.collector_run import run_collector
+
+    settings = _settings()
+    try:
+        stats = run_collector(settings)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"collector stopped: {stats}")
+
+
+@app.command()
 def publish(feed: Annotated[list[str] | None, typer.Option(help="Feed(s); default: all.")] = None) -> None:
     """Rebuild the marts and publish feeds to every consumer their policies grant."""
     from warehouse import pipeline

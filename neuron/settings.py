@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connectors.collector_settings import MqttSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -115,6 +117,7 @@ class Settings(BaseSettings):
     platform: SqlSource = SqlSource()
     door_access: FileDropSource = FileDropSource()
     intercom: IntercomSource = IntercomSource()
+    mqtt: MqttSettings = MqttSettings()
     api: ApiSettings = ApiSettings()
 
     @classmethod

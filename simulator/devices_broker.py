@@ -83,7 +83,8 @@ class Broker:
     def start(self, timeout: float = 15.0) -> Broker:
         """Start the broker and wait until it accepts connections."""
         log = open(self.workdir / f"{self.kind}.log", "ab")  # noqa: SIM115 - owned by the process
-        self._process = subprocess.Popen(self._command(), stdout=log, stderr=log, start_new_session=True)
+        # Same process group as the caller: killing a test run's group takes its broker too.
+        self._process = subprocess.Popen(self._command(), stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -9,6 +9,7 @@ its own folder, so the suite's tests stay independent without publishing again.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -51,7 +52,9 @@ def _with_impossible_readings(messages: list[Message]) -> list[Message]:
 @cache
 def _landed_hub() -> tuple[Path, tuple[tuple[datetime, datetime], ...], frozenset[str]]:
     """A hub whose collector has landed two windows of every MQTT stream; built once."""
-    home = Path(tempfile.mkdtemp(prefix="neuron-mqtt-conformance-")) / "hub"
+    folder = Path(tempfile.mkdtemp(prefix="neuron-mqtt-conformance-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    home = folder / "hub"
     settings = make_settings(home)
     init_keys(settings)
     fleet = DeviceFleet(Community(seed=3, households_count=150))
@@ -64,8 +67,8 @@ def _landed_hub() -> tuple[Path, tuple[tuple[datetime, datetime], ...], frozense
             for n in range(2):
                 first = SIM_START + n * STRETCH
                 messages = _with_impossible_readings(messages_between(fleet, first, first + STRETCH, DeviceFaults()))
-                publish_messages(broker.host, broker.port, messages, protocol=broker.protocol)
                 sent = collector.stats.received + len(messages)
+                publish_messages(broker.host, broker.port, messages, protocol=broker.protocol)
                 assert collector.wait_until(lambda s, n=sent: s.received >= n)  # type: ignore[misc]
                 end = datetime.now(UTC)
                 assert collector.wait_until(lambda s, e=end: (landed_through(root) or e) > e)  # type: ignore[misc]
