@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "demo_time": "Demo wall time (issue 2)",
     "pseudonymise": "Pseudonymisation and free-text scrubbing against Presidio (issue 4)",
     "collector": "MQTT collector, broker to landed batches at QoS 1 (issue 3)",
+    "community_day": "A community-day of every source stream, ingested (issue 3)",
     "api_throughput": "Export API: signed requests and streamed records against a static-file floor (issue 6)",
 }
 HEADER = (
