@@ -1,37 +1,12 @@
-"""System 1, vehicle gate passes and parking charges, from the parking vendor's HTTP API."""
+"""System 1, vehicle gate passes, from the parking vendor's HTTP API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
-
-import pyarrow as pa
-
-from connectors.base import records_to_raw_batch
-from connectors.http import http_session, paged
-from neuron.settings import ParkingSource, Settings
-from schemas.contract import Contract, load_contract
+from connectors.parking_api import ParkingApiStream
 
 
-class VehiclePasses:
-    """Passes updated in a window, read page by page from `/api/v2/vehicle-passes`."""
+class VehiclePasses(ParkingApiStream):
+    """Passes through the gates: plate, gate, direction, time, resident or visitor."""
 
     name = "vehicle_passes"
-
-    def __init__(self, settings: Settings):
-        self.source: ParkingSource = settings.parking
-        self.contract: Contract = load_contract(self.name)
-
-    def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
-        """Yield one raw batch per page of passes updated in [since, until)."""
-        session = http_session(self.source.token.get_secret_value(), self.source.max_retries)
-        params = {
-            "updated_since": since.isoformat(),
-            "updated_until": until.isoformat(),
-            "page_size": self.source.page_size,
-        }
-        url = self.source.base_url.rstrip("/") + "/api/v2/vehicle-passes"
-        with session:
-            for page in paged(session, url, params, self.source.timeout_seconds, "parking vendor API"):
-                if page:
-                    yield records_to_raw_batch(self.contract, page)
+    path = "/api/v2/vehicle-passes"
