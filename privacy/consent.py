@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow.compute as pc
 from sqlalchemy import Boolean, String, select
@@ -154,3 +154,17 @@ def _contract(stream: str) -> Contract | None:
         return load_contract(stream)
     except ConfigError:  # a stream whose contract is gone holds nothing we can filter
         return None
+
+
+def apply_platform_consent(settings: Settings, staged: Any) -> int:
+    """Record the consent rows a `platform_consent` batch loaded, oldest change first.
+
+    `staged` is the batch's staging table (household pseudonym, function, granted,
+    changed_at); a withdrawal among them purges that household's raw-vault rows.
+    """
+    rows = staged.select(["household_id_token", "function", "granted", "changed_at"]).to_pylist()
+    for row in sorted(rows, key=lambda r: r["changed_at"]):
+        record_consent(
+            settings, row["household_id_token"], row["function"], row["granted"], "platform", row["changed_at"]
+        )
+    return len(rows)

@@ -176,6 +176,11 @@ def load(settings: Settings, batch_id: str) -> list[str]:
             )
         elif datetime.fromisoformat(cursor.value) < record.window_end:
             cursor.value, cursor.updated_at = record.window_end.isoformat(), utcnow()
+    if record.stream == "platform_consent":
+        # The platform is where households opt in and out: its changes drive the consent store.
+        from privacy.consent import apply_platform_consent
+
+        apply_platform_consent(settings, staged)
     return [d.isoformat() for d in event_days(settings, contract, staged)]
 
 
