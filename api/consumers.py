@@ -11,12 +11,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from neuron.errors import ConfigError
 from neuron.settings import Settings
+from privacy import keys
 from privacy.keys import b64u
 from privacy.policy import load_policies
 from warehouse.control import Consumer, ConsumerKey, session_scope, utcnow
@@ -46,13 +46,7 @@ class ConsumerInfo:
 
 def raw_public_key(public_key_pem: bytes) -> bytes:
     """The 32 raw bytes of an Ed25519 public key given as PEM; ConfigError for anything else."""
-    try:
-        key = serialization.load_pem_public_key(public_key_pem)
-    except ValueError as exc:
-        raise ConfigError("not a PEM public key") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError("consumer keys must be Ed25519")
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return keys.raw_public_key(public_key_pem, Ed25519PublicKey, "consumer keys")
 
 
 def key_id_for(name: str, raw_key: bytes) -> str:

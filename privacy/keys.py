@@ -209,3 +209,14 @@ def init_keys(settings: Settings) -> tuple[bool, bool]:
         new_signing_key(settings)
         made_signing = True
     return made_master, made_signing
+
+
+def raw_public_key(public_key_pem: bytes, kind: type[Any], what: str) -> bytes:
+    """The 32 raw bytes of a PEM public key of `kind` (Ed25519 or X25519); ConfigError otherwise."""
+    try:
+        key = serialization.load_pem_public_key(public_key_pem)
+    except ValueError as exc:
+        raise ConfigError("not a PEM public key") from exc
+    if not isinstance(key, kind):
+        raise ConfigError(f"{what} must be {kind.__name__.removesuffix('PublicKey')}")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

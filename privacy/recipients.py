@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from neuron.errors import ConfigError
 from neuron.settings import Settings
-from privacy.keys import b64u, b64u_decode
+from privacy.keys import b64u, b64u_decode, raw_public_key
 from privacy.seal import Recipient
 from warehouse.control import Base, Consumer, UTCDateTime, session_scope, utcnow
 
@@ -36,13 +35,7 @@ class ConsumerEncryptionKey(Base):
 
 def raw_x25519(public_key_pem: bytes) -> bytes:
     """The 32 raw bytes of an X25519 public key given as PEM; ConfigError for anything else."""
-    try:
-        key = serialization.load_pem_public_key(public_key_pem)
-    except ValueError as exc:
-        raise ConfigError("not a PEM public key") from exc
-    if not isinstance(key, X25519PublicKey):
-        raise ConfigError("encryption keys must be X25519")
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw_public_key(public_key_pem, X25519PublicKey, "encryption keys")
 
 
 def register_encryption_key(settings: Settings, consumer: str, public_key_pem: bytes) -> str:
