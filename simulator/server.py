@@ -42,23 +42,41 @@ class _State:
         return _b64(hmac.new(self.key, body, hashlib.sha256).digest()[:16])
 
 
-class _ApiServer(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
+    """A threaded loopback server that never prints: a traceback could carry an identifier."""
+
     daemon_threads = True
-    state: _State
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay silent: a traceback could carry a plate to stderr."""
+        """Stay silent: a traceback could carry a plate or a room address to stderr."""
 
 
-class _Handler(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
+    """What every simulated vendor API's handler shares: keep-alive, no access log, JSON replies."""
+
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle on, keep-alive clients stall ~40 ms each.
     disable_nagle_algorithm = True
-    server_version = "ParkVendor/2.3"
     sys_version = ""
 
     def log_message(self, format: str, *args: Any) -> None:
-        """No access log: request lines and errors must never put plates on stderr."""
+        """No access log: request lines and errors must never put identifiers on stderr."""
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _ApiServer(QuietServer):
+    state: _State
+
+
+class _Handler(JsonHandler):
+    server_version = "ParkVendor/2.3"
 
     def do_GET(self) -> None:
         """Route GET requests."""
@@ -123,14 +141,6 @@ class _Handler(BaseHTTPRequestHandler):
         if until - since > MAX_WINDOW:
             raise BadRequest(f"window longer than {MAX_WINDOW.days} days")
         return since, until, 0
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 def _page_size(raw: str | None) -> int:

@@ -10,14 +10,12 @@ except the injected `503` of an overloaded gateway.
 from __future__ import annotations
 
 import hmac
-import json
 import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
-from simulator.server import RunningServer
+from simulator.server import JsonHandler, QuietServer, RunningServer
 from simulator.vendors_intercom import RESOURCES, IntercomVendor
 
 PREFIX = "/openapi/v1/"
@@ -35,22 +33,12 @@ class _State:
         self.count = 0
 
 
-class _VendorServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _VendorServer(QuietServer):
     state: _State
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay silent: a traceback could carry a room address to stderr."""
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(JsonHandler):
     server_version = "VideoOpenAPI/1.6"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log (request lines are not data, but errors could be)."""
 
     def do_GET(self) -> None:
         """Serve one page of a resource."""
@@ -83,14 +71,6 @@ class _Handler(BaseHTTPRequestHandler):
         rows = server.vendor.records_updated_between(resource, since, until)
         data = {"total": len(rows), "pageNo": page, "pageSize": size, "list": rows[(page - 1) * size : page * size]}
         self._send(200, {"code": "0", "msg": "success", "data": data})
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 def start_intercom_api(vendor: IntercomVendor, token: str, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
