@@ -24,6 +24,21 @@ DAGS_FOLDER = REPO_ROOT / "dags"
 _progress_out = sys.stdout
 
 
+def runner_command(dag_id: str, first_end: datetime, hours: int) -> list[str]:
+    """The command that runs `dag_id` for `hours` hourly windows in a child process."""
+    return [
+        sys.executable,
+        "-m",
+        "neuron.airflow_runner",
+        "--dag",
+        dag_id,
+        "--end",
+        first_end.isoformat(),
+        "--hours",
+        str(hours),
+    ]
+
+
 def _progress(**fields: object) -> None:
     _progress_out.write(PROGRESS + json.dumps(fields, default=str) + "\n")
     _progress_out.flush()

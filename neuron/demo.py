@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import func, select
 
-from neuron.airflow_runner import PROGRESS
+from neuron.airflow_runner import PROGRESS, runner_command
 from neuron.errors import FatalError
 from neuron.settings import ParkingSource, Settings, load_settings
 
@@ -66,17 +65,7 @@ def _run_airflow(console: Console, home: Path, env: dict[str, str], day: date, t
     first_end = datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(tz)) + timedelta(hours=1)
     log_path = home / "logs" / "airflow.log"
     log_path.parent.mkdir(exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "neuron.airflow_runner",
-        "--dag",
-        "vehicle_passes",
-        "--end",
-        first_end.isoformat(),
-        "--hours",
-        "24",
-    ]
+    cmd = runner_command("vehicle_passes", first_end, 24)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with open(log_path, "w") as log, Progress(*columns, console=console) as progress:
         task = progress.add_task("Airflow: preparing metadata DB", total=24)

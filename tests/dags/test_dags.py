@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from neuron.airflow_runner import DAGS_FOLDER, PROGRESS
+from neuron.airflow_runner import DAGS_FOLDER, PROGRESS, runner_command
 from neuron.settings import REPO_ROOT
 from privacy.keys import init_keys
 from simulator.parking import ParkingSimulator
@@ -78,17 +78,7 @@ def test_airflow_runs_hourly_windows_end_to_end_without_leaking_plates(tmp_path:
             NEURON_WAREHOUSE_PATH="var/warehouse.duckdb",
         )
         first_end = datetime(2026, 11, 20, 8, tzinfo=CST)
-        cmd = [
-            sys.executable,
-            "-m",
-            "neuron.airflow_runner",
-            "--dag",
-            "vehicle_passes",
-            "--end",
-            first_end.isoformat(),
-            "--hours",
-            "3",
-        ]
+        cmd = runner_command("vehicle_passes", first_end, 3)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
     events = [json.loads(line.removeprefix(PROGRESS)) for line in proc.stdout.splitlines() if line.startswith(PROGRESS)]
     assert proc.returncode == 0, proc.stderr[-3000:]
