@@ -38,13 +38,19 @@ def _sections(text: str) -> dict[str, str]:
 def main(names: list[str]) -> None:
     """Run the named benchmarks (all by default) and rewrite their sections."""
     chosen = names or list(BENCHMARKS)
-    sections = _sections(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")
         print(f"running bench.{name} …", flush=True)
         body = module.report(module.run())
-        sections[name] = f"## {BENCHMARKS[name]}\n\nCommand: `.venv/bin/python -m bench {name}`\n\n{body}\n"
         print(body, flush=True)
+        _write_section(name, f"## {BENCHMARKS[name]}\n\nCommand: `.venv/bin/python -m bench {name}`\n\n{body}\n")
+
+
+def _write_section(name: str, section: str) -> None:
+    """Rewrite one section, re-reading the file first: benchmarks run for minutes, and another
+    run may have written its own section meanwhile."""
+    sections = _sections(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    sections[name] = section
     ordered = [f"<!-- bench:{n} -->\n{sections[n]}<!-- /bench -->\n" for n in BENCHMARKS if n in sections]
     RESULTS.write_text(HEADER + "\n" + "\n".join(ordered), encoding="utf-8")
 
