@@ -1,9 +1,9 @@
 """`/v1/alarms?since=`: the caller's published `safety.alarms` rows, oldest first; an empty
 list while the feed is not in the catalog or not granted (the same answer either way).
 
-The catalog has no `safety.alarms` feed yet (the relay's history arrives with issue 7), so
-the tests add its definition and grants to the running hub's state and publish fixture
-partitions the way the publisher will.
+The tests replace the catalog's `safety.alarms` definition and grants in the running hub's
+state with small fixed ones (building level for the district only) and publish fixture
+partitions the way the publisher does.
 """
 
 from __future__ import annotations
@@ -72,12 +72,18 @@ def alarm_rows(day: int, count: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def alarm_hub(fresh_hub: LiveHub) -> Iterator[LiveHub]:
-    """A hub whose catalog has `safety.alarms`, granted at building level to the district only."""
+    """A hub whose catalog has a fixed `safety.alarms`, granted at building level to the district only."""
     hub = fresh_hub.app.state.hub
     hub.feeds = {**hub.feeds, ALARM_FEED: ALARMS}
     district = hub.policies["district"]
     grants = {**district.feeds, ALARM_FEED: FeedGrant(fields=dict.fromkeys(BUILDING_LEVEL, "keep"))}
-    hub.policies = {**hub.policies, "district": district.model_copy(update={"feeds": grants})}
+    police = hub.policies["public_security"]
+    police_grants = {name: grant for name, grant in police.feeds.items() if name != ALARM_FEED}
+    hub.policies = {
+        **hub.policies,
+        "district": district.model_copy(update={"feeds": grants}),
+        "public_security": police.model_copy(update={"feeds": police_grants}),
+    }
     yield fresh_hub
 
 

@@ -80,9 +80,15 @@ def test_the_three_consumers_policies_load_and_grant_what_the_design_says() -> N
     feeds = load_feeds()
     grants = {name: sorted(p.feeds) for name, p in policies.items()}
     assert grants == {
-        "district": ["traffic.vehicle_flow_hourly"],
-        "open_data": ["traffic.vehicle_flow_hourly"],
-        "public_security": ["traffic.vehicle_flow_hourly", "traffic.vehicle_passes"],
+        "district": [
+            "care.elderly_daily",
+            "env.air_quality_hourly",
+            "infra.assets_status",
+            "safety.alarms",
+            "traffic.vehicle_flow_hourly",
+        ],
+        "open_data": ["env.air_quality_hourly", "infra.assets_status", "traffic.vehicle_flow_hourly"],
+        "public_security": ["safety.alarms", "traffic.vehicle_flow_hourly", "traffic.vehicle_passes"],
     }
     police = policies["public_security"]
     assert police.treatment("traffic.vehicle_passes", "plate_no") == {"op": "seal_to"}
