@@ -9,3 +9,4 @@ __all__ = ["Base"]
 import connectors.filedrop_ledger  # noqa: F401  (connectors: the file-drop ledger)
 import privacy.consent  # privacy: consent records
 import privacy.recipients  # noqa: F401  (privacy: consumers' encryption keys)
+import warehouse.quality_models  # noqa: F401  (warehouse: kept validation results per batch)

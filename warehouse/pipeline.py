@@ -37,6 +37,7 @@ from warehouse import vault
 from warehouse.control import Cursor, LoadRecord, session_scope, utcnow
 from warehouse.marts import build_marts
 from warehouse.publisher import Published, publish_feed
+from warehouse.quality_models import keep_batch_quality
 from warehouse.staging import load_batch, warehouse
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ def validate(settings: Settings, batch_id: str) -> dict[str, Any]:
         row.status = "rejected" if summary["rejected"] else "validated"
         row.rows_quarantined = outcome.rejected.num_rows
         row.detail = json.dumps(summary, ensure_ascii=False, sort_keys=True)
+        # The GX results are kept per batch (a re-run replaces them) for `neuron quality`.
+        keep_batch_quality(session, row, f"{contract.name}.v{contract.version}", summary)
     log.info(
         "%s: %d good, %d quarantined, %d duplicates dropped",
         batch_id,
