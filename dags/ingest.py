@@ -1,8 +1,10 @@
-"""Airflow ingest DAGs: one per source stream of connectors/registry.py, same shape for all
-(see neuron/dag_factory.py). Adding a stream to the registry adds its DAG here."""
+"""Airflow ingest DAGs: one per source stream of connectors/registry.py (per community in a
+subdistrict suite), same shape for all (see neuron/dag_factory.py). Adding a stream to the
+registry adds its DAG here."""
 
-from connectors.registry import STREAMS
-from neuron.dag_factory import ingest_dag
+from neuron.dag_factory import ingest_dag, suite_communities, suite_streams
 
-for _spec in STREAMS.values():
-    globals()[_spec.name] = ingest_dag(_spec)
+for _community in suite_communities():
+    for _spec in suite_streams():
+        _dag = ingest_dag(_spec, _community)
+        globals()[_dag.dag_id] = _dag

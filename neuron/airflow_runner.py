@@ -1,10 +1,13 @@
-"""Run a DAG through Airflow for consecutive windows, in this process (`dag.test()`).
+"""Run the hub's DAGs through Airflow for consecutive windows, in this process (`dag.test()`).
 
-The demo and the tests start it as a child process with their own AIRFLOW_HOME (Airflow
-reads its configuration once, at import). Progress goes to stdout as `NEURON-PROGRESS`
-JSON lines; Airflow's own logs go wherever the parent sends stderr.
+For each hourly window, every named ingest DAG runs once; then each feed built from those
+streams is published once by its publish DAG (a manual run: `conf["days"]`, the local days
+the windows touched, stands in for the Asset events the scheduler would pass). The demo and
+the tests start it as a child process with their own AIRFLOW_HOME (Airflow reads its
+configuration once, at import). Progress goes to stdout as `NEURON-PROGRESS` JSON lines;
+Airflow's own logs go wherever the parent sends stderr.
 
-    python -m neuron.airflow_runner --dag vehicle_passes --end 2026-11-21T00:00+08:00 --hours 24
+    python -m neuron.airflow_runner --dag vehicle_passes --end 2026-11-21T00:00+08:00 --hours 24 --publish
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 PROGRESS = "NEURON-PROGRESS "
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,19 +28,15 @@ DAGS_FOLDER = REPO_ROOT / "dags"
 _progress_out = sys.stdout
 
 
-def runner_command(dag_id: str, first_end: datetime, hours: int) -> list[str]:
-    """The command that runs `dag_id` for `hours` hourly windows in a child process."""
-    return [
-        sys.executable,
-        "-m",
-        "neuron.airflow_runner",
-        "--dag",
-        dag_id,
-        "--end",
-        first_end.isoformat(),
-        "--hours",
-        str(hours),
-    ]
+def runner_command(dag_id: str | list[str], first_end: datetime, hours: int, publish: bool = True) -> list[str]:
+    """The command that runs the ingest DAG(s) for `hours` hourly windows, then (by default)
+    the publish DAGs of their feeds, in a child process."""
+    dags = [dag_id] if isinstance(dag_id, str) else dag_id
+    cmd = [sys.executable, "-m", "neuron.airflow_runner"]
+    for name in dags:
+        cmd += ["--dag", name]
+    cmd += ["--end", first_end.isoformat(), "--hours", str(hours)]
+    return cmd + (["--publish"] if publish else [])
 
 
 def _progress(**fields: object) -> None:
@@ -48,42 +48,73 @@ def prepare_airflow() -> None:
     """Create or upgrade the metadata DB of $AIRFLOW_HOME and the hub's pools."""
     import subprocess
 
-    from airflow.models.pool import Pool
-
     # The CLI's migrate also registers what dag.test() needs; upgradedb() alone does not.
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=sys.stderr)
-    # DuckDB allows one writer: every task that opens the warehouse takes this pool's slot.
+    create_pools()
+
+
+def create_pools() -> None:
+    """DuckDB allows one writer: every task that opens the warehouse takes this pool's slot."""
+    from airflow.models.pool import Pool
+
     Pool.create_or_update_pool(
         name="duckdb_writer", slots=1, description="One DuckDB writer at a time", include_deferred=False
     )
 
 
-def run_windows(dag_id: str, first_end: datetime, hours: int) -> int:
-    """Run `dag_id` once per hourly window, the first ending at `first_end`; returns failures."""
+def _succeeded(run: Any) -> bool:
+    return str(run.state) in ("success", "DagRunState.SUCCESS")
+
+
+def _loaded_days(run: Any) -> list[str]:
+    """The days the run's load task returned (its XCom), if it ran."""
+    for ti in run.get_task_instances():
+        if ti.task_id == "load":
+            value = ti.xcom_pull(task_ids="load")
+            return list(value or [])
+    return []
+
+
+def run_windows(dag_ids: list[str], first_end: datetime, hours: int, publish: bool) -> int:
+    """Run each ingest DAG once per hourly window (the first ending at `first_end`), then the
+    publish DAG of every feed built from them; returns the number of failed runs."""
     from airflow.dag_processing.dagbag import DagBag
+
+    from neuron.dag_factory import publish_dag_id
+    from schemas.feeds import load_feeds
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:
         _progress(event="import_errors", errors=list(bag.import_errors))
         return hours
-    dag = bag.dags[dag_id]
-    failures = 0
+    feeds = sorted(name for name, feed in load_feeds().items() if set(dag_ids) & set(feed.sources)) if publish else []
+    total = hours * len(dag_ids) + len(feeds)
+    failures = done = 0
+    days: set[str] = set()
     for i in range(hours):
         # A manual run's data interval is the hour that ends at its logical date.
         end = first_end + timedelta(hours=i)
-        run = dag.test(logical_date=end)
-        ok = str(run.state) in ("success", "DagRunState.SUCCESS")
-        failures += not ok
-        _progress(event="run", window_end=end.isoformat(), state=str(run.state), done=i + 1, total=hours)
+        for dag_id in dag_ids:
+            run = bag.dags[dag_id].test(logical_date=end)
+            failures += not _succeeded(run)
+            days.update(_loaded_days(run))
+            done += 1
+            _progress(event="run", dag=dag_id, window_end=end.isoformat(), state=str(run.state), done=done, total=total)
+    for feed in feeds:
+        run = bag.dags[publish_dag_id(feed)].test(run_conf={"days": sorted(days)})
+        failures += not _succeeded(run)
+        done += 1
+        _progress(event="run", dag=publish_dag_id(feed), feed=feed, state=str(run.state), done=done, total=total)
     return failures
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: prepare Airflow, run the windows, exit non-zero on any failure."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dag", required=True)
+    parser.add_argument("--dag", required=True, action="append", help="an ingest DAG (repeatable)")
     parser.add_argument("--end", required=True, type=datetime.fromisoformat, help="end of the first window")
     parser.add_argument("--hours", type=int, default=1)
+    parser.add_argument("--publish", action="store_true", help="then publish the feeds built from these streams")
     args = parser.parse_args(argv)
     # dag.test() serialises the DAG into the bundle of the configured DAGs folder: it must
     # be ours. Set before Airflow is first imported (it reads its configuration once).
@@ -97,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     prepare_airflow()
     _progress(event="ready")
-    failures = run_windows(args.dag, args.end, args.hours)
+    failures = run_windows(args.dag, args.end, args.hours, args.publish)
     return 1 if failures else 0
 
 

@@ -1,58 +1,146 @@
-"""The ingest DAG of a source stream, built from its registry entry (connectors/registry.py).
+"""The hub's DAG suite, generated from its registries: an ingest DAG per source stream
+(connectors/registry.py) and a publish DAG per feed (schemas/feeds/*.yaml).
 
-One shape for every stream: extract → validate → load → build_marts → publish, for the
-stream's data interval. Tasks are thin (each calls one stage of `warehouse.pipeline`,
-importing lazily), XCom carries ids and day lists only, and the stages that open DuckDB
-share the one-slot `duckdb_writer` pool.
+Ingest (on the stream's cadence): extract → validate → load. `load` updates the Airflow
+Asset `neuron://staging/<stream>` with the local days the batch touched in the event's
+extra. Publish (scheduled on the Assets of the feed's sources, any of them): build the
+marts, then publish that feed for the days the triggering events name (or every day for
+a manual run: publishing is idempotent). Tasks are thin (each calls one stage of
+`warehouse.pipeline`, importing lazily), XCom carries ids and day lists only, and every
+task that opens DuckDB takes the one-slot `duckdb_writer` pool.
+
+What the suite contains is read from the environment at parse time (never Airflow
+Connections or Variables): NEURON_DAG_STREAMS (comma list, default every stream),
+NEURON_DAG_CADENCE (a cron that replaces every stream's cadence, e.g. `0 0 * * *` for
+daily windows) and NEURON_DAG_COMMUNITIES (comma list: one ingest and publish DAG set per
+community of a subdistrict, each community's hub under $NEURON_HOME/communities/<id>).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, dag, task
+from airflow.sdk import DAG, Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from connectors.registry import StreamSpec
+from connectors.registry import STREAMS, StreamSpec
+from schemas.feeds import Feed, load_feeds
 
 DUCKDB_POOL = "duckdb_writer"
 TIMEZONE = "Asia/Shanghai"
+OWNER = "neuron-hub"
+START = datetime(2026, 1, 1)
 
-DOC = """
-### {name} — system {system}: {title}
+INGEST_DOC = """
+### {name} — system {system}: {title}{community}
 
 Every run reads what the source updated in the run's data interval, lands it encrypted
 in the raw vault, validates it against the `{name}` contract (bad rows to quarantine
-with a reason), pseudonymises direct identifiers, loads the batch into DuckDB staging
-(replacing an earlier run of the same window), rebuilds the marts, and publishes the
-feeds built from this stream to every consumer whose policy grants them.
+with a reason), pseudonymises direct identifiers and loads the batch into DuckDB staging
+(replacing an earlier run of the same window). The load updates the Asset
+`{asset}` with the days it touched; the publish DAGs of the feeds built from this stream
+({feeds}) run on it.
 
 Retries: transient source errors are retried with backoff; fatal ones (credentials
 refused, a batch over its failure budget, a broken contract) fail at once.
 """
 
+PUBLISH_DOC = """
+### publish {name}{community}
 
-def ingest_dag(spec: StreamSpec) -> DAG:
+{title}. Runs {trigger}: rebuilds the marts and publishes `{name}` to every consumer
+whose policy grants it, for the local days named in the triggering Asset events (a timed
+run: the days of its data interval; a manual run: the days in `conf["days"]`, or all).
+Re-publishing unchanged rows writes identical bytes and no new partition version, so
+re-runs and backfills are safe.
+"""
+
+
+# When a feed whose sources are not ingest streams is republished.
+CADENCE_CRON = {"realtime": "*/15 * * * *", "hourly": "5 * * * *", "daily": "30 0 * * *", "monthly": "0 1 1 * *"}
+
+
+def default_args(timeout: timedelta, retries: int = 3) -> dict[str, Any]:
+    """What every hub task shares: owner, bounded retries with backoff, a timeout."""
+    return {
+        "owner": OWNER,
+        "retries": retries,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": timeout,
+    }
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def suite_streams() -> list[StreamSpec]:
+    """The streams that get an ingest DAG (NEURON_DAG_STREAMS, default all)."""
+    chosen = _env_list("NEURON_DAG_STREAMS")
+    unknown = set(chosen) - set(STREAMS)
+    if unknown:
+        raise ValueError(f"NEURON_DAG_STREAMS names unknown stream(s): {', '.join(sorted(unknown))}")
+    return [STREAMS[name] for name in chosen] if chosen else list(STREAMS.values())
+
+
+def suite_feeds() -> list[Feed]:
+    """The feeds that get a publish DAG: every feed with a source in the suite, and every
+    feed whose sources are not ingest streams at all (the relay writes them)."""
+    streams = {spec.name for spec in suite_streams()}
+    return [
+        feed
+        for _, feed in sorted(load_feeds().items())
+        if streams & set(feed.sources) or not set(STREAMS) & set(feed.sources)
+    ]
+
+
+def suite_communities() -> list[str | None]:
+    """The communities the suite serves: None is the single hub of NEURON_HOME."""
+    return list(_env_list("NEURON_DAG_COMMUNITIES")) or [None]
+
+
+def _suffix(community: str | None) -> str:
+    return f"__{community.replace('-', '_')}" if community else ""
+
+
+def staging_asset(stream: str, community: str | None = None) -> Asset:
+    """The Asset a stream's load updates (one per community in a subdistrict suite)."""
+    uri = f"neuron://staging/{stream}" + (f"/{community}" if community else "")
+    return Asset(uri=uri, name=uri)
+
+
+def publish_dag_id(feed: str, community: str | None = None) -> str:
+    """`traffic.vehicle_flow_hourly` → `publish_traffic_vehicle_flow_hourly`."""
+    return "publish_" + feed.replace(".", "_") + _suffix(community)
+
+
+def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
     """The Airflow DAG that ingests `spec`'s stream on its schedule."""
+    asset = staging_asset(spec.name, community)
+    feeds = [f.name for f in load_feeds().values() if spec.name in f.sources]
 
     @dag(
-        dag_id=spec.name,
+        dag_id=spec.name + _suffix(community),
         # An explicit data-interval timetable: Airflow 3's cron default has zero-width
         # intervals, and each run must read exactly its window of source updates.
-        schedule=CronDataIntervalTimetable(spec.schedule, timezone=TIMEZONE),
-        start_date=datetime(2026, 1, 1),
+        schedule=CronDataIntervalTimetable(os.environ.get("NEURON_DAG_CADENCE") or spec.schedule, timezone=TIMEZONE),
+        start_date=START,
         catchup=False,
         max_active_runs=1,
-        tags=["neuron", "ingest", f"system-{spec.system}"],
-        default_args={
-            "owner": "neuron-hub",
-            "retries": 3,
-            "retry_delay": timedelta(seconds=30),
-            "retry_exponential_backoff": True,
-            "execution_timeout": timedelta(minutes=20),
-        },
-        doc_md=DOC.format(name=spec.name, system=spec.system, title=spec.title),
+        tags=["neuron", "ingest", f"system-{spec.system}", *([f"community-{community}"] if community else [])],
+        default_args=default_args(timedelta(minutes=20)),
+        doc_md=INGEST_DOC.format(
+            name=spec.name,
+            system=spec.system,
+            title=spec.title,
+            asset=asset.uri,
+            feeds=", ".join(f"`{f}`" for f in feeds) or "none yet",
+            community=f" ({community})" if community else "",
+        ),
     )
     def ingest() -> None:
         @task
@@ -60,41 +148,86 @@ def ingest_dag(spec: StreamSpec) -> DAG:
             from neuron.tasks import as_datetime, run_stage
             from warehouse.pipeline import extract
 
-            return run_stage(extract, spec.name, as_datetime(data_interval_start), as_datetime(data_interval_end))
+            start, end = as_datetime(data_interval_start), as_datetime(data_interval_end)
+            return run_stage(extract, spec.name, start, end, community=community)
 
         @task
         def validate(batch_id: str) -> str:
             from neuron.tasks import run_stage
             from warehouse.pipeline import validate
 
-            run_stage(validate, batch_id)
+            run_stage(validate, batch_id, community=community)
             return batch_id
 
-        @task(pool=DUCKDB_POOL)
-        def load(batch_id: str) -> list[str]:
+        @task(pool=DUCKDB_POOL, outlets=[asset])
+        def load(batch_id: str, outlet_events: Any = None) -> list[str]:
             from neuron.tasks import run_stage
             from warehouse.pipeline import load
 
-            return run_stage(load, batch_id)
-
-        @task(pool=DUCKDB_POOL)
-        def build_marts(days: list[str]) -> list[str]:
-            from neuron.tasks import run_stage
-            from warehouse.pipeline import build
-
-            run_stage(build)
+            days = run_stage(load, batch_id, community=community)
+            # The publish DAGs read which days changed from the Asset event, not from XCom.
+            outlet_events[asset].extra = {"days": days, "batch_id": batch_id}
             return days
 
-        @task(pool=DUCKDB_POOL)
-        def publish(days: list[str]) -> int:
-            from neuron.tasks import run_stage
-            from schemas.feeds import feeds_built_from
-            from warehouse.pipeline import publish
-
-            return len(run_stage(publish, days, feeds_built_from(spec.name)))
-
         # TaskFlow passes XComArgs between tasks; at run time each arrives as the value.
-        publish(build_marts(load(validate(extract()))))  # type: ignore[arg-type]
+        load(validate(extract()))  # type: ignore[arg-type]
 
     built: DAG = ingest()
+    return built
+
+
+def publish_dag(feed: Feed, community: str | None = None) -> DAG:
+    """The Airflow DAG that publishes `feed` whenever one of its sources is loaded."""
+    assets = [staging_asset(source, community) for source in feed.sources if source in STREAMS]
+    schedule: Any = CronDataIntervalTimetable(CADENCE_CRON[feed.cadence], timezone=TIMEZONE)
+    for i, asset in enumerate(assets):
+        # Any source loaded: its days are republished.
+        schedule = asset if i == 0 else schedule | asset
+
+    @dag(
+        dag_id=publish_dag_id(feed.name, community),
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["neuron", "publish", feed.name.split(".")[0], *([f"community-{community}"] if community else [])],
+        default_args=default_args(timedelta(minutes=30)),
+        doc_md=PUBLISH_DOC.format(
+            name=feed.name,
+            title=f"{feed.title.en} ({feed.title.zh})",
+            trigger=(
+                "when any of its sources is loaded (Assets " + ", ".join(f"`{a.uri}`" for a in assets) + ")"
+                if assets
+                else f"on its {feed.cadence} cadence (its sources are written outside the ingest DAGs)"
+            ),
+            community=f" ({community})" if community else "",
+        ),
+    )
+    def publish() -> None:
+        @task(pool=DUCKDB_POOL)
+        def build_marts(
+            triggering_asset_events: Any = None,
+            dag_run: Any = None,
+            data_interval_start: Any = None,
+            data_interval_end: Any = None,
+        ) -> list[str] | None:
+            from neuron.tasks import affected_days, as_datetime, interval_days, run_stage
+            from warehouse.pipeline import build
+
+            run_stage(build, community=community)
+            conf = getattr(dag_run, "conf", None)
+            if not assets and not (conf and "days" in conf) and data_interval_start is not None:
+                return interval_days(as_datetime(data_interval_start), as_datetime(data_interval_end), TIMEZONE)
+            return affected_days(triggering_asset_events, conf)
+
+        @task(pool=DUCKDB_POOL)
+        def publish_feed(days: list[str] | None) -> int:
+            from neuron.tasks import run_stage
+            from warehouse.pipeline import publish
+
+            return len(run_stage(publish, days, [feed.name], community=community))
+
+        publish_feed(build_marts())  # type: ignore[arg-type]
+
+    built: DAG = publish()
     return built

@@ -1,0 +1,42 @@
+"""### key_rotation — a fresh signing key on schedule
+
+Starts a new Ed25519 signing key for the hub on the cadence in NEURON_KEY_ROTATION_CRON
+(default: quarterly, 1 Jan/Apr/Jul/Oct at 04:00). The old keys stop signing but stay in
+the JWKS (`/.well-known/jwks.json`) until what they signed expires
+(`signature_lifetime_days`), so consumers keep verifying older manifests. A re-run of the
+same interval finds the key it made and rotates nothing; each rotation is audited.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from neuron.dag_factory import START, TIMEZONE, default_args
+
+
+@dag(
+    schedule=CronDataIntervalTimetable(os.environ.get("NEURON_KEY_ROTATION_CRON") or "0 4 1 1,4,7,10 *", TIMEZONE),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    tags=["neuron", "privacy", "keys"],
+    default_args=default_args(timedelta(minutes=5)),
+    doc_md=__doc__,
+)
+def key_rotation() -> None:
+    @task
+    def rotate(data_interval_end: Any = None) -> dict[str, Any]:
+        from neuron.tasks import as_datetime, rotate_signing_key_if_due, run_stage
+
+        # Due when the active key predates the end of this interval (the scheduled time).
+        return run_stage(rotate_signing_key_if_due, as_datetime(data_interval_end))
+
+    rotate()
+
+
+key_rotation()
