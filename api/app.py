@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import openapi
+from api import format_ngsi, format_viid, openapi  # noqa: F401  (format_*: importing registers them)
 from api.alarms import alarms_router
 from api.audit_writer import AuditWriter
 from api.auth import RequestAuthenticator

@@ -161,6 +161,7 @@ def register_format(record_format: RecordFormat) -> None:
 def offered_formats(feed: Feed) -> list[str]:
     """The formats a feed is served in: the built-in ones, then its declared standards with a renderer."""
     declared = [str(name) for name in getattr(feed, "standards", None) or []]
+    declared += [n for n, f in FORMATS.items() if feed.name in getattr(f, "feeds", ()) and n not in declared]
     return [*BUILT_IN, *(n for n in declared if n in FORMATS and FORMATS[n].standard and FORMATS[n].render)]
 
 
