@@ -1,0 +1,202 @@
+"""What the overview and the other read-only pages summarise: today's data in (per system)
+and out (per consumer and feed), consent, the audit chain, and the parts other engineers
+provide (quality, alarms), which are imported lazily and may be absent."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from neuron.errors import NeuronError
+from neuron.settings import Settings
+from warehouse.control import AuditEntry, LoadRecord, session_scope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Today:
+    """Rows in and out since local midnight."""
+
+    start: datetime
+    rows_in_by_system: dict[int, int] = field(default_factory=dict)
+    rows_quarantined_by_system: dict[int, int] = field(default_factory=dict)
+    rows_out_by_consumer: dict[str, int] = field(default_factory=dict)
+    rows_out_by_feed: dict[str, int] = field(default_factory=dict)
+    exports: int = 0
+
+
+@cache
+def system_of(stream: str) -> int | None:
+    """The system (1-9) a stream comes from, per its contract."""
+    from schemas.contract import load_contract
+
+    try:
+        return load_contract(stream).system
+    except (NeuronError, OSError, ValueError):
+        return None
+
+
+def local_midnight(now: datetime, timezone: str) -> datetime:
+    """The start of the community's local day containing `now`."""
+    zone = ZoneInfo(timezone)
+    return datetime.combine(now.astimezone(zone).date(), time(), zone)
+
+
+def today(settings: Settings, now: datetime) -> Today:
+    """Today's data in, by system, and out, by consumer and feed."""
+    start = local_midnight(now, settings.timezone)
+    result = Today(start)
+    with session_scope(settings.control_url) as session:
+        loads = session.execute(
+            select(LoadRecord.stream, func.sum(LoadRecord.rows_loaded), func.sum(LoadRecord.rows_quarantined))
+            .where(LoadRecord.started_at >= start, LoadRecord.started_at < start + timedelta(days=1))
+            .group_by(LoadRecord.stream)
+        ).all()
+        out = session.execute(
+            select(AuditEntry.actor, AuditEntry.feed, func.sum(AuditEntry.rows), func.count())
+            .where(
+                AuditEntry.at >= start,
+                AuditEntry.at < start + timedelta(days=1),
+                AuditEntry.action == "request",
+                AuditEntry.outcome == "ok",
+                AuditEntry.feed.is_not(None),
+                AuditEntry.rows > 0,
+            )
+            .group_by(AuditEntry.actor, AuditEntry.feed)
+        ).all()
+    rows_in: Counter[int] = Counter()
+    quarantined: Counter[int] = Counter()
+    for stream, loaded, bad in loads:
+        system = system_of(stream) or 0
+        rows_in[system] += int(loaded or 0)
+        quarantined[system] += int(bad or 0)
+    by_consumer: Counter[str] = Counter()
+    by_feed: Counter[str] = Counter()
+    for actor, feed, rows, count in out:
+        by_consumer[actor] += int(rows or 0)
+        by_feed[feed or ""] += int(rows or 0)
+        result.exports += int(count)
+    result.rows_in_by_system = dict(sorted(rows_in.items()))
+    result.rows_quarantined_by_system = dict(sorted(quarantined.items()))
+    result.rows_out_by_consumer = dict(sorted(by_consumer.items()))
+    result.rows_out_by_feed = dict(sorted(by_feed.items()))
+    return result
+
+
+@dataclass
+class Provided:
+    """What a lazily imported provider returned: rows to show, or why there are none."""
+
+    available: bool
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+def _as_rows(value: Any) -> list[dict[str, Any]]:
+    """A provider's answer as table rows, whatever its shape (dicts, dataclasses, models)."""
+    if isinstance(value, dict):
+        items = value.get("streams") if isinstance(value.get("streams"), list) else None
+        value = items if items is not None else [{"stream": k, **_as_row(v)} for k, v in value.items()]
+    return [_as_row(item) for item in value or []]
+
+
+def _as_row(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        row = item
+    elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+        row = dataclasses.asdict(item)
+    elif hasattr(item, "model_dump"):
+        row = item.model_dump()
+    else:
+        row = {"value": item}
+    # Nested values (quarantine reasons by count, say) shown as compact JSON.
+    return {k: _compact(v) for k, v in row.items()}
+
+
+def _compact(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, dict | list) else value
+
+
+def provided(module: str, function: str, *args: Any, **kwargs: Any) -> Provided:
+    """Call `module.function` if that module exists yet; "not available" otherwise."""
+    try:
+        provider = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        return Provided(False)
+    try:
+        return Provided(True, _as_rows(provider(*args, **kwargs)))
+    except Exception as exc:  # a provider's failure must not take the console down
+        log.warning("%s.%s failed: %s", module, function, type(exc).__name__)
+        return Provided(True, [], type(exc).__name__)
+
+
+def quality(settings: Settings) -> Provided:
+    """Per-stream quality from warehouse.quality (another engineer's), if present."""
+    return provided("warehouse.quality", "quality_report", settings)
+
+
+def alarms(settings: Settings) -> Provided:
+    """The alarm list from relay.history (the relay engineer's), if present."""
+    return provided("relay.history", "alarm_list", settings)
+
+
+def open_alarms(listed: Provided) -> list[dict[str, Any]]:
+    """Alarms not yet cleared."""
+    return [a for a in listed.rows if a.get("state") != "cleared"]
+
+
+@dataclass
+class ConsentSummary:
+    """Per optional function: households opted in, withdrawn, and the withdrawals' effects."""
+
+    opted_in: dict[str, int]
+    withdrawn: dict[str, int]
+    withdrawals: list[dict[str, Any]]
+
+
+def consent_summary(settings: Settings, limit: int = 200) -> ConsentSummary:
+    """Consent counts from the consent table; withdrawals and their effect from the audit log."""
+    from privacy.consent import FUNCTIONS, ConsentRecord
+
+    counts: dict[str, dict[bool, int]] = defaultdict(lambda: {True: 0, False: 0})
+    with session_scope(settings.control_url) as session:
+        grouped = session.execute(
+            select(ConsentRecord.function, ConsentRecord.granted, func.count()).group_by(
+                ConsentRecord.function, ConsentRecord.granted
+            )
+        ).all()
+        entries = session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.action == "consent", AuditEntry.outcome == "withdrawn")
+            .order_by(AuditEntry.seq.desc())
+            .limit(limit)
+        ).scalars()
+        # The audit log never names the household: the function and what was purged.
+        withdrawals = [
+            {
+                "seq": e.seq,
+                "at": e.at,
+                "source": e.actor,
+                "function": json.loads(e.detail or "{}").get("function", ""),
+                "purged": len(json.loads(e.detail or "{}").get("purged_vault_objects") or []),
+            }
+            for e in entries
+        ]
+    for function, granted, count in grouped:
+        counts[function][bool(granted)] = int(count)
+    return ConsentSummary(
+        opted_in={f: counts[f][True] for f in FUNCTIONS},
+        withdrawn={f: counts[f][False] for f in FUNCTIONS},
+        withdrawals=withdrawals,
+    )

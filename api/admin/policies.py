@@ -1,0 +1,138 @@
+"""The policies page: each consumer's sharing policy as people read it, and its history.
+
+The policy files are the rule; the control database remembers each version the hub has
+seen (a new fingerprint is recorded the first time the console or the command line sees
+it, with who was there), so the page can say when a rule changed and what changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api.admin.models import PolicyVersion
+from privacy.jws import canonical_json
+from privacy.policy import Policy
+from warehouse.control import session_scope
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One field of one granted feed: the operator and its parameters."""
+
+    field: str
+    operator: str
+    params: str
+
+
+@dataclass(frozen=True)
+class FeedRules:
+    """A feed granted to a consumer."""
+
+    feed: str
+    k: int | None
+    fields: list[FieldRule]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between two versions of a policy: where, before, after."""
+
+    where: str
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
+class VersionSeen:
+    """A version in the history, with what changed from the one before it."""
+
+    version: int
+    fingerprint: str
+    seen_at: datetime
+    actor: str
+    changes: list[Change]
+
+
+def policy_body(policy: Policy) -> dict[str, Any]:
+    """What the fingerprint covers."""
+    return policy.model_dump(exclude={"source"}, exclude_none=True)
+
+
+def feed_rules(policy: Policy) -> list[FeedRules]:
+    """The policy's grants, feed by feed, field by field."""
+    rules = []
+    for feed, grant in sorted(policy.feeds.items()):
+        fields = []
+        for name in grant.fields:
+            described = policy.treatment(feed, name)
+            operator = described.pop("op")
+            params = ", ".join(f"{k}={v}" for k, v in described.items())
+            fields.append(FieldRule(name, operator, params))
+        rules.append(FeedRules(feed, grant.k, fields))
+    return rules
+
+
+def record_versions(url: str, policies: dict[str, Policy], actor: str, now: datetime) -> int:
+    """Remember every policy whose fingerprint is new; how many were."""
+    added = 0
+    for policy in policies.values():
+        with session_scope(url) as session:
+            seen = session.execute(
+                select(PolicyVersion.id).where(
+                    PolicyVersion.consumer == policy.consumer, PolicyVersion.fingerprint == policy.fingerprint
+                )
+            ).first()
+            if seen is not None:
+                continue
+        try:
+            with session_scope(url) as session:
+                session.add(
+                    PolicyVersion(
+                        consumer=policy.consumer,
+                        fingerprint=policy.fingerprint,
+                        version=policy.version,
+                        body=canonical_json(policy_body(policy)).decode(),
+                        seen_at=now,
+                        actor=actor,
+                    )
+                )
+            added += 1
+        except IntegrityError:
+            continue  # another process recorded it first: theirs is the first sighting
+    return added
+
+
+def history(url: str, consumer: str) -> list[VersionSeen]:
+    """The versions seen of a consumer's policy, newest first, each with its changes."""
+    with session_scope(url) as session:
+        rows = session.execute(
+            select(PolicyVersion).where(PolicyVersion.consumer == consumer).order_by(PolicyVersion.id)
+        ).scalars()
+        seen = [(r.version, r.fingerprint, r.seen_at, r.actor, json.loads(r.body)) for r in rows]
+    out, before = [], None
+    for version, fingerprint, seen_at, actor, body in seen:
+        out.append(VersionSeen(version, fingerprint, seen_at, actor, diff(before, body) if before else []))
+        before = body
+    return out[::-1]
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(node, dict) and node and not ("op" in node and prefix.count(".fields.") == 1):
+        flat: dict[str, str] = {}
+        for key, value in node.items():
+            flat |= _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return flat
+    return {prefix: node if isinstance(node, str) else json.dumps(node, ensure_ascii=False, sort_keys=True)}
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """What changed between two policy bodies, one line per field, grant or setting."""
+    old, new = _flatten(before), _flatten(after)
+    keys = sorted(old.keys() | new.keys())
+    return [Change(key, old.get(key), new.get(key)) for key in keys if old.get(key) != new.get(key)]

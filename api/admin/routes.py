@@ -1,0 +1,277 @@
+"""The console's pages and its two admin actions (revoke a consumer, register a key).
+
+Every page needs a live session (`principal`); every POST also needs the session's CSRF
+token, and an admin action the admin role. Console actions are appended to the audit log
+under `console:<name>`, in the same chain as everything shared.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.admin import i18n, overview, policies, shared
+from api.admin.accounts import check_password
+from api.admin.charts import bar_chart
+from api.admin.sessions import COOKIE, close_session, open_session, same_token
+from api.admin.web import (
+    BASE,
+    LOGIN_CSRF_COOKIE,
+    Refused,
+    SignInRequired,
+    back_to,
+    console_of,
+    form_of,
+    language,
+    login_csrf,
+    page,
+    principal,
+    redirect,
+    set_cookie,
+)
+from neuron.errors import NeuronError
+from privacy.policy import load_policies
+from schemas.feeds import load_feeds
+from warehouse.audit import append_audit
+from warehouse.control import session_scope
+
+router = APIRouter()
+DayQuery = Annotated[date | None, Query()]
+
+
+def _audit(request: Request, actor: str, action: str, outcome: str, detail: dict[str, Any] | None = None) -> None:
+    console = console_of(request)
+    with session_scope(console.settings.control_url) as session:
+        append_audit(session, actor=actor, action=action, outcome=outcome, detail=detail, at=console.now())
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None, failed: bool = False) -> Response:
+    token = login_csrf(request)
+    response = page(request, "login.html", None, csrf=token, next=back_to(next), failed=failed)
+    set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    given = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE) or "", given.get("csrf_token")):
+        raise Refused("refused.csrf")
+    console = console_of(request)
+    name, now = given.get("name", "").strip(), console.now()
+    user = await run_in_threadpool(
+        check_password, console.settings.control_url, name, given.get("password", ""), now, console.lockout
+    )
+    if user is None:
+        await run_in_threadpool(_audit, request, "console", "console_sign_in", "refused")
+        return redirect(f"{BASE}/login?failed=1")
+    token = await run_in_threadpool(open_session, console.settings.control_url, user.name, now, console.lifetime)
+    await run_in_threadpool(_audit, request, f"console:{user.name}", "console_sign_in", "ok")
+    response = redirect(back_to(given.get("next")))
+    set_cookie(request, response, COOKIE, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=BASE)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    who = await run_in_threadpool(principal, request)
+    await form_of(request, who, admin=False)
+    await run_in_threadpool(close_session, console_of(request).settings.control_url, request.cookies.get(COOKIE))
+    response = redirect(f"{BASE}/login")
+    response.delete_cookie(COOKIE, path=BASE)
+    return response
+
+
+@router.get("/lang/{code}")
+def switch_language(request: Request, code: str, next: str | None = None) -> Response:
+    response = redirect(back_to(next))
+    set_cookie(request, response, i18n.COOKIE, code if code in i18n.LANGUAGES else i18n.DEFAULT, 365 * 86400)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request) -> Response:
+    who = principal(request)
+    console = console_of(request)
+    settings, t = console.settings, i18n.translator(language(request))
+    today = overview.today(settings, console.now())
+    alarms = overview.alarms(settings)
+    quality = overview.quality(settings)
+    from api.audit_export import verify_audit
+
+    charts = {
+        "in": bar_chart(
+            t("overview.in"), [(t(f"system.{s}"), n) for s, n in today.rows_in_by_system.items()], t("common.none")
+        ),
+        "out": bar_chart(t("overview.out"), list(today.rows_out_by_consumer.items()), t("common.none")),
+        "out_feed": bar_chart(t("overview.out_feed"), list(today.rows_out_by_feed.items()), t("common.none")),
+    }
+    return page(
+        request,
+        "overview.html",
+        who,
+        today=today,
+        charts=charts,
+        alarms=alarms,
+        open_alarms=overview.open_alarms(alarms),
+        quality=quality,
+        chain=verify_audit(settings),
+    )
+
+
+@router.get("/shared", response_class=HTMLResponse)
+def shared_page(
+    request: Request,
+    consumer: str | None = None,
+    feed: str | None = None,
+    day_from: Annotated[date | None, Query(alias="from")] = None,
+    day_to: Annotated[date | None, Query(alias="to")] = None,
+    page_no: Annotated[int, Query(alias="page", ge=0, le=100_000)] = 0,
+) -> Response:
+    who = principal(request)
+    settings = console_of(request).settings
+    wanted = shared.ExportFilter(consumer or None, feed or None, day_from, day_to, page_no)
+    exports, more = shared.list_exports(settings, wanted)
+    consumers, feeds = shared.export_choices(settings)
+    versions = {p.fingerprint: p.version for p in load_policies(settings.policies_dir).values()}
+    return page(
+        request,
+        "shared.html",
+        who,
+        exports=exports,
+        more=more,
+        wanted=wanted,
+        consumers=consumers,
+        feeds=feeds,
+        versions=versions,
+    )
+
+
+@router.get("/shared/{seq}", response_class=HTMLResponse)
+def export_page(request: Request, seq: int) -> Response:
+    who = principal(request)
+    settings = console_of(request).settings
+    found = shared.find_export(settings, seq)
+    if found is None:
+        return page(request, "missing.html", who, status=404)
+    rows = shared.export_rows(settings, found, load_feeds().get(found.feed))
+    return page(request, "export.html", who, export=found, result=rows, shown=shared.SHOWN_ROWS)
+
+
+@router.get("/policies", response_class=HTMLResponse)
+def policies_page(request: Request) -> Response:
+    who = principal(request)
+    console = console_of(request)
+    loaded = load_policies(console.settings.policies_dir)
+    policies.record_versions(console.settings.control_url, loaded, f"console:{who.name}", console.now())
+    shown = [
+        (policy, policies.feed_rules(policy), policies.history(console.settings.control_url, policy.consumer))
+        for _, policy in sorted(loaded.items())
+    ]
+    return page(request, "policies.html", who, policies=shown)
+
+
+@router.get("/consumers", response_class=HTMLResponse)
+def consumers_page(request: Request, done: str | None = None, error: str | None = None) -> Response:
+    from api.consumers import list_consumers
+
+    who = principal(request)
+    listed = list_consumers(console_of(request).settings)
+    return page(request, "consumers.html", who, consumers=listed, done=done, error=error)
+
+
+@router.post("/consumers/{name}/revoke")
+async def revoke(request: Request, name: str) -> Response:
+    from api.consumers import revoke_consumer
+
+    who = await run_in_threadpool(principal, request)
+    await form_of(request, who, admin=True)
+    try:
+        await run_in_threadpool(revoke_consumer, console_of(request).settings, name)
+    except NeuronError:
+        return redirect(f"{BASE}/consumers?error=revoke")
+    await run_in_threadpool(_audit, request, f"console:{who.name}", "console_revoke_consumer", "ok", {"consumer": name})
+    return redirect(f"{BASE}/consumers?done=revoke")
+
+
+@router.post("/consumers/{name}/keys")
+async def add_key(request: Request, name: str) -> Response:
+    from api.consumers import register_consumer
+
+    who = await run_in_threadpool(principal, request)
+    form = await form_of(request, who, admin=True)
+    pem = (form.get("public_key") or "").encode()
+    try:
+        key_id = await run_in_threadpool(register_consumer, console_of(request).settings, name, pem, None)
+    except NeuronError:
+        return redirect(f"{BASE}/consumers?error=key")
+    detail = {"consumer": name, "key_id": key_id}
+    await run_in_threadpool(_audit, request, f"console:{who.name}", "console_register_key", "ok", detail)
+    return redirect(f"{BASE}/consumers?done=key")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request) -> Response:
+    from api.audit_export import verify_audit
+
+    who = principal(request)
+    return page(request, "audit.html", who, report=verify_audit(console_of(request).settings))
+
+
+@router.get("/audit/archive")
+def audit_archive(request: Request) -> Response:
+    from api.audit_export import export_audit
+
+    principal(request)
+    settings = console_of(request).settings
+    with tempfile.TemporaryDirectory() as folder:
+        info = export_audit(settings, Path(folder) / "audit.zip")
+        body = info.path.read_bytes()
+    name = f"neuron-audit-{settings.community_id}-{info.first_seq}-{info.last_seq}.zip"
+    headers = {"content-disposition": f'attachment; filename="{name}"'}
+    return Response(body, media_type="application/zip", headers=headers)
+
+
+@router.get("/consent", response_class=HTMLResponse)
+def consent_page(request: Request) -> Response:
+    who = principal(request)
+    return page(request, "consent.html", who, consent=overview.consent_summary(console_of(request).settings))
+
+
+@router.get("/quality", response_class=HTMLResponse)
+def quality_page(request: Request) -> Response:
+    who = principal(request)
+    settings = console_of(request).settings
+    return page(request, "quality.html", who, quality=overview.quality(settings), alarms=overview.alarms(settings))
+
+
+def refused_page(request: Request, exc: Exception) -> Response:
+    """403 with the reason, in the reader's language."""
+    assert isinstance(exc, Refused)
+    return page(request, "refused.html", None, status=403, reason=exc.reason)
+
+
+def sign_in_first(request: Request, exc: Exception) -> Response:
+    """GET: to the sign-in page, coming back here after; anything else: 401."""
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{BASE}/login?next={_quote(target)}", status_code=303)
+    return page(request, "refused.html", None, status=401, reason="refused.signin")
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="/")
+
+
+__all__ = ["SignInRequired", "refused_page", "router", "sign_in_first"]

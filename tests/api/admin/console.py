@@ -1,0 +1,82 @@
+"""A hub with a console for the admin tests: two people (an admin and an auditor), exports
+made by two consumers through the real API, a consent withdrawal, and a browser-like
+client (a `requests` session that keeps cookies and reads CSRF tokens out of forms)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from api.admin.accounts import add_admin
+from privacy.consent import record_consent
+from tests.api.hub import LiveHub, running_hub
+from tests.api.lake import FEED
+
+ADMIN, AUDITOR = "alice", "bob"
+PASSWORDS = {ADMIN: "correct horse battery", AUDITOR: "auditor's long secret"}
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class ConsoleHub:
+    """The running hub, and what the exports it made returned to each consumer."""
+
+    hub: LiveHub
+    received: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.hub.url + "/admin"
+
+
+class Browser:
+    """A cookie-keeping client of the console, as a browser would use it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+
+    def get(self, path: str, **options: Any) -> requests.Response:
+        options.setdefault("allow_redirects", False)
+        return self.session.get(self.url + path, timeout=30, **options)
+
+    def post(self, path: str, data: dict[str, str], **options: Any) -> requests.Response:
+        options.setdefault("allow_redirects", False)
+        return self.session.post(self.url + path, data=data, timeout=30, **options)
+
+    def csrf(self, path: str = "/") -> str:
+        """The CSRF token of a form on the page at `path`."""
+        found = CSRF.search(self.get(path).text)
+        assert found, f"no form on {path}"
+        return found.group(1)
+
+    def sign_in(self, name: str, password: str | None = None) -> requests.Response:
+        token = self.csrf("/login")
+        return self.post("/login", {"csrf_token": token, "name": name, "password": password or PASSWORDS[name]})
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@contextmanager
+def console_hub(home: Path) -> Iterator[ConsoleHub]:
+    """A hub with the console's people, some exports and one consent withdrawal."""
+    with running_hub(home) as hub:
+        for name, role in ((ADMIN, "admin"), (AUDITOR, "auditor")):
+            add_admin(hub.settings.control_url, name, role, PASSWORDS[name])
+        made = ConsoleHub(hub)
+        for consumer, limit in (("district", 4), ("public_security", 6)):
+            with hub.client(consumer) as client:
+                first, cursor = client.records_ndjson(FEED, limit=limit)
+                # The second page begins inside a partition: its offset is not in the log.
+                second, _ = client.records_ndjson(FEED, cursor=cursor, limit=limit)
+            made.received[consumer] = [first, second]
+        record_consent(hub.settings, "h" * 16, "smoke_gas", True, "platform")
+        record_consent(hub.settings, "h" * 16, "smoke_gas", False, "platform")
+        yield made
