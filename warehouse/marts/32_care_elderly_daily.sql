@@ -1,15 +1,33 @@
 -- care.elderly_daily: people under care, their alerts and how fast alerts were resolved, per
 -- Shanghai local day. Counts only: the publisher applies k-anonymity to every one of them.
--- requires: stg_elderly_care
+-- requires: stg_elderly_care, stg_platform_consent
+-- Only households whose latest elderly-care consent on the platform is a yes are counted (the
+-- consent store's rule: the latest change wins); a withdrawal takes them out of every day at
+-- the next build, and until the platform's consents are loaded nothing is built at all.
 -- People are counted by their wristband messages' resident token (distinct per day). An alert
 -- is one alarm id: it belongs to the day it was raised, and its response is the time from
 -- raised to cleared, counted in bands (≤ 5 min, ≤ 15 min, longer, not cleared yet). A clear
 -- whose raise is not loaded yet waits for it. Both breakdowns add up to `alerts` (the feed
 -- declares them, so suppression keeps them from undoing each other).
 CREATE OR REPLACE TABLE mart_care_elderly_daily AS
-WITH messages AS (
+WITH consents AS (
+    SELECT community_id, household_id_token, granted
+    FROM stg_platform_consent
+    WHERE function = 'elderly_care'
+    QUALIFY row_number() OVER (
+        PARTITION BY community_id, household_id_token ORDER BY changed_at DESC, updated_at DESC, _batch_id DESC
+    ) = 1
+),
+messages AS (
     SELECT *, CAST(timezone('Asia/Shanghai', event_time) AS DATE) AS day
-    FROM stg_elderly_care
+    FROM stg_elderly_care AS band
+    WHERE EXISTS (
+        SELECT 1
+        FROM consents
+        WHERE consents.granted
+            AND consents.community_id = band.community_id
+            AND consents.household_id_token = band.household_id_token
+    )
     QUALIFY row_number() OVER (
         PARTITION BY community_id, msg_id ORDER BY received_at, _batch_id
     ) = 1

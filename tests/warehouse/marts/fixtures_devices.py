@@ -217,8 +217,27 @@ MANHOLE_COVERS = [
 MANHOLE_COVERS_REDELIVERED = [MANHOLE_COVERS[2]]
 
 
-# Six wearers (raw ids as the wristbands send them); each household has one.
-WEARERS = {n: (f"R0000000{n}", f"H00010{n}", f"WB00000{n}") for n in range(1, 7)}
+# Eight wearers (raw ids as the wristbands send them), one per household. Households 1–6 opted
+# in to elderly care; 7 opted in and later withdrew; 8 opted in to smoke and gas detection only.
+WEARERS = {n: (f"R0000000{n}", f"H00010{n}", f"WB00000{n}") for n in range(1, 9)}
+
+
+def consent(wearer: int, function: str, granted: bool, when: str) -> dict[str, Any]:
+    household = WEARERS[wearer][1]
+    t = at(when)
+    return {
+        "consent_id": f"CS-{household}-{function}", "household_id": household, "function": function,
+        "granted": granted, "changed_at": t, "updated_at": t,
+    }  # fmt: skip
+
+
+PLATFORM_CONSENT = [
+    *(consent(n, "elderly_care", True, "2026-11-01T02:00:00") for n in range(1, 7)),
+    consent(7, "elderly_care", True, "2026-11-01T02:00:00"),
+    consent(8, "smoke_gas", True, "2026-11-01T02:00:00"),
+]
+# Household 7's withdrawal, a later change of the same consent row (the latest change wins).
+PLATFORM_CONSENT_WITHDRAWN = [consent(7, "elderly_care", False, "2026-11-21T03:00:00")]
 
 
 def band(msg: str, wearer: int, when: str, **alarm: str) -> dict[str, Any]:
@@ -251,6 +270,12 @@ ELDERLY_CARE = [
     band("c12", 2, "2026-11-21T01:00:00", id="AL7", type="heart_rate_high", state="raised"),
     band("c13", 2, "2026-11-21T01:02:00", id="AL7", state="cleared"),
     band("c14", 1, "2026-11-21T02:00:00", id="AL8", state="cleared"),  # its raise is not loaded
+    # Households without elderly-care consent: never counted, not even their alerts.
+    band("t7", 7, "2026-11-20T00:10:00"),
+    band("c15", 7, "2026-11-20T07:00:00", id="AL9", type="fall", state="raised"),
+    band("c16", 7, "2026-11-20T07:01:00", id="AL9", state="cleared"),
+    band("t8", 8, "2026-11-20T00:10:00"),
+    band("c17", 8, "2026-11-20T08:00:00", id="AL10", type="sos", state="raised"),
 ]
 
 # Raw rooms as the relay records them (only sealed values and tokens may ever leave).

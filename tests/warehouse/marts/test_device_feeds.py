@@ -37,6 +37,8 @@ from tests.warehouse.marts.fixtures_devices import (
     ENVIRONMENT_REDELIVERED,
     MANHOLE_COVERS,
     MANHOLE_COVERS_REDELIVERED,
+    PLATFORM_CONSENT,
+    PLATFORM_CONSENT_WITHDRAWN,
     ROOMS,
     STREETLIGHTS,
     WEARERS,
@@ -73,6 +75,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     stage(settings, "manhole_covers", "w1", MANHOLE_COVERS)
     stage(settings, "manhole_covers", "w2", MANHOLE_COVERS_REDELIVERED)
     stage(settings, "elderly_care", "w1", ELDERLY_CARE)
+    stage(settings, "platform_consent", "w1", PLATFORM_CONSENT)
+    stage(settings, "platform_consent", "w2", PLATFORM_CONSENT_WITHDRAWN)
     stage(settings, "alarm_lifecycle", "w1", ALARM_EVENTS)
     stage(settings, "alarm_lifecycle", "w2", ALARM_EVENTS_RECORDED_TWICE)
     assert {"30_env_air_quality_hourly", "31_infra_assets_status", "32_care_elderly_daily", "33_safety_alarms"} <= set(
@@ -158,7 +162,8 @@ def test_streetlights_and_manhole_covers_per_asset_and_day(hub: Settings) -> Non
 # ---------------------------------------------------------------------------------------------
 # care.elderly_daily. The 20th: six wearers; alerts AL1–AL5 falls, AL6 SOS (never cleared) by five
 # people; responses 3, 5 (the band's edge), 10, 20, 4 min. The 21st: three wearers, one heart-rate
-# alert cleared in 2 min; AL8's clear has no raise loaded: not an alert.
+# alert cleared in 2 min; AL8's clear has no raise loaded: not an alert. Wearers 7 (consent
+# withdrawn) and 8 (never gave it for elderly care) and their alerts AL9, AL10 are not counted.
 CARE_ROWS = [
     # people, alerted, alerts, falls, sos, heart, ≤5, 5–15, >15, unresolved
     (C, D20, 6, 5, 6, 5, 1, 0, 3, 1, 1, 1),
@@ -228,14 +233,14 @@ def test_alarms_with_their_lifecycle_at_each_consumers_level(hub: Settings) -> N
 
 
 def test_no_identifier_or_hub_token_reaches_any_consumer(hub: Settings) -> None:
-    raw = [*ROOMS.values(), *(i for ids in WEARERS.values() for i in ids)]
+    raw = [*ROOMS.values(), *(i for ids in WEARERS.values() for i in ids), *(r["consent_id"] for r in PLATFORM_CONSENT)]
     hub_tokens = [
         *tokens(hub, "stg_alarm_lifecycle", "room_no_token"),
         *tokens(hub, "stg_elderly_care", "resident_id_token"),
         *tokens(hub, "stg_elderly_care", "household_id_token"),
         *tokens(hub, "stg_elderly_care", "device_id_token"),
     ]
-    assert len(hub_tokens) == 2 + 6 + 6 + 6
+    assert len(hub_tokens) == 2 + 8 + 8 + 8
     assert find_leaks([*raw, *hub_tokens], texts_of_lake(hub.lake_path)) == []
     # Every consumer got something, and only from feeds its policy grants.
     granted = {(c, f) for c, f, *_ in versions(hub)}
