@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import format_ngsi, format_viid, openapi  # noqa: F401  (format_*: importing registers them)
+from api.admin.console import install as install_console
 from api.alarms import alarms_router
 from api.audit_writer import AuditWriter
 from api.auth import RequestAuthenticator
@@ -88,6 +89,7 @@ def create_app(
     app.state.now = now or _utcnow
     for router in (public, v1, exports, alarms_router):
         app.include_router(router)
+    install_console(app, settings)  # the admins' console under /admin (issue 8)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     page = settings.api.max_page_size

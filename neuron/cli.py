@@ -22,11 +22,13 @@ app = typer.Typer(
 consumers_app = typer.Typer(help="Consumers of the export API and their keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="The hub's signing keys and master secret.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log of everything shared.", no_args_is_help=True)
+admins_app = typer.Typer(help="People who may sign in to the admin console (/admin).", no_args_is_help=True)
 retention_app = typer.Typer(help="Retention of the raw vault and the quarantine.", no_args_is_help=True)
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
+app.add_typer(admins_app, name="admins")
 console = Console()
 
 
@@ -355,6 +357,46 @@ def demo(
         run_demo(console, home.resolve(), date.fromisoformat(day) if day else None, serve_api, port)
     except NeuronError as exc:
         raise _fail(exc) from exc
+
+
+@admins_app.command("add")
+def admins_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin (manages consumers and policies) or auditor (reads).")] = "auditor",
+) -> None:
+    """Add a console account; the password is prompted for (never an argument: shells keep history)."""
+    from api.admin.accounts import add_admin
+
+    settings = _settings()
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        add_admin(settings.control_url, name, role, password)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"admin {name} ({role}) added")
+
+
+@admins_app.command("list")
+def admins_list() -> None:
+    """List console accounts, their roles, and which are disabled or locked."""
+    from api.admin.accounts import list_admins
+
+    table = Table("name", "role", "created", "disabled", "locked until")
+    for a in list_admins(_settings().control_url):
+        table.add_row(a.name, a.role, str(a.created_at), str(a.disabled_at or ""), str(a.locked_until or ""))
+    console.print(table)
+
+
+@admins_app.command("disable")
+def admins_disable(name: str) -> None:
+    """Disable a console account and end its sessions at once."""
+    from api.admin.accounts import disable_admin
+
+    try:
+        disable_admin(_settings().control_url, name)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"admin {name} disabled")
 
 
 if __name__ == "__main__":

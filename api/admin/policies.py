@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -17,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from api.admin.models import PolicyVersion
 from privacy.jws import canonical_json
-from privacy.policy import Policy
+from neuron.errors import ConfigError
+from privacy.policy import Policy, load_policy_file
+from schemas.feeds import load_feeds
 from warehouse.control import session_scope
 
 
@@ -57,6 +60,21 @@ class VersionSeen:
     seen_at: datetime
     actor: str
     changes: list[Change]
+
+
+def current_policies(policies_dir: Path) -> tuple[dict[str, Policy], list[str]]:
+    """The policy files as they are now (not the process's cached copy), and any that fail to load."""
+    policies: dict[str, Policy] = {}
+    problems: list[str] = []
+    feeds = load_feeds()
+    for path in sorted(policies_dir.glob("*.yaml")):
+        try:
+            policy = load_policy_file(path, feeds)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        policies[policy.consumer] = policy
+    return policies, problems
 
 
 def policy_body(policy: Policy) -> dict[str, Any]:

@@ -171,13 +171,13 @@ def export_page(request: Request, seq: int) -> Response:
 def policies_page(request: Request) -> Response:
     who = principal(request)
     console = console_of(request)
-    loaded = load_policies(console.settings.policies_dir)
+    loaded, problems = policies.current_policies(console.settings.policies_dir)
     policies.record_versions(console.settings.control_url, loaded, f"console:{who.name}", console.now())
     shown = [
         (policy, policies.feed_rules(policy), policies.history(console.settings.control_url, policy.consumer))
         for _, policy in sorted(loaded.items())
     ]
-    return page(request, "policies.html", who, policies=shown)
+    return page(request, "policies.html", who, policies=shown, problems=problems)
 
 
 @router.get("/consumers", response_class=HTMLResponse)

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import select
 
 from api.admin.accounts import add_admin
 from privacy.consent import record_consent
 from tests.api.hub import LiveHub, running_hub
 from tests.api.lake import FEED
+from warehouse.control import AuditEntry, session_scope
 
 ADMIN, AUDITOR = "alice", "bob"
 PASSWORDS = {ADMIN: "correct horse battery", AUDITOR: "auditor's long secret"}
@@ -29,6 +31,7 @@ class ConsoleHub:
 
     hub: LiveHub
     received: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
+    exports: list[int] = field(default_factory=list)  # audit seqs of the exports, oldest first
 
     @property
     def url(self) -> str:
@@ -77,6 +80,9 @@ def console_hub(home: Path) -> Iterator[ConsoleHub]:
                 # The second page begins inside a partition: its offset is not in the log.
                 second, _ = client.records_ndjson(FEED, cursor=cursor, limit=limit)
             made.received[consumer] = [first, second]
+        with session_scope(hub.settings.control_url) as session:
+            seqs = select(AuditEntry.seq).where(AuditEntry.feed == FEED).order_by(AuditEntry.seq)
+            made.exports = list(session.execute(seqs).scalars())
         record_consent(hub.settings, "h" * 16, "smoke_gas", True, "platform")
         record_consent(hub.settings, "h" * 16, "smoke_gas", False, "platform")
         yield made
