@@ -20,6 +20,7 @@ from api.openapi import PUBLIC_ERRORS, SIGNED, V1_ERRORS, answers, errors, json_
 from api.schemas import Catalog, FeedDetail, Health, Jwks
 from privacy.policy import pipl_art73
 from warehouse.control import Partition, engine_for
+from warehouse.quality import cached_feed_quality
 
 public = APIRouter()
 v1 = APIRouter(prefix="/v1")
@@ -83,11 +84,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _quality(hub: Hub, feed: str, request: Request) -> dict[str, Any]:
+    """The feed's data-quality status and freshness by the hub's clock; the status is recomputed
+    at most every 30 s (a few control-DB queries), not on every catalog call."""
+    found = cached_feed_quality(hub.settings, feed, request.app.state.now())
+    return {k: found[k] for k in ("status", "freshness_seconds", "checked_at")}
+
+
 @v1.get(
     "/feeds", response_model=None, responses=answers({200: json_response("The caller's catalog.", Catalog)}, *V1_ERRORS)
 )
-def catalog(hub: HubDep, policy: PolicyDep) -> dict[str, Any]:
-    """The feeds the caller's policy grants, with their freshness."""
+def catalog(hub: HubDep, policy: PolicyDep, request: Request) -> dict[str, Any]:
+    """The feeds the caller's policy grants, with their freshness and data quality."""
     feeds = []
     for name, feed in hub.feeds.items():
         if policy is None or not policy.grants(name):
@@ -101,6 +109,7 @@ def catalog(hub: HubDep, policy: PolicyDep) -> dict[str, Any]:
                 "version": feed.version,
                 "watermark": _iso(watermark),
                 "partitions": partitions,
+                "quality": _quality(hub, name, request),
             }
         )
     return {"feeds": feeds}
@@ -111,7 +120,7 @@ def catalog(hub: HubDep, policy: PolicyDep) -> dict[str, Any]:
     response_model=None,
     responses=answers({200: json_response("One feed as the caller receives it.", FeedDetail)}, *V1_ERRORS),
 )
-def feed_detail(hub: HubDep, grant: GrantDep) -> dict[str, Any]:
+def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any]:
     """What the caller receives of one feed, field by field, and under which rule."""
     feed, policy = grant.feed, grant.policy
     watermark, partitions = _published(hub, policy.consumer, feed.name)
@@ -147,4 +156,5 @@ def feed_detail(hub: HubDep, grant: GrantDep) -> dict[str, Any]:
         "k": policy.feeds[feed.name].k,
         "watermark": _iso(watermark),
         "partitions": partitions,
+        "quality": _quality(hub, feed.name, request),
     }

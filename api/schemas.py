@@ -8,7 +8,7 @@ consumers, documented members may not change.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from api.openapi import Open
 
@@ -42,6 +42,15 @@ class Text(Open):
     en: str
 
 
+class FeedQuality(Open):
+    """A feed's data quality, by the rules of `neuron quality` (its worst source decides)."""
+
+    status: Literal["ok", "warn", "fail"]
+    # Now − the end of the newest window loaded from every source of the feed; None: never loaded.
+    freshness_seconds: int | None
+    checked_at: datetime  # when the status was computed (the hub reuses it for up to 30 s)
+
+
 class CatalogEntry(Open):
     """A feed the caller's policy grants, with its freshness."""
 
@@ -51,6 +60,7 @@ class CatalogEntry(Open):
     version: int
     watermark: datetime | None
     partitions: int
+    quality: FeedQuality
 
 
 class Catalog(Open):
@@ -84,6 +94,7 @@ class FeedDetail(Open):
     pipl_art73: str | None = None  # "anonymised" or "de-identified": the caller's view under PIPL Art. 73
     watermark: datetime | None
     partitions: int
+    quality: FeedQuality
 
 
 class Change(Open):

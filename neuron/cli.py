@@ -300,6 +300,43 @@ def dictionary(
 
 
 @app.command()
+def quality(
+    out: Annotated[Path | None, typer.Option(help="Write quality.json and quality.html here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Data quality per stream and feed: rows in, quarantined by reason, expectations failed, freshness."""
+    from warehouse.quality import quality_report, write_report
+
+    settings = _settings()
+    if out is not None:
+        paths = write_report(settings, out)
+        report = json.loads(paths[0].read_text(encoding="utf-8"))
+    else:
+        report = quality_report(settings)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    streams = Table("status", "rows in", "loaded", "quarantined", "freshness", title="streams (last 24 h)")
+    streams.add_column("stream", no_wrap=True)
+    for row in report["streams"]:
+        counts = (str(row[k]) for k in ("rows_in", "rows_loaded", "rows_quarantined"))
+        streams.add_row(row["status"], *counts, _age(row["freshness_seconds"]), row["stream"])
+    feeds = Table("status", "freshness", title="feeds")
+    feeds.add_column("feed", no_wrap=True)
+    for row in report["feeds"]:
+        feeds.add_row(row["status"], _age(row["freshness_seconds"]), row["feed"])
+    console.print(streams, feeds)
+    if out is not None:
+        console.print(f"report written to {out / 'quality.html'} and {out / 'quality.json'}", soft_wrap=True)
+
+
+def _age(seconds: int | None) -> str:
+    from warehouse.quality import duration_text
+
+    return "never loaded" if seconds is None else duration_text(seconds)[0]
+
+
+@app.command()
 def pull(
     feed: str,
     hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:8700",

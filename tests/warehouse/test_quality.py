@@ -1,0 +1,286 @@
+"""Data quality: the GX results kept for every batch, and the report per stream and feed, against
+real windows of the simulated parking vendor (good and faulty records). Expected numbers come
+from the simulator's ground truth (what it served and which faults it injected), never from
+the code under test."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from neuron.cli import app
+from neuron.errors import BatchRejected
+from neuron.settings import Settings
+from privacy.keys import init_keys
+from schemas.contract import load_contract
+from schemas.feeds import load_feeds
+from simulator.parking import Faults, ParkingSimulator
+from simulator.server import start_parking_api
+from tests.conftest import TOKEN, make_settings
+from tests.leaks import find_leaks
+from warehouse import pipeline
+from warehouse.control import session_scope
+from warehouse.migrations import migrate
+from warehouse.publisher import feed_watermark
+from warehouse.quality import cached_feed_quality, feed_quality, quality_report, write_report
+from warehouse.quality_models import BatchQuality, ExpectationResult, QuarantineCount
+
+DAY = date(2026, 11, 20)
+STREAM = "vehicle_passes"
+FLOW = "traffic.vehicle_flow_hourly"
+# What each injected fault is quarantined for (the contract's checks, in the reason's words).
+FAULT_REASONS = {
+    "malformed_plate": "plate_no: does not match the contract's pattern",
+    "bad_pass_time": "pass_time: not a valid timestamp",
+    "bad_direction": "direction: is not one of the allowed values",
+}
+
+
+def expected_counts(simulator: ParkingSimulator, start: datetime, end: datetime) -> dict[str, Any]:
+    """The window's numbers from the simulator's ground truth."""
+    served = simulator.records_updated_between(start, end)
+    unique = {r["record_id"] for r in served}
+    faults = {rid: simulator.fault_log.get(rid) for rid in unique}
+    reasons = Counter(FAULT_REASONS[f] for f in faults.values() if f in FAULT_REASONS)
+    return {
+        "rows_in": len(served),
+        "duplicates_dropped": len(served) - len(unique),
+        "rows_quarantined": sum(reasons.values()),
+        "rows_loaded": len(unique) - sum(reasons.values()),
+        "quarantined_by_reason": dict(reasons),
+    }
+
+
+def kept(settings: Settings) -> tuple[list[BatchQuality], list[ExpectationResult], list[QuarantineCount]]:
+    with session_scope(settings.control_url) as s:
+        batches = list(s.scalars(select(BatchQuality).order_by(BatchQuality.window_end)))
+        expectations = list(s.scalars(select(ExpectationResult).order_by(ExpectationResult.position)))
+        reasons = list(s.scalars(select(QuarantineCount).order_by(QuarantineCount.position)))
+    return batches, expectations, reasons
+
+
+@pytest.fixture(scope="module")
+def day_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A hub with DAY's window run through every stage (shared: the tests only read it, or re-run
+    the same window, which changes nothing), and what the simulator says it should give."""
+    simulator = ParkingSimulator(seed=7, faults=Faults())
+    with start_parking_api(simulator, token=TOKEN) as vendor:
+        hub = make_settings(tmp_path_factory.mktemp("quality") / "hub", vendor.url)
+        init_keys(hub)
+        migrate(hub.control_url)
+        start, end = pipeline.local_day_window(hub, DAY)
+        summary = pipeline.run_window(hub, STREAM, start, end)
+        expected = expected_counts(simulator, start, end)
+        yield {"hub": hub, "simulator": simulator, "start": start, "end": end, "summary": summary, **expected}
+
+
+def test_each_batch_keeps_its_counts_and_every_expectations_outcome(day_run: dict[str, Any]) -> None:
+    hub = day_run["hub"]
+    assert day_run["rows_quarantined"] > 0 and day_run["duplicates_dropped"] > 0  # the fixture has faults
+    (batch,), expectations, reasons = kept(hub)
+    assert batch.batch_id == day_run["summary"]["batch_id"]
+    assert (batch.stream, batch.community_id) == (STREAM, hub.community_id)
+    assert (batch.window_start, batch.window_end) == (day_run["start"], day_run["end"])
+    assert batch.suite == "vehicle_passes.v1"
+    assert batch.rows_in == day_run["rows_in"]
+    assert batch.rows_loaded == day_run["rows_loaded"]
+    assert batch.rows_quarantined == day_run["rows_quarantined"]
+    assert batch.duplicates_dropped == day_run["duplicates_dropped"]
+    assert {r.reason: r.rows for r in reasons} == day_run["quarantined_by_reason"]
+    assert batch.gx_success is False and batch.rejected is False
+    # One result per expectation of the suite; only the plate pattern and the direction set fail,
+    # each on as many rows as the simulator broke (bad times never reach GX: the cast stops them).
+    assert len(expectations) == len(load_contract(STREAM).expectations())
+    failed = {(e.expectation, e.column): e.unexpected for e in expectations if not e.success}
+    by_reason = day_run["quarantined_by_reason"]
+    assert failed == {
+        ("expect_column_values_to_match_regex", "plate_no"): by_reason[FAULT_REASONS["malformed_plate"]],
+        ("expect_column_values_to_be_in_set", "direction"): by_reason[FAULT_REASONS["bad_direction"]],
+    }
+    assert all(e.unexpected == 0 for e in expectations if e.success)
+
+
+def test_a_rerun_of_the_batch_replaces_its_quality_rows(day_run: dict[str, Any]) -> None:
+    hub = day_run["hub"]
+    before = kept(hub)
+    pipeline.run_window(hub, STREAM, day_run["start"], day_run["end"])
+    after = kept(hub)
+    assert [len(rows) for rows in after] == [len(rows) for rows in before] == [1, len(before[1]), 3]
+    assert after[0][0].validated_at >= before[0][0].validated_at
+    columns = ("rows_in", "rows_loaded", "rows_quarantined", "duplicates_dropped", "gx_success")
+    assert [getattr(after[0][0], c) for c in columns] == [getattr(before[0][0], c) for c in columns]
+    with session_scope(hub.control_url) as s:
+        assert s.scalar(select(func.count()).select_from(BatchQuality)) == 1
+
+
+def test_report_numbers_status_and_freshness_with_an_injected_clock(day_run: dict[str, Any]) -> None:
+    hub = day_run["hub"]
+    end = day_run["end"]
+    report = quality_report(hub, now=end + timedelta(hours=3))
+    (stream,) = [s for s in report["streams"] if s["stream"] == STREAM]
+    for key in ("rows_in", "rows_loaded", "rows_quarantined", "duplicates_dropped", "quarantined_by_reason"):
+        assert stream[key] == day_run[key], key
+    assert (stream["batches"], stream["batches_rejected"]) == (1, 0)
+    by_reason = day_run["quarantined_by_reason"]
+    assert stream["expectations_failed"] == [
+        {
+            "expectation": "expect_column_values_to_be_in_set",
+            "column": "direction",
+            "batches": 1,
+            "unexpected": by_reason[FAULT_REASONS["bad_direction"]],
+        },
+        {
+            "expectation": "expect_column_values_to_match_regex",
+            "column": "plate_no",
+            "batches": 1,
+            "unexpected": by_reason[FAULT_REASONS["malformed_plate"]],
+        },
+    ]
+    assert stream["expectations_evaluated"] == len(load_contract(STREAM).expectations())
+    assert stream["last_batch"]["batch_id"] == day_run["summary"]["batch_id"]
+    assert stream["last_batch"]["status"] == "loaded"
+    assert stream["freshness_seconds"] == 3 * 3600 and stream["window_seconds"] == 24 * 3600
+    # About 1 % quarantined, under half the 5 % budget; loaded 3 h ago, a 24 h window: ok.
+    assert (stream["status"], stream["issues"]) == ("ok", [])
+
+    (flow,) = [f for f in report["feeds"] if f["feed"] == FLOW]
+    assert flow["watermark"] == end.isoformat() == feed_watermark(hub, load_feeds()[FLOW]).isoformat()  # type: ignore[union-attr]
+    assert flow["freshness_seconds"] == 3 * 3600
+    assert flow["sources"] == [{"stream": STREAM, "status": "ok"}]
+    assert flow["status"] == "ok"
+    days = len(day_run["summary"]["days"])  # the local days the window's passes fall on
+    published = {c["consumer"]: (c["partitions"], c["versions"]) for c in flow["consumers"] if c["versions"]}
+    assert "district" in published and set(published.values()) == {(days, days)}
+    assert flow["last_published"] is not None
+
+    # Two windows without new data: a warning; four: failing. The period then holds no batch.
+    late = quality_report(hub, now=end + timedelta(hours=49))
+    (stream,) = [s for s in late["streams"] if s["stream"] == STREAM]
+    assert (stream["status"], [i["code"] for i in stream["issues"]]) == ("warn", ["late"])
+    assert stream["freshness_seconds"] == 49 * 3600 and stream["batches"] == stream["rows_in"] == 0
+    assert "2天1小时" in stream["issues"][0]["zh"] and "2 d 1 h" in stream["issues"][0]["en"]
+    stale = feed_quality(hub, FLOW, now=end + timedelta(hours=97))
+    assert (stale["status"], stale["freshness_seconds"]) == ("fail", 97 * 3600)
+    assert [i["code"] for i in stale["issues"]] == ["source"]
+
+
+def test_the_catalog_reuses_a_status_briefly_but_freshness_follows_the_clock(day_run: dict[str, Any]) -> None:
+    hub = day_run["hub"]
+    now = day_run["end"] + timedelta(hours=1)
+    first = cached_feed_quality(hub, FLOW, now)
+    assert (first["status"], first["freshness_seconds"], first["checked_at"]) == ("ok", 3600, now.isoformat())
+    again = cached_feed_quality(hub, FLOW, now + timedelta(seconds=20))
+    assert (again["freshness_seconds"], again["checked_at"]) == (3620, now.isoformat())  # no new query
+    later = now + timedelta(hours=96)
+    moved = cached_feed_quality(hub, FLOW, later)
+    assert (moved["status"], moved["checked_at"]) == ("fail", later.isoformat())
+    assert {k: moved[k] for k in ("status", "freshness_seconds")} == {
+        k: feed_quality(hub, FLOW, later)[k] for k in ("status", "freshness_seconds")
+    }
+
+
+def test_a_rejected_batch_fails_its_stream_and_keeps_why(tmp_path: Path) -> None:
+    broken = ParkingSimulator(seed=7, faults=Faults(malformed_rate=0.3))
+    with start_parking_api(broken, token="test-token") as api:
+        settings = make_settings(tmp_path, api.url)
+        init_keys(settings)
+        migrate(settings.control_url)
+        start, end = pipeline.local_day_window(settings, DAY)
+        with pytest.raises(BatchRejected):
+            pipeline.run_window(settings, STREAM, start, end)
+    expected = expected_counts(broken, start, end)
+    (batch,), _, reasons = kept(settings)
+    assert batch.rejected is True and batch.gx_success is False
+    assert (batch.rows_in, batch.rows_loaded, batch.rows_quarantined) == (
+        expected["rows_in"],
+        0,  # nothing of a rejected batch is loaded
+        expected["rows_quarantined"],
+    )
+    assert {r.reason: r.rows for r in reasons} == expected["quarantined_by_reason"]
+    report = quality_report(settings, now=end + timedelta(hours=1))
+    (stream,) = [s for s in report["streams"] if s["stream"] == STREAM]
+    assert stream["status"] == "fail"
+    assert [i["code"] for i in stream["issues"]] == ["never_loaded", "last_batch_rejected", "quarantine_share"]
+    assert stream["last_batch"]["status"] == "rejected" and stream["batches_rejected"] == 1
+    (flow,) = [f for f in report["feeds"] if f["feed"] == FLOW]
+    assert (flow["status"], flow["watermark"], flow["freshness_seconds"]) == ("fail", None, None)
+
+
+REPORT_KEYS = {"schema_version", "generated_at", "community", "period", "rules", "summary", "streams", "feeds"}
+STREAM_KEYS = {
+    "stream", "title", "status", "issues", "batches", "batches_rejected", "rows_in", "rows_loaded",
+    "rows_quarantined", "duplicates_dropped", "quarantined_by_reason", "expectations_evaluated",
+    "expectations_failed", "last_batch", "newest_loaded_window_end", "window_seconds", "freshness_seconds",
+}  # fmt: skip
+FEED_KEYS = {
+    "feed", "title", "cadence", "status", "issues", "sources", "watermark", "freshness_seconds",
+    "last_published", "consumers",
+}  # fmt: skip
+LAST_BATCH_KEYS = {
+    "batch_id", "window_start", "window_end", "validated_at", "status", "rows_in", "rows_loaded",
+    "rows_quarantined", "gx_success", "rejected",
+}  # fmt: skip
+
+
+def test_json_and_html_files_hold_the_numbers_and_no_plate(day_run: dict[str, Any], tmp_path: Path) -> None:
+    hub, simulator = day_run["hub"], day_run["simulator"]
+    now = day_run["end"] + timedelta(hours=3)
+    json_path, html_path = write_report(hub, tmp_path / "report", now)
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    assert report == json.loads(json.dumps(quality_report(hub, now), ensure_ascii=False))
+    # The schema consumers of quality.json rely on.
+    assert set(report) == REPORT_KEYS and report["schema_version"] == 1
+    assert report["summary"]["streams"].keys() == {"ok", "warn", "fail"}
+    assert all(set(s) == STREAM_KEYS for s in report["streams"])
+    assert all(set(f) == FEED_KEYS for f in report["feeds"])
+    assert all(
+        set(c) == {"consumer", "partitions", "versions", "last_published"}
+        for f in report["feeds"]
+        for c in f["consumers"]
+    )
+    (stream,) = [s for s in report["streams"] if s["stream"] == STREAM]
+    assert set(stream["last_batch"]) == LAST_BATCH_KEYS
+    assert all(set(i) == {"code", "status", "en", "zh"} for s in report["streams"] for i in s["issues"])
+
+    html = html_path.read_text(encoding="utf-8")
+    assert "数据质量报告" in html and "Data quality report" in html and '数据源 <span class="en">Source streams' in html
+    for key in ("rows_in", "rows_loaded", "rows_quarantined", "duplicates_dropped"):
+        assert f'<td class="n">{day_run[key]}</td>' in html, key
+    for reason, rows in day_run["quarantined_by_reason"].items():
+        assert f'<tr><td>{reason.replace(chr(39), "&#39;")}</td><td class="n">{rows}</td></tr>' in html
+    assert "2026-11-21 03:00" in html  # generated at, in Shanghai time
+    # Self-contained: nothing fetched from elsewhere, no script.
+    assert "<script" not in html and "<link" not in html and "http://" not in html and "https://" not in html
+    texts = [("quality.json", json_path.read_text(encoding="utf-8")), ("quality.html", html)]
+    assert find_leaks(simulator.all_plates(), texts) == []
+
+
+def test_neuron_quality_writes_the_report_and_prints_json(
+    day_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = day_run["hub"]
+    for name in list(os.environ):
+        if name.startswith("NEURON_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NEURON_HOME", str(hub.home))
+    out = tmp_path / "cli-report"
+    result = CliRunner().invoke(app, ["quality", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed == json.loads((out / "quality.json").read_text(encoding="utf-8"))
+    assert (out / "quality.html").exists()
+    (stream,) = [s for s in printed["streams"] if s["stream"] == STREAM]
+    # The real clock: DAY is days ago, out of the period; its batch is still the last one.
+    assert stream["last_batch"]["rows_quarantined"] == day_run["rows_quarantined"]
+    table = CliRunner().invoke(app, ["quality"])
+    assert table.exit_code == 0, table.output
+    assert STREAM in table.output and FLOW in table.output
