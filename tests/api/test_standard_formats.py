@@ -418,6 +418,26 @@ def test_viid_through_the_client(std_hub: LiveHub) -> None:
     ]
 
 
+def test_viid_codes_follow_what_the_row_says_and_claim_nothing_it_does_not() -> None:
+    # Rendered directly: rows a policy or a future feed version might give (a plate colour, no
+    # time, a gate whose side is not known).
+    feed = load_feeds()[PASSES]
+    rows = [
+        {"community_id": COMMUNITY, "day": DAY, "gate_code": "G1", "direction": "out", "plate_color": "blue"},
+        {"community_id": COMMUNITY, "day": DAY, "gate_code": "G9", "direction": "in", "plate_color": "white"},
+        {"community_id": COMMUNITY, "day": DAY, "gate_code": "G2", "direction": "in", "plate_color": "yellow"},
+    ]
+    table = pa.Table.from_pylist(rows)
+    body = json.loads(render_viid([table], table.column_names, feed))
+    blue, white, yellow = body["MotorVehicleListObject"]["MotorVehicleObject"]
+    assert (blue["Direction"], blue["PlateColor"], blue["PlateClass"]) == ("3", "5", "02")  # out of the north gate
+    assert "Direction" not in white and white["PlateColor"] == "2" and "PlateClass" not in white
+    assert (yellow["Direction"], yellow["PlateColor"], yellow["PlateClass"]) == ("3", "6", "01")  # into the south gate
+    for vehicle in (blue, white, yellow):
+        assert "PassTime" not in vehicle and "PlateNo" not in vehicle
+        assert vehicle["SourceID"][22:36] == "20261120000000"  # no time granted: dated by the day
+
+
 def test_a_raw_plate_never_leaves_even_if_one_reached_the_renderer() -> None:
     feed = load_feeds()[PASSES]
     table = pa.Table.from_pylist([{**PASS_ROWS[0]}])
