@@ -32,6 +32,7 @@ from api.nonces import DatabaseNonces, NonceStore, RedisNonces
 from api.options import ApiOptions
 from api.response_signing import SignedResponses
 from api.routes import public, v1
+from api.votes import votes_router
 from neuron.settings import Settings
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
@@ -87,7 +88,7 @@ def create_app(
     feeds, policies = load_feeds(), load_policies(settings.policies_dir)
     app.state.hub = Hub(settings, keys, feeds, policies, options=options, metrics=metrics)
     app.state.now = now or _utcnow
-    for router in (public, v1, exports, alarms_router):
+    for router in (public, v1, exports, alarms_router, votes_router):
         app.include_router(router)
     install_console(app, settings)  # the admins' console under /admin (issue 8)
     app.add_exception_handler(StarletteHTTPException, _http_error)

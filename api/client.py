@@ -165,6 +165,11 @@ class HubClient:
         body = response.json()
         return list(body["changes"]), str(body["next"])
 
+    def ballot_proof(self, receipt: str) -> dict[str, Any]:
+        """The inclusion proof of an owner's ballot (governance.votes); check it with warehouse.merkle.verify_ballot."""
+        proof: dict[str, Any] = self._get("/v1/feeds/governance.votes/proof", {"receipt": receipt}).json()
+        return proof
+
     def alarms(self, since: str | None = None, limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
         """Alarms after `since`, and the cursor to ask with next."""
         body = self._get("/v1/alarms", {"since": since, "limit": limit}).json()

@@ -368,6 +368,24 @@ def pull(
     )
 
 
+@app.command("verify-ballot")
+def verify_ballot(
+    proof: Annotated[Path, typer.Argument(help="The proof JSON (GET /v1/feeds/governance.votes/proof).")],
+    receipt: Annotated[str, typer.Option(help="Your ballot receipt, as the vote page showed it.")],
+    choice: Annotated[str, typer.Option(help="Your choice: agree, oppose or abstain.")],
+    area: Annotated[float, typer.Option(help="Your floor area counted for the vote (m²).")],
+    root: Annotated[str | None, typer.Option(help="The motion's merkle_root from the published feed.")] = None,
+) -> None:
+    """Check offline that your ballot counted as cast: a leaf under the motion's published root (docs/votes.md)."""
+    from warehouse.merkle import verify_ballot as check
+
+    answer = json.loads(proof.read_text(encoding="utf-8"))
+    if not check(answer, receipt, choice, area, root):
+        console.print("[red]NOT VERIFIED[/red]: this proof does not show that ballot under that root")
+        raise typer.Exit(code=1)
+    console.print(f"verified: your ballot on {answer['motion_id']} is under root {answer['merkle_root']}")
+
+
 @app.command()
 def bench(names: Annotated[list[str] | None, typer.Argument(help="Benchmarks to run; default all.")] = None) -> None:
     """Run the benchmarks (each against an in-run baseline) and update bench/RESULTS.md."""

@@ -83,6 +83,10 @@ class PlatformSimulator:
         """(table, id) -> (fault kind, field) for every row whose current version is faulty."""
         return {(t, k): r["_fault"] for t, rows in self.tables.items() for k, r in rows.items() if "_fault" in r}
 
+    def ballot_receipts(self) -> dict[str, str]:
+        """The receipt each ballot's voter holds, by ballot id (the current version of each ballot)."""
+        return {k: v["_receipt"] for k, v in sorted(self.tables["votes"].items()) if "_receipt" in v}
+
     def window(self, day: date) -> tuple[datetime, datetime]:
         """The UTC bounds of one local day."""
         start = datetime.combine(day, datetime.min.time(), TZ)
@@ -96,6 +100,8 @@ class PlatformSimulator:
         truth["addresses"] |= {h["address"] for h in self.tables["households"].values()}
         truth["trade_nos"] = {p["trade_no"] for p in self.tables["fee_payments"].values() if p["trade_no"]}
         truth["unionids"] = set(self._unionids)
+        # Receipts are the voters' secrets: only their commitments may reach the hub.
+        truth["ballot_receipts"] = {v["_receipt"] for v in self.tables["votes"].values() if "_receipt" in v}
         # The platform's own keys single people and flats out too (its tables are joined on them).
         truth["resident_ids"] = set(self.tables["residents"])
         truth["household_ids"] = set(self.tables["households"])

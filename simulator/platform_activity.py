@@ -9,6 +9,7 @@ the likes counter at 23:00), which is what incremental readers get wrong at page
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from random import Random
@@ -201,10 +202,12 @@ class PlatformDay:
                 when = self.at(rng, 18, 21)
             choice = rng.choices(["agree", "oppose", "abstain"], [0.75, 0.12, 0.13])[0]
             area = households[r.household_id]["area_m2"] if r.household_id in households else 60.0
+            ballot_id = f"B{self.day:%Y%m%d}{i:04d}"
+            receipt = ballot_receipt(self.seed, self.community.community_id, ballot_id)
             out.append(
                 self.write(
                     "votes",
-                    ballot_id=f"B{self.day:%Y%m%d}{i:04d}",
+                    ballot_id=ballot_id,
                     motion_id=motion_id,
                     motion_title=title,
                     resident_id=r.resident_id,
@@ -212,7 +215,22 @@ class PlatformDay:
                     choice=choice,
                     area_m2=area,
                     cast_at=cast,
+                    receipt_commitment=receipt_commitment(receipt),
                     updated_at=when,
+                    _receipt=receipt,  # on the voter's phone, not in the platform's database
                 )
             )
         return out
+
+
+def ballot_receipt(seed: int, community_id: str, ballot_id: str) -> str:
+    """The receipt the vote page shows: 128 bits as 8 groups of 4 hex digits (docs/votes.md).
+    A real platform draws them from a CSPRNG; the simulation derives them so runs repeat."""
+    digits = f"{Random(f'{seed}:{community_id}:{ballot_id}:receipt').getrandbits(128):032x}"
+    return "-".join(digits[i : i + 4] for i in range(0, 32, 4))
+
+
+def receipt_commitment(receipt: str) -> str:
+    """What the platform stores of a receipt: SHA-256 over the domain and its 32 hex digits."""
+    digits = receipt.replace("-", "").lower()
+    return hashlib.sha256(f"neuron-hub/ballot-receipt/v1:{digits}".encode()).hexdigest()

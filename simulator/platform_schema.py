@@ -98,6 +98,9 @@ votes = _table(
     Column("choice", String(16), nullable=False),
     Column("area_m2", Double, nullable=False),
     Column("cast_at", DateTime(), nullable=False),
+    # The voter's receipt is shown once on the vote page and never stored: only its commitment
+    # (SHA-256, docs/votes.md), from which the hub proves the ballot counted.
+    Column("receipt_commitment", String(64), nullable=False),
 )
 volunteers = _table(
     "volunteers",

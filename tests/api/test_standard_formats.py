@@ -20,22 +20,30 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
 from api.client import HubRefused, verify_response
+from api.consumers import register_consumer
+from api.format_ngsi import render as render_ngsi
 from api.format_viid import render as render_viid
 from neuron.errors import IntegrityError
 from privacy.policy import FeedGrant
+from privacy.recipients import register_encryption_key
 from privacy.seal import Recipient, open_sealed, seal
 from schemas.feeds import load_feeds
-from tests.api.hub import LiveHub, running_hub, send
+from tests.api.hub import LiveHub, public_pem, running_hub, send
 from tests.api.lake import ARROW, COMMUNITY, publish_table
 from tests.leaks import find_leaks
+from tests.warehouse.marts import fixtures_devices as devices
+from warehouse import pipeline
 
 AIR, ASSETS, ALARMS, PASSES = "env.air_quality_hourly", "infra.assets_status", "safety.alarms", "traffic.vehicle_passes"
 DAY = date(2026, 11, 20)
+PEM_PUBLIC = (serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 KEY = f"community_id={COMMUNITY}/day={DAY.isoformat()}"
 
 # --- the models' schemas, offline ------------------------------------------------------------
@@ -347,6 +355,34 @@ def test_every_entity_type_validates_through_the_client(std_hub: LiveHub) -> Non
                 assert re.fullmatch(rf"urn:ngsi-ld:{entity['type']}:[\w\-.:]+", entity["id"], re.ASCII)
                 seen[entity["type"]] = seen.get(entity["type"], 0) + 1
     assert seen == {"AirQualityObserved": 2, "NoiseLevelObserved": 1, "Streetlight": 2, "Alert": 3}
+
+
+@pytest.mark.slow
+def test_what_the_real_marts_and_publisher_give_renders_valid_entities(tmp_path: Path) -> None:
+    # The device feeds' hand-written staging fixtures (tests/warehouse/marts), built and
+    # published for real under config/policies: Parquet as DuckDB and the publisher write it.
+    settings = devices.new_hub(tmp_path / "hub")
+    police = X25519PrivateKey.generate()
+    register_consumer(settings, "public_security", public_pem(Ed25519PrivateKey.generate()))
+    register_encryption_key(settings, "public_security", police.public_key().public_bytes(*PEM_PUBLIC))
+    for stream, rows in [
+        ("environment", devices.ENVIRONMENT),
+        ("streetlights", devices.STREETLIGHTS),
+        ("manhole_covers", devices.MANHOLE_COVERS),
+        ("elderly_care", devices.ELDERLY_CARE),
+        ("platform_consent", devices.PLATFORM_CONSENT),
+        ("alarm_lifecycle", devices.ALARM_EVENTS),
+    ]:
+        devices.stage(settings, stream, "w1", rows)
+    pipeline.build(settings)
+    pipeline.publish(settings, feeds=[AIR, ASSETS, ALARMS])
+    seen: dict[str, int] = {}
+    for consumer, feed in [("district", AIR), ("district", ASSETS), ("district", ALARMS), ("public_security", ALARMS)]:
+        for table in devices.consumer_partitions(settings, consumer, feed).values():
+            for entity in json.loads(render_ngsi([table], table.column_names, load_feeds()[feed])):
+                assert schema_errors(entity) == [], (entity["id"], schema_errors(entity))
+                seen[entity["type"]] = seen.get(entity["type"], 0) + 1
+    assert set(seen) == {"AirQualityObserved", "NoiseLevelObserved", "Streetlight", "Alert"}
 
 
 def test_the_schemas_do_catch_a_broken_entity(std_hub: LiveHub) -> None:
