@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -130,16 +132,22 @@ def test_english_is_one_click_away(admin: Browser) -> None:
     assert "哈希链校验" in admin.get("/audit").text
 
 
-def test_absent_providers_read_not_available(admin: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_absent_providers_read_not_available(
+    admin: Browser, console: ConsoleHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert overview.provided("no_such_package.quality", "quality_report") == overview.Provided(False)
+    failing = types.ModuleType("failing_provider")
 
-    def fail(settings: object) -> None:
+    def alarm_list(settings: object) -> None:
         raise RuntimeError("boom: 沪A12345")
 
-    monkeypatch.setattr("relay.history.alarm_list", fail, raising=False)
-    failed = overview.provided("relay.history", "alarm_list", None)
-    if failed.available:  # the relay's module exists: its failure is named by type only
-        assert failed.error == "RuntimeError"
+    failing.alarm_list = alarm_list  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "failing_provider", failing)
+    # A provider that fails is named by its error's type only: a message may quote a value.
+    assert overview.provided("failing_provider", "alarm_list", None) == overview.Provided(True, [], "RuntimeError")
+    page = admin.get("/quality").text
+    if not overview.alarms(console.hub.settings).available:
+        assert 'id="alarms-absent"' in page
 
 
 def test_charts_escape_labels() -> None:
