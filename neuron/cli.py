@@ -123,6 +123,19 @@ def collect() -> None:
 
 
 @app.command()
+def relay() -> None:
+    """Run the real-time alarm relay until Ctrl-C/SIGTERM: community alarms → district and police brokers."""
+    from relay.run import run_relay
+
+    settings = _settings()
+    try:
+        stats = run_relay(settings)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"relay stopped: {stats}")
+
+
+@app.command()
 def publish(feed: Annotated[list[str] | None, typer.Option(help="Feed(s); default: all.")] = None) -> None:
     """Rebuild the marts and publish feeds to every consumer their policies grant."""
     from warehouse import pipeline

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from connectors.collector_settings import MqttSettings
+from relay.settings import RelaySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,6 +119,7 @@ class Settings(BaseSettings):
     door_access: FileDropSource = FileDropSource()
     intercom: IntercomSource = IntercomSource()
     mqtt: MqttSettings = MqttSettings()
+    relay: RelaySettings = RelaySettings()
     api: ApiSettings = ApiSettings()
 
     @classmethod

@@ -10,4 +10,5 @@ import api.admin.models  # noqa: F401  (api: console accounts, sessions, policy 
 import connectors.filedrop_ledger  # noqa: F401  (connectors: the file-drop ledger)
 import privacy.consent  # privacy: consent records
 import privacy.recipients  # noqa: F401  (privacy: consumers' encryption keys)
+import relay.models  # noqa: F401  (relay: alarms, lifecycle history, outbox)
 import warehouse.quality_models  # noqa: F401  (warehouse: kept validation results per batch)

@@ -1,0 +1,1 @@
+"""The real-time alarm relay: community broker → classify → minimise → sign → durable outbox → upstream brokers."""

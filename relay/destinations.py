@@ -1,0 +1,137 @@
+"""Brokers the relay publishes to, each fed from the durable outbox in `seq` order.
+
+One thread per destination reads its outbox rows after the last one it handed to paho and
+publishes them at QoS 1, at most `window` unacknowledged at a time. paho keeps those few in
+order and resends them after a reconnect; everything beyond waits in the outbox, so an
+outage of any length costs disk, not memory. A row is deleted (by the relay's worker, the
+database's only writer) once its broker acknowledged it; after a crash, rows not deleted are
+sent again — at least once, in order per destination and so per device — and consumers
+deduplicate by event id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from relay.settings import Upstream
+from relay.store import RelayStore
+
+log = logging.getLogger(__name__)
+
+
+def upstream_client(up: Upstream, community_id: str, session_expiry: int) -> mqtt.Client:
+    """A paho client for one consumer's broker: its own credentials, TLS and persistent session."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=up.client_id or f"neuron-relay-{community_id}-{up.name}",
+        protocol=mqtt.MQTTv5,
+        manual_ack=True,  # acknowledgements from the consumer are acked only once recorded
+    )
+    if up.username:
+        client.username_pw_set(up.username, up.password.get_secret_value() if up.password else None)
+    if up.tls:
+        client.tls_set(ca_certs=str(up.ca_file) if up.ca_file else None)
+    client.reconnect_delay_set(1, 4)  # an upstream back from an outage is found within seconds
+    return client
+
+
+def connect(client: mqtt.Client, host: str, port: int, session_expiry: int, keepalive: int = 30) -> None:
+    """Connect in the background (retrying), resuming the persistent session."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry
+    client.connect_async(host, port, keepalive, clean_start=False, properties=props)
+    client.loop_start()
+
+
+class Destination:
+    """One broker fed from the outbox."""
+
+    def __init__(
+        self,
+        name: str,
+        client: mqtt.Client,
+        store: RelayStore,
+        window: int,
+        on_published: Callable[[str, list[int], list[float]], None],
+    ) -> None:
+        self.name, self.client, self.store, self.window = name, client, store, window
+        self.on_published = on_published
+        client.max_inflight_messages_set(window)
+        self._acked: deque[int] = deque()  # mids, appended by paho's network thread
+        self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (seq, created as epoch seconds)
+        self._last = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"relay-{name}", daemon=True)
+        self.error: BaseException | None = None
+
+    def on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        """paho's network thread: the broker acknowledged `mid` (no locks here: paho holds its own)."""
+        if getattr(reason, "is_failure", False):
+            # Resending cannot help (e.g. not authorised): say so loudly; the upstream's ACL needs fixing.
+            log.error("relay: the %s broker refused a relayed message (%s)", self.name, reason)
+        self._acked.append(mid)
+        self._wake.set()
+
+    def notify(self) -> None:
+        """New outbox rows were committed."""
+        self._wake.set()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(10)
+
+    def _settle(self) -> None:
+        seqs, created = [], []
+        while self._acked:
+            found = self._inflight.pop(self._acked.popleft(), None)
+            if found is not None:
+                seqs.append(found[0])
+                created.append(found[1])
+        if seqs:
+            self.on_published(self.name, seqs, created)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(0.25)
+                self._wake.clear()
+                self._settle()
+                room = self.window - len(self._inflight)
+                if room <= 0:
+                    continue
+                for row in self.store.pending(self.name, self._last, room):
+                    info = self.client.publish(row.topic, row.payload.encode(), qos=1)
+                    self._inflight[info.mid] = (row.seq, row.created_at.timestamp())
+                    self._last = row.seq
+                self._settle()
+        except BaseException as exc:  # surfaced by the relay's worker, which stops the relay
+            log.exception("relay: publisher for %s failed", self.name)
+            self.error = exc
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()

@@ -1,0 +1,210 @@
+"""The alarm lifecycle: raised → updated → acknowledged → (escalated) → cleared, in memory.
+
+Pure logic over the relay's open alarms; the service persists what it returns. A device
+alarm is keyed by (device, category): a raise while that alarm is open, or within the flap
+window after it cleared (by the device's clock), continues it as `updated`, so a flapping
+detector is one alarm with updates instead of a flood. Consumers acknowledge; an alarm
+neither acknowledged nor cleared by its deadline (the relay's injectable clock) escalates
+once, one severity step up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from relay.alarms import DeviceAlarm, severity_max, severity_up
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = ("raised", "updated", "escalated", "acknowledged")
+
+
+@dataclass
+class Alarm:
+    """One alarm's current state (mirrors the `relay_alarms` row)."""
+
+    alarm_id: str
+    community_id: str
+    family: str
+    category: str
+    device_id: str  # as stored: the hub's token for an in-home device
+    severity: str
+    state: str
+    building: str | None
+    unit: str | None
+    room_no: str | None
+    detected_at: datetime
+    raised_at: datetime
+    last_event_time: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    cleared_at: datetime | None = None
+    deadline_at: datetime | None = None
+    escalated: bool = False
+    updates: int = 0
+    events: int = 0
+    # Raw identifiers, in memory only, for sealing to entitled consumers (lost on restart).
+    raw: dict[str, str] = field(default_factory=dict, compare=False)
+    readings: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.device_id, self.category)
+
+    def row(self) -> dict[str, Any]:
+        """The `relay_alarms` row."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("raw", "readings")}
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    """One transition: the alarm as it is after it, who caused it and when."""
+
+    event_id: str
+    alarm: Alarm  # a snapshot
+    state: str
+    event_time: datetime
+    actor: str
+    recorded_at: datetime
+
+    def row(self) -> dict[str, Any]:
+        """The `relay_lifecycle` row."""
+        a = self.alarm
+        return {
+            "event_id": self.event_id,
+            "alarm_id": a.alarm_id,
+            "community_id": a.community_id,
+            "family": a.family,
+            "category": a.category,
+            "severity": a.severity,
+            "state": self.state,
+            "building": a.building,
+            "unit": a.unit,
+            "room_no": a.room_no,
+            "device_id": a.device_id,
+            "detected_at": a.detected_at,
+            "event_time": self.event_time,
+            "actor": self.actor,
+            "recorded_at": self.recorded_at,
+        }
+
+
+def _alarm_id(alarm: DeviceAlarm) -> str:
+    text = f"{alarm.community_id}\x1f{alarm.family}\x1f{alarm.device_id}\x1f{alarm.source_alarm_id}"
+    return "ALM" + hashlib.sha256(text.encode()).hexdigest()[:21].upper()
+
+
+class Lifecycles:
+    """Every open (or recently cleared) alarm, and the transitions that change them."""
+
+    def __init__(
+        self,
+        deadline_for: Callable[[str], float],
+        flap_window: timedelta,
+        device_token: Callable[[DeviceAlarm], str],
+    ) -> None:
+        self.deadline_for = deadline_for
+        self.flap_window = flap_window
+        self.device_token = device_token
+        self.by_key: dict[tuple[str, str], Alarm] = {}
+        self.by_id: dict[str, Alarm] = {}
+        self.earliest: datetime | None = None  # the nearest deadline: scans only when it has passed
+
+    def _deadline(self, alarm: Alarm, now: datetime) -> None:
+        alarm.deadline_at = now + timedelta(seconds=self.deadline_for(alarm.severity))
+        if self.earliest is None or alarm.deadline_at < self.earliest:
+            self.earliest = alarm.deadline_at
+
+    def load(self, alarms: list[Alarm]) -> None:
+        for a in alarms:
+            self._track(a)
+
+    def _track(self, alarm: Alarm) -> None:
+        if alarm.deadline_at is not None and (self.earliest is None or alarm.deadline_at < self.earliest):
+            self.earliest = alarm.deadline_at
+        self.by_key[alarm.key] = alarm
+        self.by_id[alarm.alarm_id] = alarm
+
+    def _event(self, alarm: Alarm, state: str, at: datetime, actor: str, now: datetime) -> LifecycleEvent:
+        alarm.events += 1
+        alarm.state = state
+        event_id = f"{alarm.alarm_id}-{alarm.events:04d}"
+        log.info("relay: alarm %s %s (%s, %s, by %s)", alarm.alarm_id, state, alarm.category, alarm.severity, actor)
+        return LifecycleEvent(event_id, replace(alarm), state, at, actor, now)
+
+    def on_device(self, d: DeviceAlarm, now: datetime) -> LifecycleEvent | None:
+        """A device's raise or clear; None when it changes nothing (a clear of no open alarm)."""
+        token = self.device_token(d)
+        current = self.by_key.get((token, d.category))
+        if d.state == "cleared":
+            if current is None or current.state == "cleared":
+                return None
+            current.cleared_at, current.deadline_at = now, None
+            current.last_event_time = d.event_time
+            return self._event(current, "cleared", d.event_time, "device", now)
+        if current is not None and (
+            current.state != "cleared" or d.event_time - current.last_event_time <= self.flap_window
+        ):
+            if current.state == "cleared":  # flapping: the same alarm again, not a new one
+                current.cleared_at = None
+                if current.acknowledged_at is None and not current.escalated:
+                    self._deadline(current, now)
+            current.severity = severity_max(current.severity, d.severity)
+            current.updates += 1
+            current.last_event_time = max(current.last_event_time, d.event_time)
+            current.raw, current.readings = dict(d.identifiers, device_id=d.device_id), dict(d.readings)
+            return self._event(current, "updated", d.event_time, "device", now)
+        alarm = Alarm(
+            alarm_id=_alarm_id(d),
+            community_id=d.community_id,
+            family=d.family,
+            category=d.category,
+            device_id=token,
+            severity=d.severity,
+            state="raised",
+            building=d.building,
+            unit=d.unit,
+            room_no=None,
+            detected_at=d.event_time,
+            raised_at=now,
+            last_event_time=d.event_time,
+            raw=dict(d.identifiers, device_id=d.device_id),
+            readings=dict(d.readings),
+        )
+        self._deadline(alarm, now)
+        self._track(alarm)
+        return self._event(alarm, "raised", d.event_time, "device", now)
+
+    def on_ack(self, alarm_id: str, actor: str, now: datetime) -> LifecycleEvent | None:
+        """A consumer's acknowledgement; None for an unknown, cleared or already acknowledged alarm."""
+        alarm = self.by_id.get(alarm_id)
+        if alarm is None or alarm.state == "cleared" or alarm.acknowledged_at is not None:
+            return None
+        alarm.acknowledged_at, alarm.acknowledged_by, alarm.deadline_at = now, actor, None
+        return self._event(alarm, "acknowledged", now, actor, now)
+
+    def due(self, now: datetime) -> list[LifecycleEvent]:
+        """Escalate every alarm past its deadline (once each)."""
+        if self.earliest is None or now < self.earliest:
+            return []
+        events = []
+        for alarm in list(self.by_id.values()):
+            if alarm.deadline_at is not None and alarm.deadline_at <= now and alarm.state in ("raised", "updated"):
+                alarm.severity, alarm.escalated, alarm.deadline_at = severity_up(alarm.severity), True, None
+                events.append(self._event(alarm, "escalated", now, "relay", now))
+        left = [a.deadline_at for a in self.by_id.values() if a.deadline_at is not None]
+        self.earliest = min(left) if left else None
+        return events
+
+    def prune(self, now: datetime) -> None:
+        """Forget alarms cleared longer ago than the flap window (their rows stay in the database)."""
+        for alarm in list(self.by_id.values()):
+            if alarm.cleared_at is not None and alarm.cleared_at + self.flap_window < now:
+                del self.by_id[alarm.alarm_id]
+                if self.by_key.get(alarm.key) is alarm:
+                    del self.by_key[alarm.key]

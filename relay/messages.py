@@ -1,0 +1,155 @@
+"""What each consumer receives: its minimised view of a lifecycle event, signed (compact JWS, Ed25519).
+
+Per upstream (relay/settings.py `Upstream`): the location down to its level (community,
+building or unit), readings from its allow-list, and the direct identifiers it is entitled
+to sealed to its own X25519 key (privacy/seal.py: only its private key opens them). An
+in-home device's id is a direct identifier: it is never sent in clear. Public-space devices
+(fence zones, manhole covers) keep their public ids. Every message names the alarm id, the
+event id (what a consumer deduplicates by), the lifecycle state, the severity, and the
+fingerprints of the consumer's policy and of the relay rules it was minimised under.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from privacy.jws import ALGORITHM, canonical_json
+from privacy.keys import SigningKey
+from privacy.seal import Recipient, seal
+from relay.alarms import device_is_direct
+from relay.lifecycle import Alarm, LifecycleEvent
+from relay.settings import Upstream
+
+_SEALED: dict[str, dict[tuple[str, str], str]] = {}
+LEVELS = {"community": 0, "building": 1, "unit": 2}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Signer:
+    """Compact JWS over canonical JSON with the hub's key, verifiable by `privacy.jws.verify_json`.
+
+    The header is encoded once: signing a relay message costs one Ed25519 signature.
+    """
+
+    def __init__(self, key: SigningKey) -> None:
+        self.key = key
+        header = {"alg": ALGORITHM, "kid": key.kid, "typ": "JOSE"}
+        self._header = _b64(json.dumps(header, separators=(",", ":")).encode())
+
+    def sign(self, payload: dict[str, Any]) -> str:
+        signing_input = f"{self._header}.{_b64(canonical_json(payload))}"
+        return f"{signing_input}.{_b64(self.key.private.sign(signing_input.encode()))}"
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One upstream as the relay publishes to it: rules, policy, sealing key."""
+
+    upstream: Upstream
+    policy_fingerprint: str
+    policy_version: int
+    recipient: Recipient | None
+    seal_key: bytes  # the hub's key for deterministic sealing to this consumer
+
+    def wants(self, category: str) -> bool:
+        cats = self.upstream.categories
+        return cats is None or category in cats
+
+    def sealed(self, value: str, context: str) -> str:
+        """`value` sealed to this consumer (deterministic, so cached per value)."""
+        assert self.recipient is not None
+        cache = _SEALED.setdefault(self.recipient.key_id, {})
+        found = cache.get((value, context))
+        if found is None:
+            if len(cache) > 50_000:
+                cache.clear()
+            found = cache[(value, context)] = seal(value, self.recipient, self.seal_key, context)
+        return found
+
+    def topic(self, district: str, alarm: Alarm) -> str:
+        return self.upstream.topic.format(district=district, community=alarm.community_id, category=alarm.category)
+
+
+def consumer_payload(event: LifecycleEvent, route: Route, district: str) -> dict[str, Any]:
+    """The event as this consumer may see it (before signing)."""
+    a, up = event.alarm, route.upstream
+    level = LEVELS[up.location]
+    location: dict[str, Any] = {"community_id": a.community_id}
+    if level >= 1 and a.building is not None:
+        location["building"] = a.building
+    if level >= 2 and a.unit is not None:
+        location["unit"] = a.unit
+    payload: dict[str, Any] = {
+        "alarm_id": a.alarm_id,
+        "event_id": event.event_id,
+        "seq": a.events,
+        "state": event.state,
+        "severity": a.severity,
+        "category": a.category,
+        "family": a.family,
+        "district": district,
+        "location": location,
+        "detected_at": _iso(a.detected_at),
+        "event_time": _iso(event.event_time),
+        "issued_at": _iso(event.recorded_at),
+        "escalated": a.escalated,
+        "actor": event.actor if event.actor in ("device", "relay") else "consumer:" + event.actor,
+        "policy": route.policy_fingerprint,
+        "policy_consumer": up.policy_name,
+        "policy_version": route.policy_version,
+        "relay_rules": up.rules_fingerprint(),
+    }
+    if not device_is_direct(a.family):
+        payload["device_id"] = a.device_id  # public-space devices: public ids
+    readings = {k: v for k, v in a.readings.items() if k in up.readings}
+    if readings:
+        payload["readings"] = readings
+    if route.recipient is not None:
+        sealed = {}
+        for name in up.seal:
+            value = a.raw.get(name) if name != "room_no" else a.room_no
+            if value is not None and not (name == "device_id" and "device_id" in payload):
+                sealed[name] = route.sealed(value, name)
+        if sealed:
+            payload["sealed"] = sealed
+    return payload
+
+
+def consumer_message(event: LifecycleEvent, route: Route, district: str, signer: Signer) -> tuple[str, str]:
+    """(topic, signed message) of an event for one upstream."""
+    return route.topic(district, event.alarm), signer.sign(consumer_payload(event, route, district))
+
+
+def escalation_notice(event: LifecycleEvent, signer: Signer) -> str:
+    """What the property manager is told when an alarm escalates (unit level, no identifiers)."""
+    a = event.alarm
+    body = {
+        "alarm_id": a.alarm_id,
+        "event_id": event.event_id,
+        "state": "escalated",
+        "severity": a.severity,
+        "category": a.category,
+        "family": a.family,
+        "location": {"community_id": a.community_id, "building": a.building, "unit": a.unit},
+        "raised_at": _iso(a.raised_at),
+        "escalated_at": _iso(event.recorded_at),
+        "reason": "not acknowledged by any consumer before its deadline",
+    }
+    return signer.sign(body)
+
+
+def quarantine_notice(kind: str, reason: str, family: str, size: int, digest: str, at: datetime, signer: Signer) -> str:
+    """A rejected alarm, for the quarantine topic: the reason, never the payload's values."""
+    body = {"rejected": kind, "reason": reason, "family": family, "bytes": size, "sha256": digest, "at": _iso(at)}
+    return signer.sign(body)

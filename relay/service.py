@@ -1,0 +1,442 @@
+"""The relay: community broker → classify → lifecycle → minimise and sign → outbox → upstreams.
+
+Threads: paho's network threads only buffer what arrives (device alarms from the community
+broker, acknowledgements from the consumers' brokers); the worker takes the buffer in
+group commits (`commit_max_messages` or `commit_max_ms`), records each alarm's lifecycle
+event, its signed messages for every destination and its msg_id in one transaction, and
+only then acknowledges the inbound messages (paho's manual acknowledgement). Killed at any
+instant, the relay leaves every unacknowledged alarm with the broker (a persistent MQTT 5
+session), which redelivers it; one already recorded is recognised by its msg_id and only
+acknowledged. One publisher thread per destination drains the outbox (relay/destinations.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from connectors.mqtt import acknowledge, connect_persistent, mqtt_client
+from neuron.errors import ConfigError
+from neuron.settings import Settings
+from privacy.deidentify import staging_key
+from privacy.keys import HubKeys
+from privacy.policy import load_policies
+from privacy.pseudonymise import pseudonym
+from privacy.recipients import recipients_by_policy
+from relay.alarms import FAMILY_STREAMS, DeviceAlarm, Rejection, parse_alarm
+from relay.destinations import Destination, connect, upstream_client, wait_for
+from relay.lifecycle import LifecycleEvent, Lifecycles
+from relay.messages import Route, Signer, consumer_message, escalation_notice, quarantine_notice
+from relay.metrics import RelayMetrics
+from relay.settings import RelaySettings
+from relay.store import Commit, RelayStore
+from schemas.contract import load_contract
+
+log = logging.getLogger(__name__)
+COMMUNITY = "community"  # the destination name of the community broker (quarantine, property manager)
+Clock = Callable[[], datetime]
+
+
+def relay_settings(settings: Settings) -> RelaySettings:
+    """The hub's relay settings (defaults where the hub's Settings has none)."""
+    found = getattr(settings, "relay", None)
+    if isinstance(found, RelaySettings):
+        return found
+    return RelaySettings.model_validate(found) if isinstance(found, dict) else RelaySettings()
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message as paho's network thread buffered it."""
+
+    upstream: str | None  # None: a device alarm from the community broker; else an ack from this upstream
+    topic: str
+    payload: bytes
+    received: float  # epoch seconds
+    client: mqtt.Client
+    mid: int
+    qos: int
+    generation: int
+
+
+@dataclass
+class RelayStats:
+    """Counts of one run (no topic or payload)."""
+
+    received: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    not_relayed: int = 0
+    rejected: int = 0
+    acks: int = 0
+    events: int = 0
+    published: int = 0
+    connects: int = 0
+    deadline_checks: int = 0
+
+
+class Relay:
+    """One relay process's connections, lifecycle state and worker loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: RelaySettings | None = None,
+        clock: Clock | None = None,
+        keys: HubKeys | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config or relay_settings(settings)
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.community_id = settings.community_id
+        self.mqtt = settings.mqtt
+        self.store = RelayStore(settings.control_url)
+        self.keys = keys or HubKeys.load(settings)
+        self.signer = Signer(self.keys.active_signing_key)
+        self.routes = self._routes()
+        self.stats = RelayStats()
+        self.metrics = RelayMetrics(self.store.depth)
+        self.lifecycles = Lifecycles(
+            self.config.deadline_for, timedelta(seconds=self.config.flap_window_seconds), self._device_token
+        )
+        self._tokens: dict[str, str] = {}
+        self._seen: dict[str, float] = {}
+        self._cond = threading.Condition()
+        self._buffer: list[Inbound] = []
+        self._published_lock = threading.Lock()
+        self._published: list[int] = []
+        self._generation: dict[int, int] = {}  # id(client) -> connection generation
+        self._connected = threading.Event()
+        self._stopping = False
+        self._last_prune = 0.0
+        self.community = mqtt_client(self.mqtt, self.config.community_client_id(self.community_id), manual_ack=True)
+        self.community.on_connect = self._on_community_connect
+        self.community.on_disconnect = self._on_disconnect_of(COMMUNITY)
+        self.community.on_message = self._on_message_of(None)
+        # Connected means subscribed: only after the SUBACK is every later alarm kept for us.
+        self.community.on_subscribe = lambda *_: self._connected.set()
+        self.destinations: dict[str, Destination] = {}
+        self.upstream_clients: dict[str, mqtt.Client] = {}
+        for route in self.routes:
+            up = route.upstream
+            client = upstream_client(up, self.community_id, self.mqtt.session_expiry_seconds)
+            client.on_connect = self._on_upstream_connect_of(up.name, up.ack_topic)
+            client.on_disconnect = self._on_disconnect_of(up.name)
+            client.on_message = self._on_message_of(up.name)
+            self.upstream_clients[up.name] = client
+            self.destinations[up.name] = self._destination(up.name, client)
+        self.destinations[COMMUNITY] = self._destination(COMMUNITY, self.community)
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def _routes(self) -> list[Route]:
+        policies = load_policies(self.settings.policies_dir)
+        recipients = recipients_by_policy(self.settings)
+        routes = []
+        for up in self.config.upstreams:
+            policy = policies.get(up.policy_name)
+            if policy is None:
+                # Nothing leaves that a policy does not name: an upstream needs its consumer's policy.
+                raise ConfigError(f"relay upstream {up.name!r}: no sharing policy for consumer {up.policy_name!r}")
+            if up.name == COMMUNITY:
+                raise ConfigError(f"relay upstream name {COMMUNITY!r} is reserved for the community broker")
+            recipient = recipients.get(policy.consumer)
+            if up.seal and recipient is None:
+                log.warning("relay: %s has no encryption key registered; its sealed fields are left out", up.name)
+            seal_key = self.keys.derive("seal", policy.consumer)
+            routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key))
+        return routes
+
+    def _destination(self, name: str, client: mqtt.Client) -> Destination:
+        dest = Destination(name, client, self.store, self.config.inflight_per_upstream, self._on_published)
+        client.on_publish = dest.on_publish
+        return dest
+
+    def _device_token(self, alarm: DeviceAlarm) -> str:
+        """The id the relay stores for a device: the hub's staging token for an in-home device."""
+        if not alarm.device_is_direct:
+            return alarm.device_id
+        token = self._tokens.get(alarm.device_id)
+        if token is None:
+            kind = load_contract(FAMILY_STREAMS[alarm.family]).field("device_id").identifier_kind
+            # The same token as the device's batch stream in staging, so history joins.
+            token = self._tokens[alarm.device_id] = pseudonym(staging_key(self.keys, kind), alarm.device_id)
+        return token
+
+    # --- paho's network threads ---------------------------------------------------------------
+
+    def _bump(self, client: mqtt.Client) -> None:
+        with self._cond:
+            self._generation[id(client)] = self._generation.get(id(client), 0) + 1
+
+    def _on_community_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("relay: community broker refused the connection (%s)", reason)
+            return
+        self._bump(client)
+        self.stats.connects += 1
+        self.metrics.reconnects.labels(COMMUNITY).inc()
+        log.info("relay: connected to the community broker (session present: %s)", bool(flags.session_present))
+        client.subscribe(f"{self.mqtt.topic_prefix}/{self.community_id}/+/+/alarm", qos=1)
+
+    def _on_upstream_connect_of(self, name: str, ack_topic: str) -> Callable[..., None]:
+        topic = ack_topic.format(district=self.settings.district, community=self.community_id)
+
+        def on_connect(client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+            if reason.is_failure:
+                log.warning("relay: the %s broker refused the connection (%s)", name, reason)
+                return
+            self._bump(client)
+            self.metrics.reconnects.labels(name).inc()
+            log.info("relay: connected to the %s broker", name)
+            client.subscribe(topic, qos=1)
+
+        return on_connect
+
+    def _on_disconnect_of(self, name: str) -> Callable[..., None]:
+        def on_disconnect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            self._bump(client)
+            if name == COMMUNITY:
+                self._connected.clear()
+            if not self._stopping:
+                log.warning("relay: disconnected from the %s broker (%s); reconnecting", name, reason)
+
+        return on_disconnect
+
+    def _on_message_of(self, upstream: str | None) -> Callable[..., None]:
+        def on_message(client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+            if self._stopping:
+                return  # not buffered, so never acknowledged: the broker redelivers it to the next run
+            topic = bytes(message._topic).decode("utf-8", errors="replace")  # message.topic raises on bad UTF-8
+            with self._cond:
+                item = Inbound(
+                    upstream,
+                    topic,
+                    bytes(message.payload),
+                    time.time(),
+                    client,
+                    message.mid,
+                    message.qos,
+                    self._generation.get(id(client), 0),
+                )
+                self._buffer.append(item)
+                if len(self._buffer) >= self.config.commit_max_messages:
+                    self._cond.notify()
+
+        return on_message
+
+    def _on_published(self, destination: str, seqs: list[int], created: list[float]) -> None:
+        now = time.time()
+        histogram = self.metrics.latency.labels(destination)
+        for at in created:
+            histogram.observe(max(0.0, now - at))
+        self.metrics.published.labels(destination).inc(len(seqs))
+        with self._published_lock:
+            self._published += seqs
+            self.stats.published += len(seqs)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def _take(self, stop: threading.Event) -> list[Inbound]:
+        limit, age = self.config.commit_max_messages, self.config.commit_max_ms / 1000
+        with self._cond:
+            idle_until = time.monotonic() + 0.05  # when idle, still wake for deadlines and deletes
+            while not stop.is_set() and len(self._buffer) < limit:
+                remaining = (
+                    self._buffer[0].received + age - time.time() if self._buffer else idle_until - time.monotonic()
+                )
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            taken, self._buffer = self._buffer, []
+        return taken
+
+    def _record(self, event: LifecycleEvent, commit: Commit, created: datetime) -> None:
+        commit.events.append(event.row())
+        commit.alarm(event.alarm, is_new=event.state == "raised")
+        self.stats.events += 1
+        self.metrics.events.labels(event.state).inc()
+        district = self.settings.district
+        for route in self.routes:
+            if route.wants(event.alarm.category):
+                topic, message = consumer_message(event, route, district, self.signer)
+                commit.outbox.append(
+                    {
+                        "destination": route.upstream.name,
+                        "topic": topic,
+                        "payload": message,
+                        "alarm_id": event.alarm.alarm_id,
+                        "created_at": created,
+                    }
+                )
+        if event.state == "escalated":
+            topic = self.config.escalation_topic.format(community=self.community_id)
+            notice = escalation_notice(event, self.signer)
+            commit.outbox.append(
+                {
+                    "destination": COMMUNITY,
+                    "topic": topic,
+                    "payload": notice,
+                    "alarm_id": event.alarm.alarm_id,
+                    "created_at": created,
+                }
+            )
+
+    def _reject(self, item: Inbound, rejection: Rejection, commit: Commit, now: datetime) -> None:
+        parts = item.topic.split("/")
+        family = parts[2] if len(parts) > 2 and parts[2] in FAMILY_STREAMS else "unknown"
+        digest = hashlib.sha256(item.payload).hexdigest()
+        notice = quarantine_notice(
+            rejection.kind, rejection.reason, family, len(item.payload), digest, now, self.signer
+        )
+        commit.outbox.append(
+            {
+                "destination": COMMUNITY,
+                "topic": self.config.quarantine_topic.format(community=self.community_id),
+                "payload": notice,
+                "alarm_id": None,
+                "created_at": datetime.fromtimestamp(item.received, UTC),
+            }
+        )
+        self.stats.rejected += 1
+        self.metrics.rejections.labels(rejection.kind).inc()
+        self.metrics.inbound.labels("rejected").inc()
+        # The reason names fields, never values; the device is named only by its family.
+        log.warning("relay: rejected a %s alarm to quarantine (%s: %s)", family, rejection.kind, rejection.reason)
+
+    def _process(self, batch: list[Inbound]) -> None:
+        commit = Commit()
+        now = self.clock()
+        in_batch: set[str] = set()
+        for item in batch:
+            created = datetime.fromtimestamp(item.received, UTC)
+            if item.upstream is not None:
+                self.stats.acks += 1
+                alarm_id = item.topic.rsplit("/", 1)[-1]
+                ack = self.lifecycles.on_ack(alarm_id, item.upstream, now)
+                if ack is not None:
+                    self._record(ack, commit, datetime.now(UTC))
+                continue
+            self.stats.received += 1
+            try:
+                alarm = parse_alarm(item.topic, item.payload, self.community_id, self.config.max_payload_bytes)
+            except Rejection as rejection:
+                self._reject(item, rejection, commit, now)
+                continue
+            if alarm is None:
+                self.stats.not_relayed += 1
+                self.metrics.inbound.labels("not_relayed").inc()
+                continue
+            if alarm.msg_key in self._seen or alarm.msg_key in in_batch:
+                self.stats.duplicates += 1  # a redelivery or a device's resend: acknowledged only
+                self.metrics.inbound.labels("duplicate").inc()
+                continue
+            in_batch.add(alarm.msg_key)
+            commit.seen.append({"msg_key": alarm.msg_key, "seen_at": now})
+            event = self.lifecycles.on_device(alarm, now)
+            self.stats.recorded += 1
+            self.metrics.inbound.labels("recorded").inc()
+            if event is not None:
+                self._record(event, commit, created)
+        self.stats.deadline_checks += 1
+        for event in self.lifecycles.due(now):
+            self._record(event, commit, datetime.now(UTC))
+        with self._published_lock:
+            commit.published, self._published = self._published, []
+        if commit:
+            self.store.write(commit)
+        stamp = time.time()
+        for key in in_batch:
+            self._seen[key] = stamp
+        self._acknowledge(batch)
+        if commit.outbox:
+            for dest in self.destinations.values():
+                dest.notify()
+
+    def _acknowledge(self, batch: list[Inbound]) -> None:
+        """Acknowledge what the commit covered, on the connection each message came on."""
+        by_client: dict[int, tuple[mqtt.Client, list[int]]] = {}
+        with self._cond:
+            for item in batch:
+                if item.qos == 1 and self._generation.get(id(item.client), 0) == item.generation:
+                    by_client.setdefault(id(item.client), (item.client, []))[1].append(item.mid)
+        for client, mids in by_client.values():
+            acknowledge(client, mids)
+
+    def _housekeeping(self) -> None:
+        if time.monotonic() - self._last_prune < 60:
+            return
+        self._last_prune = time.monotonic()
+        keep = self.config.seen_retention_hours * 3600
+        cutoff = time.time() - keep
+        self._seen = {k: v for k, v in self._seen.items() if v >= cutoff}
+        self.store.prune_seen(datetime.now(UTC) - timedelta(seconds=keep) - timedelta(minutes=5))
+        self.lifecycles.prune(self.clock())
+
+    def _check_publishers(self) -> None:
+        for dest in self.destinations.values():
+            if dest.error is not None:
+                raise RuntimeError(f"relay: the publisher for {dest.name} failed") from dest.error
+
+    def run(self, stop: threading.Event) -> RelayStats:
+        """Relay until `stop` is set; then drain in-flight work and disconnect."""
+        now = self.clock()
+        retention = timedelta(hours=self.config.seen_retention_hours)
+        self.lifecycles.load(self.store.open_alarms(now, timedelta(seconds=self.config.flap_window_seconds)))
+        seen_at = time.time()
+        self._seen = dict.fromkeys(self.store.seen_since(datetime.now(UTC) - retention), seen_at)
+        log.info(
+            "relay: starting (%d open alarms, %d upstreams, outbox depth %d)",
+            len(self.lifecycles.by_id),
+            len(self.routes),
+            self.store.depth(),
+        )
+        if self.config.metrics_port:
+            self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+        for dest in self.destinations.values():
+            dest.start()
+        for route in self.routes:
+            up = route.upstream
+            connect(self.upstream_clients[up.name], up.host, up.port, self.mqtt.session_expiry_seconds)
+        connect_persistent(self.community, self.mqtt)
+        try:
+            while not stop.is_set():
+                self._check_publishers()
+                self._process(self._take(stop))
+                self._housekeeping()
+            self._drain()
+        finally:
+            self._stopping = True
+            for dest in self.destinations.values():
+                dest.stop()
+            for client in [self.community, *self.upstream_clients.values()]:
+                client.disconnect()
+                client.loop_stop()
+            self.metrics.close()
+        log.info("relay: stopped (%s)", self.stats)
+        return self.stats
+
+    def _drain(self) -> None:
+        """Graceful stop: record and acknowledge what is buffered, then let the outbox empty."""
+        # No unsubscribe: that would end the persistent subscription. Later arrivals are left
+        # unacknowledged with the broker instead.
+        self._stopping = True
+        self._process(self._take(threading.Event()))
+        if not wait_for(self._drained, self.config.drain_seconds, step=0.05):
+            log.warning("relay: stopping with %d messages still in the outbox (sent on restart)", self.store.depth())
+
+    def _drained(self) -> bool:
+        self._process([])  # delete what the brokers acknowledged meanwhile
+        return self.store.depth() == 0
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Whether the relay is connected and subscribed to the community broker within `timeout`."""
+        return self._connected.wait(timeout)

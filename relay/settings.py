@@ -1,0 +1,100 @@
+"""The relay's settings: the upstream brokers (one per consumer) and how alarms are handled.
+
+Kept free of paho and SQLAlchemy so the hub's `Settings` can declare `relay: RelaySettings`
+without slowing the command line. The community broker is the collector's (`[mqtt]`).
+
+Minimisation lives here, per upstream, rather than in the consumers' policy files: a
+policy grants batch feeds field by field (and its model forbids other keys), while a
+relay message has its own small shape. Each upstream names the policy it is sent under;
+the policy's fingerprint and a fingerprint of these relay rules go into every message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+Location = Literal["community", "building", "unit"]
+SEVERITIES = ("low", "medium", "high", "critical")
+
+# Readings a consumer may receive with an alarm (public in the device contracts); heart
+# rate is sensitive and stays out unless an upstream's rules name it.
+DEFAULT_READINGS = ["smoke_obscuration_pct", "gas_lel_pct", "water_level_cm", "tilt_deg", "segment", "cover_type"]
+
+
+class Upstream(BaseModel):
+    """One consumer's broker and what its alarm messages carry."""
+
+    name: str  # the consumer; also the `actor` of the acknowledgements that come back from it
+    policy: str = ""  # the consumer policy the messages are sent under (default: `name`)
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None  # TLS trust anchor; default: the system's
+    client_id: str = ""  # default: neuron-relay-{community}-{name}
+    topic: str = "citybrain/{district}/{community}/alarm/{category}"
+    ack_topic: str = "citybrain/{district}/{community}/alarm-ack/+"
+    location: Location = "building"
+    # Direct identifiers this consumer is entitled to, sealed to its X25519 key (never sent
+    # in clear; dropped when no key is registered).
+    seal: list[Literal["device_id", "household_id", "resident_id", "room_no"]] = []
+    readings: list[str] = Field(default_factory=lambda: list(DEFAULT_READINGS))
+    categories: list[str] | None = None  # None: every category
+
+    @property
+    def policy_name(self) -> str:
+        return self.policy or self.name
+
+    def rules_fingerprint(self) -> str:
+        """A hash of the relay rules this upstream's messages are minimised under."""
+        body = self.model_dump(include={"location", "seal", "readings", "categories", "topic"})
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _default_upstreams() -> list[Upstream]:
+    return [
+        Upstream(name="district"),
+        Upstream(
+            name="public_security",
+            topic="police/{district}/{community}/alarm/{category}",
+            ack_topic="police/{district}/{community}/alarm-ack/+",
+            location="unit",
+            seal=["device_id", "household_id"],
+        ),
+    ]
+
+
+class RelaySettings(BaseModel):
+    """The relay: its session on the community broker, the upstreams, the lifecycle rules."""
+
+    client_id: str = ""  # default: neuron-relay-{community}; stable, it names the persistent session
+    quarantine_topic: str = "neuron/{community}/relay/quarantine"
+    escalation_topic: str = "neuron/{community}/property-manager/alarm-escalation"
+    max_payload_bytes: int = Field(4096, ge=256)
+    # Acknowledgement deadlines by severity; an alarm not acknowledged in time escalates once.
+    ack_deadline_seconds: dict[str, float] = {"critical": 120, "high": 300, "medium": 900, "low": 3600}
+    # A detector that raises again within this long of clearing continues the same alarm (updated).
+    flap_window_seconds: float = Field(300, ge=0)
+    # Group commit: inbound alarms are committed (and only then acknowledged) in batches of at
+    # most this many, or this old.
+    commit_max_messages: int = Field(500, ge=1)
+    commit_max_ms: float = Field(2.0, ge=0)
+    inflight_per_upstream: int = Field(1000, ge=1)  # published, not yet acknowledged by the upstream
+    seen_retention_hours: float = Field(48, gt=0)  # msg_ids remembered to drop redeliveries
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no /metrics endpoint
+    drain_seconds: float = Field(10, ge=0)  # on SIGTERM: how long to wait for the outbox to empty
+    upstreams: list[Upstream] = Field(default_factory=_default_upstreams)
+
+    def deadline_for(self, severity: str) -> float:
+        return self.ack_deadline_seconds.get(severity, 600.0)
+
+    def community_client_id(self, community_id: str) -> str:
+        return self.client_id or f"neuron-relay-{community_id}"

@@ -1,0 +1,114 @@
+"""The relay's durable state in the control database: one transaction per group commit.
+
+Written by one thread only (the relay's worker), so SQLite's single writer never waits on
+the relay itself; the publishers only read the outbox, in `seq` order per destination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import Engine
+
+from relay.lifecycle import Alarm
+from relay.models import AlarmLifecycleEvent, InboundSeen, OutboxMessage, RelayAlarm
+from warehouse.control import engine_for
+
+_ALARM_COLUMNS = [c.name for c in RelayAlarm.__table__.columns]
+
+
+@dataclass
+class Commit:
+    """Everything one group commit writes."""
+
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    new_alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed_alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    published: list[int] = field(default_factory=list)  # outbox rows their broker acknowledged
+
+    def alarm(self, alarm: Alarm, is_new: bool) -> None:
+        row = alarm.row()
+        if is_new or alarm.alarm_id in self.new_alarms:
+            self.new_alarms[alarm.alarm_id] = row
+        else:
+            self.changed_alarms[alarm.alarm_id] = row
+
+    def __bool__(self) -> bool:
+        return bool(self.seen or self.events or self.outbox or self.published or self.changed_alarms)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An outbox row as a publisher sends it."""
+
+    seq: int
+    topic: str
+    payload: str
+    created_at: datetime
+
+
+class RelayStore:
+    """Reads and writes of the relay's tables."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = engine_for(url)
+
+    def write(self, commit: Commit) -> None:
+        """Write one group commit atomically."""
+        with self.engine.begin() as conn:
+            if commit.seen:
+                conn.execute(insert(InboundSeen), commit.seen)
+            if commit.new_alarms:
+                conn.execute(insert(RelayAlarm), list(commit.new_alarms.values()))
+            for row in commit.changed_alarms.values():
+                values = {k: v for k, v in row.items() if k != "alarm_id"}
+                conn.execute(update(RelayAlarm).where(RelayAlarm.alarm_id == row["alarm_id"]).values(**values))
+            if commit.events:
+                conn.execute(insert(AlarmLifecycleEvent), commit.events)
+            if commit.outbox:
+                conn.execute(insert(OutboxMessage), commit.outbox)
+            if commit.published:
+                conn.execute(delete(OutboxMessage).where(OutboxMessage.seq.in_(commit.published)))
+
+    def pending(self, destination: str, after: int, limit: int) -> list[Pending]:
+        """The destination's unsent rows after `after`, oldest first."""
+        query = (
+            select(OutboxMessage.seq, OutboxMessage.topic, OutboxMessage.payload, OutboxMessage.created_at)
+            .where(OutboxMessage.destination == destination, OutboxMessage.seq > after)
+            .order_by(OutboxMessage.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [Pending(*row) for row in conn.execute(query)]
+
+    def depth(self) -> int:
+        """Outbox rows not yet acknowledged by their broker."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one())
+
+    def depth_by_destination(self) -> dict[str, int]:
+        query = select(OutboxMessage.destination, func.count()).group_by(OutboxMessage.destination)
+        with self.engine.connect() as conn:
+            return {str(d): int(n) for d, n in conn.execute(query)}
+
+    def open_alarms(self, now: datetime, flap_window: timedelta) -> list[Alarm]:
+        """Alarms not cleared, or cleared within the flap window: the lifecycle's working set."""
+        query = select(*RelayAlarm.__table__.columns).where(
+            or_(RelayAlarm.cleared_at.is_(None), RelayAlarm.cleared_at >= now - flap_window)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Alarm(**{k: row[k] for k in _ALARM_COLUMNS}) for row in rows]
+
+    def seen_since(self, since: datetime) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(InboundSeen.msg_key).where(InboundSeen.seen_at >= since)).scalars())
+
+    def prune_seen(self, before: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(InboundSeen).where(InboundSeen.seen_at < before))
