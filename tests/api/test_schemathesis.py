@@ -115,6 +115,7 @@ def test_the_document_describes_the_api(api_hub: LiveHub) -> None:
         "/v1/feeds/{feed}/records",
         "/v1/feeds/{feed}/changes",
         "/v1/feeds/{feed}/partitions/{partition_id}",
+        "/v1/feeds/{feed}/proof",
         "/v1/alarms",
     }
     for path, operations in document["paths"].items():
