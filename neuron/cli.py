@@ -169,6 +169,24 @@ def serve(
     serve_api(settings)
 
 
+@app.command()
+def up(
+    collect_mqtt: Annotated[bool, typer.Option("--collect/--no-collect", help="Run the MQTT collector.")] = True,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Run the export API and console.")] = True,
+    airflow_port: Annotated[int, typer.Option(help="Port of Airflow's API server and UI.")] = 8080,
+    celery_workers: Annotated[int, typer.Option(help="Celery workers to run here (CeleryExecutor).")] = 0,
+) -> None:
+    """Run the hub on this machine: Airflow (scheduler, DAG processor, API server), the export
+    API, the MQTT collector and the relay, supervised as one process group until Ctrl-C."""
+    from neuron.up import AirflowPorts, free_port, run_up
+
+    ports = AirflowPorts(api=airflow_port, scheduler_health=free_port(), log_server=free_port())
+    try:
+        run_up(_settings(), collect_mqtt, serve_api, ports, workers=celery_workers)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+
+
 @consumers_app.command("add")
 def consumers_add(
     name: str,

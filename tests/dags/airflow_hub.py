@@ -59,3 +59,26 @@ def published(settings: Settings) -> list[tuple[str, str, str, int, str, int]]:
             ).order_by(Partition.consumer, Partition.feed, Partition.partition_key, Partition.version)
         ).all()
     return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def consumer_keys() -> tuple[bytes, bytes]:
+    """A consumer's Ed25519 (requests) and X25519 (sealed fields) public keys, as PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    pem = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    return (
+        Ed25519PrivateKey.generate().public_key().public_bytes(*pem),
+        X25519PrivateKey.generate().public_key().public_bytes(*pem),
+    )
+
+
+def register_public_security(settings: Settings, keys: tuple[bytes, bytes]) -> None:
+    """Public security with its encryption key, so plates are sealed to it and
+    `traffic.vehicle_passes` is published (sealing is deterministic: same key, same bytes)."""
+    from api.consumers import register_consumer
+    from privacy.recipients import register_encryption_key
+
+    register_consumer(settings, "public_security", keys[0])
+    register_encryption_key(settings, "public_security", keys[1])

@@ -1,0 +1,201 @@
+"""A simulated community-day through the real Airflow scheduler, started by `neuron up`.
+
+Kept small for two cores: by default the `vehicle_passes` stream (the benchmark adds
+`parking_charges`) on a daily cadence (NEURON_DAG_CADENCE), so the day is one window per
+stream, and the publish DAGs of the feeds built from them. The day is yesterday (Shanghai):
+with `catchup=False` the scheduler's first run of a daily DAG is exactly that interval.
+Used by tests/dags/test_scheduler.py and bench/scheduler_day.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import create_engine, text
+
+from neuron.dag_factory import publish_dag_id
+from neuron.settings import REPO_ROOT, Settings, load_settings
+from neuron.up import free_port
+from privacy.keys import init_keys
+from schemas.feeds import load_feeds
+from tests.dags.airflow_hub import airflow_env, hub_env
+from warehouse import pipeline
+from warehouse.migrations import migrate
+
+DAY_STREAMS = ["vehicle_passes"]
+DAILY = "0 0 * * *"
+TZ = ZoneInfo("Asia/Shanghai")
+TERMINAL = {"success", "failed"}
+
+
+def day_feeds(streams: list[str] = DAY_STREAMS, complete: bool = False) -> list[str]:
+    """The feeds built from the day's streams (those with a publish DAG that runs); with
+    `complete`, only those built from them alone: what must be published."""
+    chosen = set(streams)
+    return sorted(
+        name
+        for name, feed in load_feeds().items()
+        if (set(feed.sources) <= chosen if complete else chosen & set(feed.sources))
+    )
+
+
+def simulated_day() -> date:
+    """Yesterday in Shanghai: the interval the scheduler runs first for a daily DAG."""
+    return datetime.now(TZ).date() - timedelta(days=1)
+
+
+@dataclass
+class RunningHub:
+    """`neuron up` in a child process, and how to reach its metadata DB."""
+
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    settings: Settings
+    metadata_url: str
+    streams: list[str]
+    lines: list[str] = field(default_factory=list)
+
+    def airflow(self, *args: str, timeout: float = 120) -> str:
+        """Run an Airflow CLI command against this hub's Airflow."""
+        out = subprocess.run(
+            [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+        return out.stdout
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        engine = create_engine(self.metadata_url)
+        try:
+            with engine.connect() as con:
+                return list(con.execute(text(sql), params).all())
+        finally:
+            engine.dispose()
+
+    def wait_for(self, what: str, condition: Any, timeout: float) -> None:
+        """Poll `condition()` until true; on timeout, fail with the hub's last log lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if condition():
+                return
+            time.sleep(1)
+        raise AssertionError(f"timed out waiting for {what}; last output:\n" + "".join(self.lines[-60:]))
+
+    def runs(self) -> list[tuple[str, str, str]]:
+        """(dag_id, run_type, state) of every DAG run."""
+        rows = self.query("SELECT dag_id, run_type, state FROM dag_run ORDER BY id")
+        return [(r[0], str(r[1]), str(r[2])) for r in rows]
+
+
+def _metadata_url(env: dict[str, str]) -> str:
+    url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    return url or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
+
+
+@contextmanager
+def running_hub(
+    home: Path,
+    vendor_url: str,
+    extra_env: dict[str, str] | None = None,
+    workers: int = 0,
+    streams: list[str] = DAY_STREAMS,
+) -> Iterator[RunningHub]:
+    """`neuron up` (Airflow + export API, no collector) for the day's streams; stopped with SIGTERM."""
+    env = airflow_env(
+        home,
+        **hub_env(home, vendor_url),
+        NEURON_DAG_STREAMS=",".join(streams),
+        NEURON_DAG_CADENCE=DAILY,
+        NEURON_API__PORT=str(free_port()),
+        # Only the day's DAGs run: the test unpauses them (quality, retention and key
+        # rotation keep their own schedules and are covered elsewhere).
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+        **(extra_env or {}),
+    )
+    settings = load_settings(home=home, control_db_url=env.get("NEURON_CONTROL_DB_URL", ""))
+    init_keys(settings)
+    migrate(settings.control_url)
+    port = free_port()
+    cmd = [sys.executable, "-m", "neuron.cli", "up", "--no-collect", "--airflow-port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--celery-workers", str(workers)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    # The CLI picks the Airflow port; every other Airflow process of the test must use it too.
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
+    hub = RunningHub(proc, env, settings, _metadata_url(env), streams)
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: hub.lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        hub.wait_for("neuron up: all healthy", lambda: any("all healthy" in line for line in hub.lines), 240)
+        yield hub
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+
+
+def run_the_day(hub: RunningHub, timeout: float = 240) -> dict[str, Any]:
+    """Unpause the day's DAGs and wait until every run they cause has finished; returns
+    wall time and the tasks' own durations (the hub's work) from the metadata DB."""
+    ingest, publish = hub.streams, [publish_dag_id(f) for f in day_feeds(hub.streams)]
+    wanted = [*ingest, *publish]
+    hub.wait_for(
+        "the DAG processor to parse the suite",
+        lambda: {r[0] for r in hub.query("SELECT dag_id FROM dag")} >= set(wanted),
+        120,
+    )
+    started = time.monotonic()
+    hub.airflow("dags", "unpause", "-y", "--treat-dag-id-as-regex", "^(" + "|".join(wanted) + ")$")
+
+    def settled() -> bool:
+        runs = hub.runs()
+        done = {d for d, _, s in runs if s in TERMINAL}
+        pending = hub.query("SELECT count(*) FROM asset_dag_run_queue")[0][0]
+        return set(wanted) <= done and all(s in TERMINAL for _, _, s in runs) and pending == 0
+
+    hub.wait_for("every run of the day to finish", settled, timeout)
+    wall = time.monotonic() - started
+    rows = hub.query(
+        "SELECT dag_id, task_id, duration, queued_dttm, start_date, end_date FROM task_instance"
+        " WHERE duration IS NOT NULL ORDER BY start_date"
+    )
+    return {
+        "wall_s": wall,
+        "tasks": len(rows),
+        "task_s": sum(float(r[2]) for r in rows),
+        "task_rows": [(r[0], r[1], float(r[2]), str(r[3]), str(r[4]), str(r[5])) for r in rows],
+        "runs": hub.runs(),
+    }
+
+
+def reference_day(settings: Settings, day: date, streams: list[str] = DAY_STREAMS) -> None:
+    """The same day on one machine without Airflow: every stage in this process."""
+    start, end = pipeline.local_day_window(settings, day)
+    for stream in streams:
+        pipeline.run_window(settings, stream, start, end)

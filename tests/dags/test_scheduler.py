@@ -1,0 +1,116 @@
+"""A simulated day through the real Airflow scheduler (`neuron up`: scheduler, DAG processor,
+API server; LocalExecutor on SQLite), then on CeleryExecutor with two workers (Redis broker,
+PostgreSQL metadata and control DB): every run succeeds, every feed is published, a
+backfill changes nothing, and both equal the same day run on one machine without Airflow.
+
+Budget: about 1.5 min each on two cores (the day is one daily window of the parking
+vendor's two streams: see tests/dags/scheduler_day.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from neuron.dag_factory import publish_dag_id
+from neuron.settings import load_settings
+from privacy.keys import init_keys
+from simulator.parking import ParkingSimulator
+from simulator.server import start_parking_api
+from tests.conftest import TOKEN
+from tests.dags.airflow_hub import MASTER_SECRET, consumer_keys, published, register_public_security
+from tests.dags.scheduler_day import (
+    DAY_STREAMS,
+    day_feeds,
+    reference_day,
+    run_the_day,
+    running_hub,
+    simulated_day,
+)
+from tests.services import require, temporary_postgres_database
+from warehouse.migrations import migrate
+
+pytestmark = pytest.mark.slow
+
+
+def _sha256s(rows: list[tuple[str, str, str, int, str, int]]) -> set[tuple[str, str, str, str]]:
+    return {(consumer, feed, key, sha) for consumer, feed, key, _, sha, _ in rows}
+
+
+def _reference(tmp_path: Path, vendor_url: str, keys: tuple[bytes, bytes]) -> set[tuple[str, str, str, str]]:
+    settings = load_settings(
+        home=tmp_path / "reference",
+        master_secret=MASTER_SECRET,
+        control_db_url="",
+        parking={"base_url": vendor_url, "token": TOKEN},
+    )
+    init_keys(settings)
+    migrate(settings.control_url)
+    register_public_security(settings, keys)
+    reference_day(settings, simulated_day())
+    return _sha256s(published(settings))
+
+
+def _assert_day_done(result: dict[str, object], feeds_published: set[str]) -> None:
+    runs = result["runs"]
+    assert isinstance(runs, list)
+    assert {state for _, _, state in runs} == {"success"}, runs
+    ran = {dag for dag, _, _ in runs}
+    assert set(DAY_STREAMS) | {publish_dag_id(f) for f in day_feeds()} <= ran
+    assert feeds_published >= set(day_feeds(complete=True))
+
+
+def test_a_day_through_the_scheduler_publishes_every_feed_and_a_backfill_changes_nothing(tmp_path: Path) -> None:
+    sim, keys = ParkingSimulator(seed=7), consumer_keys()
+    with start_parking_api(sim, token=TOKEN) as vendor:
+        with running_hub(tmp_path / "hub", vendor.url) as hub:
+            register_public_security(hub.settings, keys)
+            result = run_the_day(hub)
+            first = published(hub.settings)
+            _assert_day_done(result, {feed for _, feed, *_ in first})
+            # A backfill of the same day, run by the scheduler: every stage again, and the
+            # publish DAGs again on the new Asset events.
+            start = simulated_day()
+            logical = f"{start.isoformat()}T00:00:00+08:00"
+            runs_before = len(hub.runs())
+            hub.airflow(
+                "backfill", "create", "--dag-id", "vehicle_passes", "--from-date", logical, "--to-date", logical,
+                "--reprocess-behavior", "completed",
+            )  # fmt: skip
+            run_the_day(hub)
+            backfilled = hub.runs()[runs_before:]
+            assert ("vehicle_passes", "backfill", "success") in backfilled
+            assert {s for _, _, s in backfilled} == {"success"}
+            assert published(hub.settings) == first  # identical partitions, no new version
+        assert hub.proc.returncode == 0, "".join(hub.lines[-40:])  # SIGTERM: a graceful stop
+        assert any("stopping" in line for line in hub.lines)
+        assert _sha256s(first) == _reference(tmp_path, vendor.url, keys)
+
+
+def test_a_day_on_celery_workers_equals_the_single_machine_run(tmp_path: Path) -> None:
+    require(6379, "Redis")
+    with temporary_postgres_database() as metadata, temporary_postgres_database() as control:
+        queue = f"neuron-test-{uuid.uuid4().hex[:8]}"  # our workers only take our tasks
+        celery = {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+            "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+            "AIRFLOW__CELERY__DEFAULT_QUEUE": queue,
+            "NEURON_CONTROL_DB_URL": control,
+        }
+        sim, keys = ParkingSimulator(seed=7), consumer_keys()
+        with start_parking_api(sim, token=TOKEN) as vendor:
+            with running_hub(tmp_path / "hub", vendor.url, celery, workers=2) as hub:
+                register_public_security(hub.settings, keys)
+                result = run_the_day(hub)
+                got = published(hub.settings)
+                hosts = {r[0] for r in hub.query("SELECT hostname FROM task_instance WHERE hostname IS NOT NULL")}
+            assert hub.proc.returncode == 0, "".join(hub.lines[-40:])
+            _assert_day_done(result, {feed for _, feed, *_ in got})
+            assert any("celery-worker-2" in line for line in hub.lines)
+            assert hosts, "no task instance recorded the worker that ran it"
+            assert _sha256s(got) == _reference(tmp_path, vendor.url, keys)
