@@ -234,7 +234,7 @@ def _granted(settings: Settings) -> dict[str, list[str]]:
 
 
 def _published_feeds(session: Session) -> set[str]:
-    return set(session.scalars(select(distinct(Partition.feed))))
+    return set(session.scalars(select(Partition.feed).distinct()))
 
 
 def _feed_status(
@@ -268,19 +268,42 @@ def feed_quality(settings: Settings, feed_name: str, now: datetime | None = None
     return {**_feed_status(feed, facts, published, feed_name in _granted(settings), now), "checked_at": _iso(now)}
 
 
-_SNAPSHOTS: dict[str, tuple[datetime, dict[str, dict[str, Any]]]] = {}
-_SNAPSHOT_LOCK = threading.Lock()
+class _Snapshots:
+    """Every feed's status, per control database, reused for `CATALOG_MAX_AGE`. When it expires,
+    one thread recomputes it while the others keep answering from the previous one, so catalog
+    requests never queue behind the queries (only a hub's very first request waits for them)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.taken: dict[str, tuple[datetime, dict[str, dict[str, Any]]]] = {}
+        self.refreshing: set[str] = set()
+
+    def get(self, settings: Settings, now: datetime) -> tuple[datetime, dict[str, dict[str, Any]]]:
+        url = settings.control_url
+        with self.lock:
+            cached = self.taken.get(url)
+            if cached is not None and (cached[0] <= now < cached[0] + CATALOG_MAX_AGE or url in self.refreshing):
+                return cached
+            self.refreshing.add(url)
+        try:
+            fresh = (now, _all_feed_statuses(settings, now))
+            with self.lock:
+                self.taken[url] = fresh
+            return fresh
+        finally:
+            with self.lock:
+                self.refreshing.discard(url)
+
+
+_SNAPSHOTS = _Snapshots()
 
 
 def cached_feed_quality(settings: Settings, feed_name: str, now: datetime) -> dict[str, Any]:
     """`feed_quality` for the API's hot catalog: every feed's status is computed at most once per
     `CATALOG_MAX_AGE` (a handful of queries), the freshness is always as of `now`."""
-    with _SNAPSHOT_LOCK:  # one thread computes, the others wait for it rather than query too
-        cached = _SNAPSHOTS.get(settings.control_url)
-        if cached is None or not cached[0] <= now < cached[0] + CATALOG_MAX_AGE:
-            cached = (now, _all_feed_statuses(settings, now))
-            _SNAPSHOTS[settings.control_url] = cached
-    checked_at, statuses = cached
+    checked_at, statuses = _SNAPSHOTS.get(settings, now)
+    if feed_name not in statuses:  # a feed the snapshot does not know: ask for it alone
+        return feed_quality(settings, feed_name, now)
     status = statuses[feed_name]
     watermark = datetime.fromisoformat(status["watermark"]) if status["watermark"] else None
     return {**status, "freshness_seconds": _seconds(now, watermark), "checked_at": _iso(checked_at)}
@@ -306,7 +329,7 @@ def _title(stream: str) -> dict[str, str]:
 def _reported_streams(session: Session, settings: Settings) -> list[str]:
     """Every stream with a batch for the hub's community, and every source of a feed."""
     seen = set(
-        session.scalars(select(distinct(LoadRecord.stream)).where(LoadRecord.community_id == settings.community_id))
+        session.scalars(select(LoadRecord.stream).distinct().where(LoadRecord.community_id == settings.community_id))
     )
     return sorted(seen | {s for f in load_feeds().values() for s in f.sources})
 

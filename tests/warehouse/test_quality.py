@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -27,7 +28,7 @@ from simulator.parking import Faults, ParkingSimulator
 from simulator.server import start_parking_api
 from tests.conftest import TOKEN, make_settings
 from tests.leaks import find_leaks
-from warehouse import pipeline
+from warehouse import pipeline, quality
 from warehouse.control import session_scope
 from warehouse.migrations import migrate
 from warehouse.publisher import feed_watermark
@@ -186,6 +187,31 @@ def test_the_catalog_reuses_a_status_briefly_but_freshness_follows_the_clock(day
     assert {k: moved[k] for k in ("status", "freshness_seconds")} == {
         k: feed_quality(hub, FLOW, later)[k] for k in ("status", "freshness_seconds")
     }
+
+
+def test_an_expired_status_is_answered_from_while_one_thread_recomputes_it(
+    day_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub, now = day_run["hub"], day_run["end"] + timedelta(hours=2)
+    assert cached_feed_quality(hub, FLOW, now)["checked_at"] == now.isoformat()
+    started, release = threading.Event(), threading.Event()
+    compute = quality._all_feed_statuses
+
+    def held(settings: Settings, at: datetime) -> dict[str, dict[str, Any]]:
+        started.set()
+        release.wait(timeout=30)  # held until the other caller has had its answer
+        return compute(settings, at)
+
+    monkeypatch.setattr(quality, "_all_feed_statuses", held)
+    later = now + timedelta(minutes=5)
+    refresher = threading.Thread(target=cached_feed_quality, args=(hub, FLOW, later))
+    refresher.start()
+    assert started.wait(timeout=30)
+    meanwhile = cached_feed_quality(hub, FLOW, later)  # answered at once, from the previous status
+    release.set()
+    refresher.join(timeout=30)
+    assert (meanwhile["checked_at"], meanwhile["freshness_seconds"]) == (now.isoformat(), 2 * 3600 + 300)
+    assert cached_feed_quality(hub, FLOW, later)["checked_at"] == later.isoformat()
 
 
 def test_a_rejected_batch_fails_its_stream_and_keeps_why(tmp_path: Path) -> None:
