@@ -122,7 +122,7 @@ class Relay:
         self.community.on_disconnect = self._on_disconnect_of(COMMUNITY)
         self.community.on_message = self._on_message_of(None)
         # Connected means subscribed: only after the SUBACK is every later alarm kept for us.
-        self.community.on_subscribe = lambda *_: self._connected.set()
+        self.community.on_subscribe = self._on_community_subscribe
         self.destinations: dict[str, Destination] = {}
         self.upstream_clients: dict[str, mqtt.Client] = {}
         for route in self.routes:
@@ -186,6 +186,10 @@ class Relay:
         self.metrics.reconnects.labels(COMMUNITY).inc()
         log.info("relay: connected to the community broker (session present: %s)", bool(flags.session_present))
         client.subscribe(f"{self.mqtt.topic_prefix}/{self.community_id}/+/+/alarm", qos=1)
+
+    def _on_community_subscribe(self, *_: Any) -> None:
+        log.info("relay: subscribed to the community's alarm topics")
+        self._connected.set()
 
     def _on_upstream_connect_of(self, name: str, ack_topic: str) -> Callable[..., None]:
         topic = ack_topic.format(district=self.settings.district, community=self.community_id)

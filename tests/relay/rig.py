@@ -158,12 +158,15 @@ def alarm(
 ) -> Message:
     """A device alarm as the simulator's devices send it (`simulator/devices_events.py`)."""
     info = {k: v for k, v in device.info.items() if k != "resting_hr" and k != "rated_w"}
-    kind = alarm_type or {
-        "home-safety": str(device.info.get("detector")),
-        "wristband": "fall",
-        "fence": "intrusion",
-        "manhole": "open",
-    }[device.family]
+    kind = (
+        alarm_type
+        or {
+            "home-safety": str(device.info.get("detector")),
+            "wristband": "fall",
+            "fence": "intrusion",
+            "manhole": "open",
+        }[device.family]
+    )
     msg_id = f"{device.device_id}-{n:06d}-{state}"
     payload = {
         "msg_id": msg_id,
