@@ -81,14 +81,29 @@ def test_the_three_consumers_policies_load_and_grant_what_the_design_says() -> N
     grants = {name: sorted(p.feeds) for name, p in policies.items()}
     assert grants == {
         "district": [
+            "access.entries_daily",
             "care.elderly_daily",
+            "community.volunteers_monthly",
             "env.air_quality_hourly",
+            "governance.votes",
             "infra.assets_status",
             "safety.alarms",
+            "services.fees_monthly",
+            "services.repairs",
             "traffic.vehicle_flow_hourly",
         ],
-        "open_data": ["env.air_quality_hourly", "infra.assets_status", "traffic.vehicle_flow_hourly"],
-        "public_security": ["safety.alarms", "traffic.vehicle_flow_hourly", "traffic.vehicle_passes"],
+        "open_data": [
+            "env.air_quality_hourly",
+            "governance.votes",
+            "infra.assets_status",
+            "traffic.vehicle_flow_hourly",
+        ],
+        "public_security": [
+            "access.entries_daily",
+            "safety.alarms",
+            "traffic.vehicle_flow_hourly",
+            "traffic.vehicle_passes",
+        ],
     }
     police = policies["public_security"]
     assert police.treatment("traffic.vehicle_passes", "plate_no") == {"op": "seal_to"}
