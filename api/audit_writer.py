@@ -5,8 +5,17 @@ A commit of the control database costs an fsync (milliseconds on SQLite); one pe
 would cap the API at a few hundred requests a second and make each wait for the others.
 Here concurrent requests share one transaction: the same durability per entry, the fsync
 paid once per batch. Each entry claims its request's nonce in the same transaction; a nonce
-already claimed (a replay racing its original) makes that entry's outcome `replay` and
+already claimed (a replay racing its original) makes that entry's verdict `replay` and
 writes nothing for it, and the gate then logs the refusal instead.
+
+The same transaction checks that each authenticated request's key and consumer are still
+live (one query per batch): the API authenticates from a cache of keys (api.auth), and
+this check is what keeps a revocation effective at once. The batch locks the chain's head
+before it reads the keys, so a revocation has either committed before that read (the
+request is refused, verdict `revoked_key`) or commits after the entry, which the response
+never precedes: no response leaves after its key's revocation was committed, save one
+that was already on its way when the revocation landed (PostgreSQL's read-committed
+statements leave that window of well under a millisecond; SQLite's single writer none).
 
 Entries are built and hashed exactly as `warehouse.audit.append_audit` builds them (the
 same model, the same `entry_hash`), only inserted in one statement per batch.
@@ -22,15 +31,16 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from privacy.jws import canonical_json
 from warehouse.audit import HEAD_ID, _lock_head, entry_hash
-from warehouse.control import AuditEntry, AuditHead, SeenNonce, engine_for
+from warehouse.control import AuditEntry, AuditHead, Consumer, ConsumerKey, SeenNonce, engine_for
 
 MAX_BATCH = 256
+WRITTEN, REPLAYED, REVOKED = "written", "replay", "revoked_key"  # an entry's verdict
 COLUMNS = [c.key for c in AuditEntry.__table__.columns]
 # Statements built once (building one costs more than running it on SQLite). The nonce claim
 # is executed for many rows at once ("insertmanyvalues"); RETURNING names the rows inserted,
@@ -45,6 +55,15 @@ MOVE_HEAD = (
     update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
 )
 INSERT_ENTRIES = insert(AuditEntry)
+LIVE_KEYS = (
+    select(ConsumerKey.key_id)
+    .join(Consumer, Consumer.name == ConsumerKey.consumer)
+    .where(
+        ConsumerKey.key_id.in_(bindparam("key_ids", expanding=True)),
+        ConsumerKey.revoked_at.is_(None),
+        Consumer.revoked_at.is_(None),
+    )
+)
 CLAIM = {
     name: module.insert(SeenNonce).on_conflict_do_nothing().returning(SeenNonce.key_id, SeenNonce.nonce)
     for name, module in (("sqlite", sqlite), ("postgresql", postgresql))
@@ -53,7 +72,8 @@ CLAIM = {
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One entry to append, and the request nonce it claims (key id, nonce), if any."""
+    """One entry to append, the request nonce it claims (key id, nonce), if any, and the
+    consumer key (`key_id`) that must still be live for it to be written."""
 
     actor: str
     action: str
@@ -67,6 +87,7 @@ class AuditRecord:
     policy_fingerprint: str | None = None
     detail: dict[str, Any] | None = None
     nonce: tuple[str, str] | None = None
+    key_id: str | None = None
 
 
 class AuditWriter:
@@ -75,12 +96,13 @@ class AuditWriter:
     def __init__(self, control_url: str, after: Callable[[Connection, datetime], None] | None = None) -> None:
         self.control_url = control_url
         self.after = after  # run in each batch's transaction (the nonce store's purge)
-        self._pending: list[tuple[AuditRecord, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
         self._draining: asyncio.Task[None] | None = None
 
-    async def append(self, record: AuditRecord) -> bool:
-        """Commit the record; False (and nothing written) when its nonce was claimed before."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def append(self, record: AuditRecord) -> str:
+        """Commit the record: WRITTEN, or (nothing written) REPLAYED when its nonce was claimed
+        before, REVOKED when its key or consumer is no longer live."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((record, future))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.get_running_loop().create_task(self._drain())
@@ -100,23 +122,28 @@ class AuditWriter:
                 if not future.done():
                     future.set_result(ok)
 
-    def write(self, records: list[AuditRecord]) -> list[bool]:
-        """Write a batch in one transaction; per record, whether it was written."""
+    def write(self, records: list[AuditRecord]) -> list[str]:
+        """Write a batch in one transaction; per record, its verdict."""
         with engine_for(self.control_url).begin() as connection:
-            last_seq, last_hash = _lock_head_row(connection)
-            claimed = _claim(connection, [r for r in records if r.nonce is not None])
-            written: list[bool] = []
+            last_seq, last_hash = _lock_head_row(connection)  # first: the key check below must follow it
+            live = _live_keys(connection, {r.key_id for r in records if r.key_id is not None})
+            admitted = [r for r in records if r.key_id is None or r.key_id in live]
+            claimed = _claim(connection, [r for r in admitted if r.nonce is not None])
+            written: list[str] = []
             rows: list[dict[str, Any]] = []
             for record in records:
+                if record.key_id is not None and record.key_id not in live:
+                    written.append(REVOKED)
+                    continue
                 if record.nonce is not None:
                     if record.nonce not in claimed:
-                        written.append(False)
+                        written.append(REPLAYED)
                         continue
                     claimed.discard(record.nonce)  # the same nonce twice in one batch: the second is a replay
                 row = _entry(record, last_seq + 1, last_hash)
                 last_seq, last_hash = row["seq"], row["entry_hash"]
                 rows.append(row)
-                written.append(True)
+                written.append(WRITTEN)
             if rows:
                 connection.execute(INSERT_ENTRIES, rows)
                 connection.execute(MOVE_HEAD, {"seq": last_seq, "hash": last_hash})
@@ -134,6 +161,13 @@ def _lock_head_row(connection: Connection) -> tuple[int, str]:
             session.flush()
             return made.last_seq, made.last_hash
     return int(head.last_seq), str(head.last_hash)
+
+
+def _live_keys(connection: Connection, key_ids: set[str]) -> set[str]:
+    """Those of the keys that are live, and whose consumer is."""
+    if not key_ids:
+        return set()
+    return {key_id for (key_id,) in connection.execute(LIVE_KEYS, {"key_ids": sorted(key_ids)})}
 
 
 def _claim(connection: Connection, records: list[AuditRecord]) -> set[tuple[str, str]]:

@@ -4,6 +4,11 @@ entry (every /v1, /admin and /.well-known request) is committed.
 
 If the audit entry cannot be written the response is withheld (503): nothing is served
 that the log does not show. A stream's entry is written before its first byte.
+
+Authentication takes the lean path in the event loop when it can (api.auth), a worker
+thread otherwise. The audit entry's transaction is where a request is finally admitted:
+its nonce is claimed and its key checked live there (api.audit_writer), and a request
+that fails either is answered with the refusal (replay, revoked key) instead.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.asgi import BufferedResponse, FieldLines, body_digest, request_view
 from api.audit import outcome_for
-from api.audit_writer import AuditRecord, AuditWriter
+from api.audit_writer import REPLAYED, WRITTEN, AuditRecord, AuditWriter
 from api.auth import AuthError, RequestAuthenticator
 from api.deps import NOT_FOUND
 from api.exchange import AuditUnavailable, Exchange, Refusal, Replayed
@@ -34,6 +39,8 @@ AUTHENTICATED = "/v1"
 ADMIN = "/admin"  # the console's realm (issue 8): no consumer key opens it
 AUDITED = ("/v1", "/.well-known", ADMIN)
 REPLAY = Refusal(401, "nonce already used", "replay")
+REVOKED = Refusal(401, "unknown or revoked key", "revoked_key")
+VERDICT = "neuron.audit_verdict"  # scope key: why a stream's head was refused by its audit entry
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -110,7 +117,11 @@ class Gate:
             return receive
         body, receive = await self._read_body(ex.scope, receive)
         try:
-            caller = await run_in_threadpool(self.authenticator.authenticate, request_view(ex.scope), ex.now, body)
+            caller = self.authenticator.authenticate_scope(ex.scope, ex.now, body)
+            if caller is None:
+                caller = await run_in_threadpool(self.authenticator.authenticate, request_view(ex.scope), ex.now, body)
+            elif not self.authenticator.nonces.deferred:
+                await run_in_threadpool(self.authenticator.claim, caller, ex.now)
         except AuthError as exc:
             await self._take(address, self.address_bucket, ex.now)
             raise Refusal(404, NOT_FOUND, "admin_realm") if admin else Refusal(401, exc.reason, exc.code) from exc
@@ -157,8 +168,9 @@ class Gate:
             try:
                 await self.app(ex.scope, receive, ex.capture)
             except Replayed:
+                refusal = self._refusal(ex, ex.scope.get(VERDICT, REPLAYED))
                 ex.note = RequestNote(feed=ex.note.feed)
-                ex.refuse(REPLAY)
+                ex.refuse(refusal)
             except AuditUnavailable:
                 log.error("audit entry not written: stream withheld")
                 ex.response = BufferedResponse.json(503, {"detail": "audit log unavailable"})
@@ -177,11 +189,14 @@ class Gate:
         while audited:
             ex.note.response_digest = body_digest(ex.response.body)
             try:
-                if await self.record(ex, ex.response.status):
+                verdict = await self.record(ex, ex.response.status)
+                if verdict == WRITTEN:
                     break
-                # The original of a replay committed first: this one is refused, and logged so.
+                # The original of a replay committed first, or the key was revoked: this
+                # request is refused, and logged so.
+                refusal = self._refusal(ex, verdict)
                 ex.note = RequestNote(feed=ex.note.feed)
-                ex.refuse(REPLAY)
+                ex.refuse(refusal)
             except Exception as exc:
                 log.error("audit entry not written (%s): response withheld", type(exc).__name__)
                 ex.response = BufferedResponse.json(503, {"detail": "audit log unavailable"})
@@ -190,10 +205,20 @@ class Gate:
         await ex.response.replay(ex.send)
 
     async def _stream_head(self, ex: Exchange, status: int) -> bool:
-        written = await self.record(ex, status)
-        if written:
+        verdict = await self.record(ex, status)
+        if verdict == WRITTEN:
             self.observe(ex, status)
-        return written
+            return True
+        ex.scope[VERDICT] = verdict
+        return False
+
+    def _refusal(self, ex: Exchange, verdict: str) -> Refusal:
+        """The refusal for an entry the audit writer did not admit; a revoked key leaves the cache."""
+        if verdict == REPLAYED:
+            return REPLAY
+        if ex.note.caller is not None:
+            self.authenticator.keys.forget(ex.note.caller.key_id)
+        return REVOKED
 
     def observe(self, ex: Exchange, status: int) -> None:
         """Metrics and the one log line of a request (no query values, no identifiers)."""
@@ -204,10 +229,11 @@ class Gate:
         actor = ex.note.caller.consumer if ex.note.caller else "anonymous"
         log.info("%s %s -> %d (%s)", ex.scope["method"], audit_path(ex.scope), status, actor)
 
-    async def record(self, ex: Exchange, status: int, action: str = "request") -> bool:
-        """Append the request's audit entry, claiming its nonce; False if the nonce was taken."""
+    async def record(self, ex: Exchange, status: int, action: str = "request") -> str:
+        """Append the request's audit entry, claiming its nonce and checking its key live; the verdict."""
         note, caller = ex.note, ex.note.caller
-        claims = action == "request" and caller is not None and self.authenticator.nonces.deferred
+        request = action == "request" and caller is not None
+        claims = request and self.authenticator.nonces.deferred
         record = AuditRecord(
             actor=caller.consumer if caller else "anonymous",
             action=action,
@@ -221,6 +247,7 @@ class Gate:
             policy_fingerprint=note.policy_fingerprint,
             detail=note.detail(),
             nonce=(caller.key_id, caller.nonce) if claims and caller else None,
+            key_id=caller.key_id if request and caller else None,
         )
         return await self.writer.append(record)
 

@@ -3,9 +3,15 @@ configured. A nonce stays remembered for two signature windows: a request is acc
 while |now - created| <= window, so its nonce could be presented again until then.
 
 The database store claims a nonce in the same transaction as the request's audit entry
-(api.audit_writer: one write per request instead of two): a cheap look-up refuses replays
-early, and the unique key refuses the rare replay that races the original. Redis claims
-at once (SET NX).
+(api.audit_writer: one write per request instead of two), and the table's unique key is
+the authority: a replay is refused there even when it reaches another API process, or
+races its original. Redis claims at once (SET NX), equally shared by every process.
+
+In front of either, each process remembers the nonces it accepted (`RecentNonces`): a
+replay to the same process is refused at once, without a database round trip. The lean
+authentication path (api.auth) asks only this memory; a replay it cannot see (sent to
+another worker, or after a restart) runs its route but is refused when its audit entry
+fails to claim the nonce, before any byte of its response leaves.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 from warehouse.control import SeenNonce, engine_for
 
 PURGE_INTERVAL = timedelta(minutes=1)
+RECENT_LIMIT = 100_000  # nonces remembered per process (about 10 MiB); the store stays the authority
 PREFIX = "neuron:nonce:"
 SEEN = select(SeenNonce.key_id).where(SeenNonce.key_id == bindparam("key_id"), SeenNonce.nonce == bindparam("nonce"))
 
@@ -36,6 +43,34 @@ class NonceStore(Protocol):
     def check(self, key_id: str, nonce: str, now: datetime, connection: Connection | None = None) -> None:
         """NonceReused if the nonce was used; a store that is not deferred also claims it here."""
         ...
+
+
+class RecentNonces:
+    """The nonces this process accepted within two signature windows, in memory (a fast path only)."""
+
+    def __init__(self, window: timedelta, limit: int = RECENT_LIMIT) -> None:
+        self.keep = 2 * window
+        self.limit = limit
+        self._until: dict[tuple[str, str], datetime] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, key_id: str, nonce: str, now: datetime) -> None:
+        """NonceReused if this process accepted the nonce before; else remember it."""
+        key = (key_id, nonce)
+        with self._lock:
+            until = self._until.get(key)
+            if until is not None and now < until:
+                raise NonceReused
+            self._until[key] = now + self.keep
+            if len(self._until) > self.limit:
+                self._forget(now)
+
+    def _forget(self, now: datetime) -> None:
+        # Expired ones first; past the limit, the oldest half too (the store still refuses them).
+        self._until = {key: until for key, until in self._until.items() if now < until}
+        if len(self._until) > self.limit:
+            keep = list(self._until.items())[len(self._until) // 2 :]
+            self._until = dict(keep)
 
 
 class DatabaseNonces:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.asgi import STREAM, BufferedResponse, FieldLines, body_digest, request_view
+from api.asgi import STREAM, BufferedResponse, FieldLines, body_digest
 from api.signing import ALGORITHM, REQUEST_BINDING, RESPONSE_LABEL, response_components
 from privacy.keys import HubKeys
 
@@ -31,7 +31,7 @@ HARDENING = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
 def _printable(value: str) -> bool:
-    return all(" " <= ch <= "~" for ch in value)
+    return value.isascii() and value.isprintable()  # for ASCII: exactly " " to "~"
 
 
 def _identifier(component: str) -> str:
@@ -55,7 +55,10 @@ def sign_response(
     for name in ("signature", "signature-input"):
         del headers[name]
     bound = request_signature is not None and _printable(request_signature.strip())
-    components = ["content-digest", *response_components(headers.names(), bound)]
+    fields: dict[str, list[str]] = {}
+    for name, field_value in headers.items():
+        fields.setdefault(name.lower(), []).append(field_value)
+    components = ["content-digest", *response_components(list(fields), bound)]
     lines = []
     for component in components:
         if component == REQUEST_BINDING:
@@ -63,7 +66,7 @@ def sign_response(
         elif component == "@status":
             value = str(status)
         else:
-            value = (headers.get(component) or "").strip()
+            value = ", ".join(fields.get(component, ())).strip()
             if not _printable(value):
                 raise ValueError(f"response header {component} is not printable ASCII")
         lines.append(f"{_identifier(component)}: {value}")
@@ -73,6 +76,12 @@ def sign_response(
     signature = base64.b64encode(private_key.sign(base.encode())).decode()
     headers["Signature-Input"] = f"{RESPONSE_LABEL}={params}"
     headers["Signature"] = f"{RESPONSE_LABEL}=:{signature}:"
+
+
+def _request_signature(scope: Scope) -> str | None:
+    """The request's Signature field (its lines joined), as `request_view` would read it."""
+    values = [value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"signature"]
+    return ", ".join(values) if values else None
 
 
 class SignedResponses:
@@ -128,5 +137,5 @@ class SignedResponses:
         if body is not None:
             headers["content-digest"] = body_digest(body)
         key = self.keys.active_signing_key
-        sign_response(status, headers, request_view(scope).headers.get("signature"), key.kid, key.private)
+        sign_response(status, headers, _request_signature(scope), key.kid, key.private)
         return {"type": "http.response.start", "status": status, "headers": headers.to_asgi()}
