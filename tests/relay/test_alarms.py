@@ -1,0 +1,105 @@
+"""The alarm contract and the lifecycle, without brokers: classification, rejections with
+reasons, flapping, acknowledgements and deadlines (an explicit clock)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from relay.alarms import Rejection, parse_alarm
+from relay.lifecycle import Lifecycles
+from simulator.community import Community
+from simulator.devices import DeviceFleet
+from tests.relay.rig import START, alarm
+
+FLEET = DeviceFleet(Community(seed=3, households_count=150))
+T0 = datetime(2026, 11, 20, 1, tzinfo=UTC)
+
+
+def parse(message: object, max_bytes: int = 4096) -> object:
+    m = message
+    return parse_alarm(m.topic, m.body(), "music-square", max_bytes)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("device", "alarm_type", "category", "severity"),
+    [
+        (FLEET.detectors[0], "smoke", "smoke", "critical"),
+        (next(d for d in FLEET.detectors if d.info["detector"] == "gas"), "gas", "gas", "critical"),
+        (FLEET.fence[0], "intrusion", "fence_intrusion", "high"),
+        (FLEET.wristbands[0], "fall", "fall", "critical"),
+        (FLEET.wristbands[0], "sos", "sos", "critical"),
+        (FLEET.wristbands[0], "heart_rate_high", "heart_rate", "critical"),  # the band says critical
+        (FLEET.covers[0], "open", "manhole_open", "high"),  # major from the cover: high
+        (FLEET.covers[0], "tilt", "manhole_tilt", "high"),
+        (FLEET.covers[0], "water_level", "water_level", "high"),
+    ],
+)
+def test_alarms_are_classified(device: object, alarm_type: str, category: str, severity: str) -> None:
+    parsed = parse(alarm(FLEET, device, 1, "raised", START, alarm_type=alarm_type))  # type: ignore[arg-type]
+    assert parsed is not None
+    assert (parsed.category, parsed.severity) == (category, severity)  # type: ignore[attr-defined]
+
+
+def test_equipment_faults_are_valid_but_not_relayed() -> None:
+    for device, kind in [(FLEET.fence[0], "line_cut"), (FLEET.detectors[0], "low_battery")]:
+        assert parse(alarm(FLEET, device, 1, "raised", START, alarm_type=kind)) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "kind", "reason"),
+    [
+        (lambda p: b"{not json", "malformed", "payload is not JSON"),
+        (lambda p: json.dumps([p]).encode(), "malformed", "payload is not a JSON object"),
+        (lambda p: json.dumps({**p, "pad": "x" * 5000}).encode(), "oversized", "bytes, over the 4096-byte limit"),
+        (lambda p: json.dumps({**p, "device_id": "SD000000"}).encode(), "tampered", "device_id differs"),
+        (lambda p: json.dumps({**p, "community_id": "elsewhere"}).encode(), "tampered", "community_id differs"),
+        (lambda p: json.dumps({**p, "phone": "13800000000"}).encode(), "tampered", "outside the home_safety contract"),
+        (lambda p: json.dumps({**p, "alarm_state": "maybe"}).encode(), "malformed", "alarm_state is not an allowed"),
+        (lambda p: json.dumps({**p, "event_time": "yesterday"}).encode(), "malformed", "event_time is not an ISO"),
+        (lambda p: json.dumps({**p, "unit": 42}).encode(), "malformed", "unit is out of range"),
+        (lambda p: json.dumps({**p, "alarm_id": None}).encode(), "malformed", "missing field alarm_id"),
+    ],
+)
+def test_bad_alarms_are_rejected_with_a_reason_naming_no_value(change: object, kind: str, reason: str) -> None:
+    m = alarm(FLEET, FLEET.detectors[0], 1, "raised", START)
+    with pytest.raises(Rejection) as err:
+        parse_alarm(m.topic, change(m.payload), "music-square", 4096)  # type: ignore[operator]
+    assert err.value.kind == kind and reason in err.value.reason
+    assert FLEET.detectors[0].device_id not in str(err.value) and "13800000000" not in str(err.value)
+
+
+def lifecycles() -> Lifecycles:
+    return Lifecycles(lambda severity: {"critical": 60}.get(severity, 300), timedelta(minutes=5), lambda d: d.device_id)
+
+
+def device_event(lc: Lifecycles, n: int, state: str, seconds: int, now: datetime) -> object:
+    parsed = parse(alarm(FLEET, FLEET.fence[0], n, state, START + timedelta(seconds=seconds)))
+    return lc.on_device(parsed, now)  # type: ignore[arg-type]
+
+
+def test_a_flapping_detector_is_one_alarm_and_a_late_raise_is_a_new_one() -> None:
+    lc = lifecycles()
+    states = [
+        device_event(lc, n, s, 10 * n + (s == "cleared"), T0).state for n in range(3) for s in ("raised", "cleared")
+    ]
+    assert states == ["raised", "cleared", "updated", "cleared", "updated", "cleared"]
+    assert len(lc.by_id) == 1 and next(iter(lc.by_id.values())).updates == 2
+    later = device_event(lc, 9, "raised", 3600, T0)
+    assert later.state == "raised" and len(lc.by_id) == 2
+    assert device_event(lc, 9, "cleared", 3601, T0) is not None
+    assert device_event(lc, 9, "cleared", 3602, T0) is None  # a clear of nothing open changes nothing
+
+
+def test_deadlines_escalate_once_and_not_after_an_acknowledgement() -> None:
+    lc = lifecycles()
+    first = device_event(lc, 1, "raised", 0, T0)
+    alarm_id = first.alarm.alarm_id
+    assert lc.due(T0 + timedelta(seconds=299)) == []
+    escalated = lc.due(T0 + timedelta(seconds=300))
+    assert [(e.state, e.alarm.severity) for e in escalated] == [("escalated", "critical")]
+    assert lc.due(T0 + timedelta(hours=5)) == []
+    assert lc.on_ack(alarm_id, "district", T0).state == "acknowledged"
+    assert lc.on_ack(alarm_id, "public_security", T0) is None  # the first acknowledgement counts

@@ -1,0 +1,78 @@
+"""Escalation with an injectable clock: after the deadline and not before, once; not for an
+acknowledged alarm; re-published at a higher severity and told to the property manager."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from relay.destinations import wait_for
+from relay.run import BackgroundRelay
+from relay.service import Relay
+from simulator.devices_publish import publish_messages
+from tests.relay.rig import START, Consumer, alarm, relay_rig
+
+
+class FakeClock:
+    """The relay's clock, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def set(self, now: datetime) -> None:
+        with self._lock:
+            self.now = now
+
+
+def checked_after(relay: Relay, timeout: float = 10.0) -> bool:
+    """Wait until the worker has looked at the deadlines twice more (so once after the clock moved)."""
+    start = relay.stats.deadline_checks
+    return wait_for(lambda: relay.stats.deadline_checks >= start + 2, timeout)
+
+
+def test_escalation_fires_after_the_deadline_and_not_before(tmp_path: Path) -> None:
+    deadlines = {"critical": 60.0, "high": 120.0, "medium": 600.0, "low": 600.0}
+    with relay_rig(tmp_path, ack_deadline_seconds=deadlines) as rig:
+        district, police = rig.consumer("district"), rig.consumer("police")
+        manager = Consumer(rig.community, "neuron/music-square/property-manager/#", "test-manager")
+        rig.consumers.append(manager)
+        t0 = datetime(2026, 11, 20, 1, tzinfo=UTC)
+        clock = FakeClock(t0)
+        intrusion = alarm(rig.fleet, rig.fleet.fence[0], 1, "raised", START)  # high: 120 s
+        acked = alarm(rig.fleet, rig.fleet.fence[1], 1, "raised", START)  # acknowledged in time
+        with BackgroundRelay(rig.hub, clock=clock) as background:
+            relay = background.relay
+            publish_messages(rig.community.host, rig.community.port, [intrusion, acked])
+            assert wait_for(lambda: len(district.payloads()) == 2 and len(police.payloads()) == 2, 15)
+            raised = {p["device_id"]: p for p in district.payloads()}
+            target, other = raised["FZ01"], raised["FZ02"]
+            assert target["severity"] == "high"
+            police.acknowledge(other["alarm_id"], "police/putuo/music-square/alarm-ack/{alarm_id}")
+            assert wait_for(lambda: len(district.payloads()) == 3, 15)
+
+            clock.set(t0 + timedelta(seconds=119))  # one second before the deadline
+            assert checked_after(relay)
+            assert len(district.payloads()) == 3 and manager.messages == []
+            assert relay.lifecycles.by_id[target["alarm_id"]].state == "raised"
+
+            clock.set(t0 + timedelta(seconds=120))  # the deadline
+            assert wait_for(lambda: len(district.payloads()) == 4 and len(manager.messages) == 1, 15)
+            clock.set(t0 + timedelta(hours=2))  # much later: still only once, and never the acknowledged one
+            assert checked_after(relay)
+        escalated = district.payloads()[-1]
+        assert (escalated["alarm_id"], escalated["state"], escalated["severity"]) == (
+            target["alarm_id"],
+            "escalated",
+            "critical",
+        )
+        assert escalated["escalated"] is True and escalated["actor"] == "relay"
+        assert police.payloads()[-1]["state"] == "escalated"
+        assert [p["state"] for p in district.payloads()].count("escalated") == 1
+        notice = manager.payloads()[0]
+        assert notice["alarm_id"] == target["alarm_id"] and notice["severity"] == "critical"
