@@ -185,6 +185,14 @@ STREAMS: dict[str, StreamSpec] = {
             "connectors.manhole_covers:ManholeCovers",
             "Smart manhole covers: tilt, open, water-level status and alarms (MQTT)",
         ),
+        # Issue 7: the relay records alarm lifecycles in the control DB as they happen (SQL family).
+        StreamSpec(
+            "alarm_lifecycle",
+            3,
+            "*/15 * * * *",
+            "connectors.alarm_lifecycle:AlarmLifecycle",
+            "Alarm lifecycle events recorded by the real-time relay (control database, SQL)",
+        ),
     ]
 }
 

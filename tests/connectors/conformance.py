@@ -20,6 +20,7 @@ from simulator.parking import Faults, ParkingSimulator
 from simulator.server import start_parking_api
 from tests.conftest import TOKEN, make_settings
 from tests.connectors.conformance_mqtt import MQTT_HARNESSES
+from tests.connectors.conformance_relay import RELAY_HARNESSES
 from tests.connectors.conformance_sources import SOURCE_HARNESSES
 from warehouse import pipeline
 from warehouse.migrations import migrate
@@ -59,4 +60,5 @@ HARNESSES: dict[str, Harness] = {
     "vehicle_passes": vehicle_passes,
     **SOURCE_HARNESSES,
     **MQTT_HARNESSES,
+    **RELAY_HARNESSES,
 }
