@@ -502,3 +502,27 @@ def test_a_feed_needs_every_source_table(tmp_path: Path) -> None:
     con = duckdb.connect()
     stage(con, "platform_votes", BALLOTS)  # no households yet: turnout cannot be computed
     assert "70_governance_votes" not in build_marts(con)
+
+
+@pytest.mark.slow
+def test_repairs_from_the_simulated_platform_reach_the_district_scrubbed(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from connectors.sql import SqlSource
+    from simulator.community import Community
+    from simulator.platform import PlatformSimulator
+    from simulator.truth import identifiers_of
+    from tests.connectors.hub_sources import hub_settings
+    from warehouse import pipeline
+
+    sim = PlatformSimulator(Community(households_count=60, buildings=2))
+    url = f"sqlite:///{tmp_path / 'platform.db'}"
+    sim.write_days(url, 4)
+    settings = hub_settings(tmp_path / "hub", platform=SqlSource(url=url, batch_size=500))
+    for offset in (2, 3):  # the first requests are written on the third day
+        pipeline.run_window(settings, "platform_repairs", *sim.window(sim.first_day + timedelta(days=offset)))
+    _, rows = consumer_rows(settings, "district", "services.repairs")
+    assert len(rows) >= 5
+    assert any("[MOBILE]" in r["description"] or "[ROOM]" in r["description"] for r in rows)  # scrubbed, kept
+    assert all(r["response_hours"] <= r["resolution_hours"] for r in rows if r["resolution_hours"] is not None)
+    assert find_leaks(identifiers_of(sim.ground_truth()), texts_of_lake(settings.lake_path)) == []
