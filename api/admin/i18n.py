@@ -52,6 +52,32 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "overview.open_alarms": ("未关闭告警", "Open alarms"),
     "overview.quality": ("数据质量", "Data quality"),
     "overview.chain": ("审计链", "Audit chain"),
+    "overview.quality_details": ("查看各数据流质量明细", "Quality of each stream"),
+    "status.ok": ("正常", "ok"),
+    "status.warn": ("需关注", "warning"),
+    "status.fail": ("异常", "failing"),
+    "status.stale": ("数据过时", "stale"),
+    "col.stream": ("数据流", "Stream"),
+    "col.title": ("名称", "Name"),
+    "col.status": ("状态", "Status"),
+    "col.rows_in": ("接入行数", "Rows in"),
+    "col.rows_loaded": ("入库行数", "Rows loaded"),
+    "col.rows_quarantined": ("隔离行数", "Quarantined"),
+    "col.quarantined_by_reason": ("隔离原因", "Quarantined by reason"),
+    "col.freshness_seconds": ("数据新鲜度（秒）", "Freshness (seconds)"),
+    "col.issues": ("问题", "Issues"),
+    "col.alarm_id": ("告警编号", "Alarm"),
+    "col.family": ("设备类别", "Device family"),
+    "col.category": ("告警类型", "Category"),
+    "col.severity": ("级别", "Severity"),
+    "col.state": ("状态", "State"),
+    "col.raised_at": ("发生时间", "Raised"),
+    "col.acknowledged_at": ("确认时间", "Acknowledged"),
+    "col.acknowledged_by": ("确认方", "Acknowledged by"),
+    "col.cleared_at": ("解除时间", "Cleared"),
+    "col.response_seconds": ("响应时间（秒）", "Response (seconds)"),
+    "col.escalated": ("已升级", "Escalated"),
+    "col.building": ("楼栋", "Building"),
     "common.none": ("暂无数据", "Nothing yet"),
     "common.not_available": ("暂不可用（该模块尚未安装）", "Not available (that part is not installed yet)"),
     "common.failed": ("读取失败", "Could not be read"),
@@ -175,7 +201,8 @@ def translator(language: str) -> Callable[..., str]:
 
     def t(key: str, **values: object) -> str:
         pair = MESSAGES.get(key)
-        text = pair[index] if pair else key
+        # An unknown key (a provider's new column or status) shows its last part, not a blank.
+        text = pair[index] if pair else key.split(".", 1)[-1]
         return text.format(**values) if values else text
 
     return t

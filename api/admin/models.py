@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text, UniqueConstraint
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from warehouse.control import Base, UTCDateTime, utcnow
@@ -39,10 +39,9 @@ class AdminSession(Base):
 
 
 class PolicyVersion(Base):
-    """A sharing policy as first seen with a new fingerprint, and who was there to see it."""
+    """A sharing policy as seen when its fingerprint changed, and who was there to see it."""
 
     __tablename__ = "admin_policy_versions"
-    __table_args__ = (UniqueConstraint("consumer", "fingerprint"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     consumer: Mapped[str] = mapped_column(String(100), index=True)
     fingerprint: Mapped[str] = mapped_column(String(100))

@@ -94,6 +94,16 @@ def today(settings: Settings, now: datetime) -> Today:
     return result
 
 
+QUALITY_COLUMNS = [
+    "stream", "title", "status", "rows_in", "rows_loaded", "rows_quarantined",
+    "quarantined_by_reason", "freshness_seconds", "issues",
+]  # fmt: skip
+ALARM_COLUMNS = [
+    "alarm_id", "family", "category", "severity", "state", "raised_at", "acknowledged_at",
+    "acknowledged_by", "cleared_at", "response_seconds", "escalated", "building",
+]  # fmt: skip
+
+
 @dataclass
 class Provided:
     """What a lazily imported provider returned: rows to show, or why there are none."""
@@ -101,6 +111,11 @@ class Provided:
     available: bool
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    columns: list[str] = field(default_factory=list)
+
+    def count_by(self, key: str) -> dict[str, int]:
+        """How many rows have each value of `key` (a status, a state)."""
+        return dict(sorted(Counter(str(row.get(key)) for row in self.rows).items()))
 
 
 def _as_rows(value: Any) -> list[dict[str, Any]]:
@@ -113,47 +128,58 @@ def _as_rows(value: Any) -> list[dict[str, Any]]:
 
 def _as_row(item: Any) -> dict[str, Any]:
     if isinstance(item, dict):
-        row = item
-    elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-        row = dataclasses.asdict(item)
-    elif hasattr(item, "model_dump"):
-        row = item.model_dump()
-    else:
-        row = {"value": item}
-    # Nested values (quarantine reasons by count, say) shown as compact JSON.
-    return {k: _compact(v) for k, v in row.items()}
+        return item
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    if hasattr(item, "model_dump"):
+        return dict(item.model_dump())
+    return {"value": item}
 
 
-def _compact(value: Any) -> Any:
-    return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, dict | list) else value
-
-
-def provided(module: str, function: str, *args: Any, **kwargs: Any) -> Provided:
+def provided(module: str, function: str, *args: Any, columns: list[str] | None = None, **kwargs: Any) -> Provided:
     """Call `module.function` if that module exists yet; "not available" otherwise."""
     try:
         provider = getattr(importlib.import_module(module), function)
     except (ImportError, AttributeError):
         return Provided(False)
     try:
-        return Provided(True, _as_rows(provider(*args, **kwargs)))
+        rows = _as_rows(provider(*args, **kwargs))
     except Exception as exc:  # a provider's failure must not take the console down
         log.warning("%s.%s failed: %s", module, function, type(exc).__name__)
         return Provided(True, [], type(exc).__name__)
+    present = [c for c in columns or [] if any(c in row for row in rows)]
+    return Provided(True, rows, None, present or (list(rows[0]) if rows else []))
 
 
 def quality(settings: Settings) -> Provided:
     """Per-stream quality from warehouse.quality (another engineer's), if present."""
-    return provided("warehouse.quality", "quality_report", settings)
+    return provided("warehouse.quality", "quality_report", settings, columns=QUALITY_COLUMNS)
 
 
 def alarms(settings: Settings) -> Provided:
     """The alarm list from relay.history (the relay engineer's), if present."""
-    return provided("relay.history", "alarm_list", settings)
+    return provided("relay.history", "alarm_list", settings, columns=ALARM_COLUMNS)
 
 
 def open_alarms(listed: Provided) -> list[dict[str, Any]]:
     """Alarms not yet cleared."""
     return [a for a in listed.rows if a.get("state") != "cleared"]
+
+
+def shown(value: Any, language: str) -> str:
+    """A provider's value for people: bilingual texts in the reader's language, mappings and
+    lists spelled out, nothing as raw JSON."""
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        if language in value and isinstance(value[language], str):
+            return value[language]
+        return ", ".join(f"{k}: {shown(v, language)}" for k, v in value.items()) or "—"
+    if isinstance(value, list | tuple):
+        return "; ".join(shown(v, language) for v in value) or "—"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The policies page: each consumer's sharing policy as people read it, and its history.
 
 The policy files are the rule; the control database remembers each version the hub has
-seen (a new fingerprint is recorded the first time the console or the command line sees
-it, with who was there), so the page can say when a rule changed and what changed.
+seen: a fingerprint different from the consumer's last one recorded (a new rule, or a
+return to an earlier one) is recorded the first time the console or the command line
+sees it, with who was there, so the page can say when a rule changed and what changed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from api.admin.models import PolicyVersion
-from privacy.jws import canonical_json
 from neuron.errors import ConfigError
+from privacy.jws import canonical_json
 from privacy.policy import Policy, load_policy_file
 from schemas.feeds import load_feeds
 from warehouse.control import session_scope
@@ -97,32 +97,30 @@ def feed_rules(policy: Policy) -> list[FeedRules]:
 
 
 def record_versions(url: str, policies: dict[str, Policy], actor: str, now: datetime) -> int:
-    """Remember every policy whose fingerprint is new; how many were."""
+    """Remember every policy whose fingerprint differs from the last one recorded for its
+    consumer (a new rule, or a return to an earlier one); how many were."""
     added = 0
     for policy in policies.values():
         with session_scope(url) as session:
-            seen = session.execute(
-                select(PolicyVersion.id).where(
-                    PolicyVersion.consumer == policy.consumer, PolicyVersion.fingerprint == policy.fingerprint
-                )
-            ).first()
-            if seen is not None:
+            last = session.execute(
+                select(PolicyVersion.fingerprint)
+                .where(PolicyVersion.consumer == policy.consumer)
+                .order_by(PolicyVersion.id.desc())
+                .limit(1)
+            ).scalar()
+            if last == policy.fingerprint:
                 continue
-        try:
-            with session_scope(url) as session:
-                session.add(
-                    PolicyVersion(
-                        consumer=policy.consumer,
-                        fingerprint=policy.fingerprint,
-                        version=policy.version,
-                        body=canonical_json(policy_body(policy)).decode(),
-                        seen_at=now,
-                        actor=actor,
-                    )
+            session.add(
+                PolicyVersion(
+                    consumer=policy.consumer,
+                    fingerprint=policy.fingerprint,
+                    version=policy.version,
+                    body=canonical_json(policy_body(policy)).decode(),
+                    seen_at=now,
+                    actor=actor,
                 )
+            )
             added += 1
-        except IntegrityError:
-            continue  # another process recorded it first: theirs is the first sighting
     return added
 
 

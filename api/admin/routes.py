@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -42,7 +42,6 @@ from warehouse.audit import append_audit
 from warehouse.control import session_scope
 
 router = APIRouter()
-DayQuery = Annotated[date | None, Query()]
 
 
 def _audit(request: Request, actor: str, action: str, outcome: str, detail: dict[str, Any] | None = None) -> None:
@@ -133,13 +132,13 @@ def shared_page(
     request: Request,
     consumer: str | None = None,
     feed: str | None = None,
-    day_from: Annotated[date | None, Query(alias="from")] = None,
-    day_to: Annotated[date | None, Query(alias="to")] = None,
+    day_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    day_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
     page_no: Annotated[int, Query(alias="page", ge=0, le=100_000)] = 0,
 ) -> Response:
     who = principal(request)
     settings = console_of(request).settings
-    wanted = shared.ExportFilter(consumer or None, feed or None, day_from, day_to, page_no)
+    wanted = shared.ExportFilter(consumer or None, feed or None, _day(day_from), _day(day_to), page_no)
     exports, more = shared.list_exports(settings, wanted)
     consumers, feeds = shared.export_choices(settings)
     versions = {p.fingerprint: p.version for p in load_policies(settings.policies_dir).values()}
@@ -154,6 +153,16 @@ def shared_page(
         feeds=feeds,
         versions=versions,
     )
+
+
+def _day(text: str | None) -> date | None:
+    """A date filter from the form: empty is no filter (the form sends empty fields)."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(422, "dates are YYYY-MM-DD") from None
 
 
 @router.get("/shared/{seq}", response_class=HTMLResponse)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.admin import i18n
 from api.admin.accounts import Lockout
+from api.admin.overview import shown
 from api.admin.sessions import COOKIE, Lifetime, Principal, find_session, same_token
 from api.formats import json_value
 from neuron.settings import Settings
@@ -137,6 +138,7 @@ def page(request: Request, template: str, who: Principal | None, status: int = 2
     lang = language(request)
     context |= {"t": i18n.translator(lang), "lang": lang, "who": who, "base": BASE, "path": request.url.path}
     context["cell"] = cell
+    context["show"] = lambda value: shown(value, lang)
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 

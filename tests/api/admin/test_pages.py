@@ -89,6 +89,10 @@ def test_policies_show_treatments_fingerprints_and_what_changed(admin: Browser, 
     assert f"console:{ADMIN}" in section and "cli" in section
     assert "<code>retention_days</code>: <del>30</del> → <ins>60</ins>" in section
     assert f"<code>feeds.{FEED}.fields.exits</code>: <del>keep</del> → <ins>—</ins>" in section
+    # Back to the original rule: that is a change too, and the history says so.
+    section = admin.get("/policies").text.split('id="policy-public_security"', 1)[1].split("</section>", 1)[0]
+    assert "<code>retention_days</code>: <del>60</del> → <ins>30</ins>" in section
+    assert section.count(f"console:{ADMIN}") == 2
 
 
 def test_the_policy_diff_names_each_change() -> None:

@@ -48,7 +48,6 @@ def upgrade() -> None:
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("consumer", "fingerprint"),
     )
     with op.batch_alter_table("admin_policy_versions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_admin_policy_versions_consumer"), ["consumer"], unique=False)
