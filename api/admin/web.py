@@ -82,7 +82,9 @@ class SecurityHeaders:
                 names = {name.lower() for name, _ in message.get("headers", [])}
                 extra = [(k.encode(), v.encode()) for k, v in HEADERS.items() if k.encode() not in names]
                 if b"cache-control" not in names:
-                    extra.append((b"cache-control", b"no-store"))
+                    # Pages hold what was shared: never kept by the browser. Static files may be.
+                    static = scope["path"].startswith(BASE + "/static/")
+                    extra.append((b"cache-control", b"max-age=3600" if static else b"no-store"))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -158,3 +158,22 @@ def test_charts_escape_labels() -> None:
     svg = bar_chart("t", [("<script>", 3), ("b", 0)], "none")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert str(bar_chart("t", [], "none")) == '<p class="empty">none</p>'
+
+
+def test_alarms_show_lifecycle_and_response_times(
+    admin: Browser, console: ConsoleHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alarm = {
+        "alarm_id": "a-1", "community_id": "music-square", "family": "home-safety", "category": "smoke",
+        "severity": "critical", "state": "acknowledged", "raised_at": "2026-11-24T01:00:00+08:00",
+        "acknowledged_at": "2026-11-24T01:02:05+08:00", "acknowledged_by": "public_security",
+        "cleared_at": None, "response_seconds": 125, "escalated": False, "building": "7",
+    }  # fmt: skip
+    history = types.ModuleType("relay.history")
+    history.alarm_list = lambda settings: [alarm, alarm | {"alarm_id": "a-2", "state": "cleared"}]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "relay.history", history)
+    assert 'id="open-alarms">1<' in admin.get("/").text
+    rows = table_rows(admin.get("/quality").text, "alarms")
+    assert rows[0][:5] == ["a-1", "home-safety", "smoke", "紧急", "已确认"]
+    assert "125" in rows[0] and "public_security" in rows[0] and "7" in rows[0]
+    assert rows[1][4] == "已解除"
