@@ -26,10 +26,11 @@ from tests.api.hub import ROOMY, LiveHub, ServerThread, new_identity
 from tests.conftest import make_settings
 from tests.connectors.hub_sources import hub_settings
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
-from tests.warehouse.marts.test_service_feeds import COUNTED, RECEIPTS, build_fixture
+from tests.warehouse.marts.test_service_feeds import BALLOTS, COUNTED, RECEIPTS, ballot, build_fixture, stage
 from warehouse import pipeline
 from warehouse.control import AuditEntry, session_scope
-from warehouse.merkle import format_receipt, normalise_receipt, verify_ballot
+from warehouse.marts import build_marts
+from warehouse.merkle import format_receipt, normalise_receipt, receipt_commitment, verify_ballot
 from warehouse.migrations import migrate
 from warehouse.staging import warehouse
 
@@ -123,6 +124,43 @@ def test_the_audit_log_names_the_parameter_never_the_receipt(votes_hub: LiveHub)
         assert any(e.status_code == 200 and e.actor == "district" and e.rows == 1 for e in proofs)
     receipts = [*RECEIPTS.values(), *(normalise_receipt(r) for r in RECEIPTS.values())]
     assert texts and find_leaks(receipts, texts) == []
+
+
+def test_a_late_paper_ballot_makes_one_new_version_with_its_own_root(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "hub")
+    init_keys(settings)
+    migrate(settings.control_url)
+    with warehouse(settings.warehouse_file) as con:
+        build_fixture(con)
+    first = pipeline.publish(settings, feeds=[VOTES])
+    november = "community_id=music-square/month=2026-11-01"
+    assert {(p.consumer, p.version) for p in first if p.partition_key == november} == {
+        ("district", 1),
+        ("open_data", 1),
+    }
+    # Typed in on the 20th, cast on paper on the 5th: November's tally changes, December's does not.
+    late = format_receipt("5e" * 16)
+    row = ballot("B9", "e", "h07", "M1", "oppose", "b", "2026-11-05T01:00:00", "2026-11-20T10:00:00", "vote/late")
+    with warehouse(settings.warehouse_file) as con:
+        stage(con, "platform_votes", [*BALLOTS, {**row, "receipt_commitment": receipt_commitment(late)}])
+        build_marts(con)
+    again = pipeline.publish(settings, feeds=[VOTES])
+    assert sorted((p.consumer, p.partition_key, p.version) for p in again) == [
+        ("district", november, 2),
+        ("open_data", november, 2),
+    ]
+    identities = {"open_data": new_identity(settings, "open_data")}
+    app = create_app(settings, options=ROOMY)
+    with ServerThread(app) as server:
+        hub = LiveHub(settings, app, server.url, identities, [], HubKeys.load(settings).active_signing_key)
+        with hub.client("open_data", jwks=None) as client:
+            hub.jwks = client.jwks
+        roots = published_roots(hub, "open_data")
+        with hub.client("open_data") as client:
+            for receipt, choice, area in [(late, "oppose", 100.0), (RECEIPTS["a"], "agree", 85.25)]:
+                proof = client.ballot_proof(receipt)
+                assert proof["partition"]["version"] == 2 and proof["leaf_count"] == 4
+                assert verify_ballot(proof, receipt, choice, area, root=roots["M1"])
 
 
 @pytest.mark.slow
