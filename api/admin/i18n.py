@@ -184,7 +184,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "consent.source": ("来源", "Source"),
     "consent.effect": ("效果", "Effect"),
     "consent.effect_text": (
-        "该住户的数据自下次发布起不再共享；原始数据库中已删除 {n} 个批次中的该户数据。",
+        "该住户的数据自下次发布起不再共享；已立即从加密原始数据存储的 {n} 个批次中删除该户数据。",
         "Not shared from the next publish on; the household's rows were removed from {n} raw-vault batch(es) at once.",
     ),
     "fn.smoke_gas": ("户内烟感与燃气监测", "In-home smoke and gas detection"),

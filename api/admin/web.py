@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -140,6 +141,8 @@ def page(request: Request, template: str, who: Principal | None, status: int = 2
     lang = language(request)
     context |= {"t": i18n.translator(lang), "lang": lang, "who": who, "base": BASE, "path": request.url.path}
     context["cell"] = cell
+    zone = ZoneInfo(console_of(request).settings.timezone)
+    context["local"] = lambda moment, pattern: moment.astimezone(zone).strftime(pattern)
     context["show"] = lambda value: shown(value, lang)
     return templates.TemplateResponse(request, template, context, status_code=status)
 
