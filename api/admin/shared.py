@@ -28,7 +28,8 @@ from schemas.feeds import Feed
 from warehouse.control import AuditEntry, Partition, session_scope
 
 PAGE = 100
-MAX_OFFSETS = 2000  # offsets tried to confirm a page that began inside a partition
+RENDER_BUDGET = 1_000_000  # rows rendered at most while scanning for a page's offset
+OFFSET_HISTORY = 200  # earlier exports consulted for the likely offset
 SHOWN_ROWS = 500
 
 
@@ -157,7 +158,8 @@ def export_rows(settings: Settings, export: Export, feed: Feed | None) -> Export
     if missing or not tables:
         return ExportRows(export, export.fields, [], None, missing)
     counts = [int(p["rows"]) for p in export.partitions]
-    chunks, confirmed = _served_chunks(tables, counts, export, feed)
+    offsets = _likely_offsets(settings, export)
+    chunks, confirmed = _served_chunks(tables, counts, export, feed, offsets)
     if _whole_file(export) and files and export.response_digest:
         # A whole partition file was handed over: its bytes are the body.
         confirmed = body_digest(files[0]) == export.response_digest
@@ -172,11 +174,35 @@ def _whole_file(export: Export) -> bool:
     return "/partitions/" in export.path or (record_format is not None and record_format.render is None)
 
 
+def _likely_offsets(settings: Settings, export: Export) -> list[int]:
+    """Where the page most likely began in its first partition: a consumer following its
+    cursor starts where its earlier pages of that partition ended, so the sums of the rows
+    its latest earlier exports took from it, newest first."""
+    if not export.partitions:
+        return []
+    first = int(export.partitions[0]["seq"])
+    query = (
+        _exports_query(settings.timezone, ExportFilter(export.consumer, export.feed))
+        .where(AuditEntry.seq < export.seq, AuditEntry.detail.like(f'%"seq":{first},%'))
+        .order_by(AuditEntry.seq.desc())
+        .limit(OFFSET_HISTORY)
+    )
+    with session_scope(settings.control_url) as session:
+        earlier = [_export(entry) for entry in session.execute(query).scalars()]
+    offsets, total = [], 0
+    for previous in earlier:
+        total += sum(int(p["rows"]) for p in previous.partitions if int(p["seq"]) == first)
+        offsets.append(total)
+    return offsets
+
+
 def _served_chunks(
-    tables: list[pa.Table], counts: list[int], export: Export, feed: Feed | None
+    tables: list[pa.Table], counts: list[int], export: Export, feed: Feed | None, likely: list[int]
 ) -> tuple[list[pa.Table], bool | None]:
     """The slices served: later partitions from their start, the first from the offset whose
-    rendering has the recorded digest (or, when it cannot be checked, from its start)."""
+    rendering has the recorded digest (or, when it cannot be checked, from its start).
+
+    The likely offsets go first; then every offset, within a budget of rows rendered."""
     rest = [table.slice(0, count) for table, count in zip(tables[1:], counts[1:], strict=True)]
     first, count = tables[0], counts[0]
     if _whole_file(export):
@@ -184,7 +210,9 @@ def _served_chunks(
     render = FORMATS.get(export.format or "")
     if render is None or render.render is None or feed is None or not export.response_digest:
         return [first.slice(0, count), *rest], None
-    for offset in range(min(first.num_rows - count, MAX_OFFSETS) + 1):
+    last = first.num_rows - count
+    scan = range(min(last, max(1, RENDER_BUDGET // max(count, 1))) + 1)
+    for offset in dict.fromkeys([0, *(o for o in likely if o <= last), *scan]):
         chunks = [first.slice(offset, count), *rest]
         if body_digest(render.render(chunks, export.fields, feed)) == export.response_digest:
             return chunks, True

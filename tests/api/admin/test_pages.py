@@ -177,3 +177,21 @@ def test_alarms_show_lifecycle_and_response_times(
     assert rows[0][:5] == ["a-1", "home-safety", "smoke", "紧急", "已确认"]
     assert "125" in rows[0] and "public_security" in rows[0] and "7" in rows[0]
     assert rows[1][4] == "已解除"
+
+
+def test_a_page_found_from_the_consumers_earlier_pages_and_a_wrong_digest_shown(
+    console: ConsoleHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from api.admin import shared
+    from schemas.feeds import load_feeds
+
+    settings = console.hub.settings
+    monkeypatch.setattr(shared, "RENDER_BUDGET", 1)  # no scan: only the likely offsets are tried
+    exports, _ = shared.list_exports(settings, shared.ExportFilter(consumer="district"))
+    second = min(exports, key=lambda e: -e.seq)
+    assert shared.export_rows(settings, second, load_feeds()[FEED]).confirmed is True
+    forged = replace(second, response_digest="sha-256=:AAAA:")
+    result = shared.export_rows(settings, forged, load_feeds()[FEED])
+    assert result.confirmed is False and len(result.rows) == second.rows
