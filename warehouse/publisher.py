@@ -99,6 +99,10 @@ def publish_feed(
     if days is not None:
         if not days:
             return []
+        # A monthly feed's mart carries its month's first day as `day`: a touched day
+        # republishes its whole month, never a part of it.
+        if "month" in feed.partition_by:
+            days = sorted({d.replace(day=1) for d in days})
         where = f"WHERE day IN ({', '.join('?' * len(days))})"
         params = [d.isoformat() for d in days]
     # Every mart column: per-consumer columns (sealed values) ride along; the policy decides what leaves.
@@ -118,8 +122,9 @@ def publish_feed(
         period = policy.pseudonym_epoch or settings.pseudonym_epoch
         for values, rows in _partitions(feed, mart):
             key = _partition_key(feed, values)
-            # The epoch is the data's (the partition's day), so a re-publish gives the same tokens.
-            day = values["day"] if isinstance(values.get("day"), date) else datetime.now(UTC).date()
+            # The epoch is the data's (the partition's day or month), so a re-publish gives the same tokens.
+            day = next((v for k in ("day", "month") if isinstance(v := values.get(k), date)), None)
+            day = day or datetime.now(UTC).date()
             epoch = epoch_of(day, period)
             ctx = ViewContext(keys, epoch, consenting, settings.community_name, settings.timezone, recipients)
             try:

@@ -526,3 +526,15 @@ def test_repairs_from_the_simulated_platform_reach_the_district_scrubbed(tmp_pat
     assert any("[MOBILE]" in r["description"] or "[ROOM]" in r["description"] for r in rows)  # scrubbed, kept
     assert all(r["response_hours"] <= r["resolution_hours"] for r in rows if r["resolution_hours"] is not None)
     assert find_leaks(identifiers_of(sim.ground_truth()), texts_of_lake(settings.lake_path)) == []
+
+
+def test_a_day_inside_a_month_republishes_that_whole_month(tmp_path: Path, marts: duckdb.DuckDBPyConnection) -> None:
+    """A daily pipeline run names the days it touched: a monthly feed publishes their months."""
+    settings = make_settings(tmp_path)
+    init_keys(settings)
+    migrate(settings.control_url)
+    keys, feeds = HubKeys.load(settings), load_feeds()
+    written = publish_feed(marts, settings, keys, feeds["governance.votes"], policies(settings), [date(2026, 11, 17)])
+    assert {(p.consumer, p.partition_key) for p in written} == {
+        (consumer, f"community_id={CID}/month=2026-11-01") for consumer in ("district", "open_data")
+    }
