@@ -48,8 +48,14 @@ PARTITION_HEADERS = {
 }
 CAUGHT_UP: dict[str, Any] = {"description": "Caught up (parquet).", "headers": {**SIGNED, **CURSOR}}
 RECORDS_OK: dict[str, Any] = {
-    "description": "A page of rows (ndjson, csv) or one whole partition version (parquet).",
-    "content": {"application/x-ndjson": {}, "text/csv": {}, PARQUET: {}},
+    "description": "A page of rows (ndjson, csv, ngsi-ld, viid) or one whole partition version (parquet).",
+    "content": {
+        "application/x-ndjson": {},
+        "text/csv": {},
+        PARQUET: {},
+        "application/ld+json": {},  # format=ngsi-ld
+        "application/json": {},  # format=viid
+    },
     "headers": {**SIGNED, **CURSOR},
 }
 
