@@ -61,6 +61,7 @@ class Route:
     policy_version: int
     recipient: Recipient | None
     seal_key: bytes  # the hub's key for deterministic sealing to this consumer
+    rules_fingerprint: str = ""  # of the upstream's relay rules, computed once
 
     def wants(self, category: str) -> bool:
         cats = self.upstream.categories
@@ -108,7 +109,7 @@ def consumer_payload(event: LifecycleEvent, route: Route, district: str) -> dict
         "policy": route.policy_fingerprint,
         "policy_consumer": up.policy_name,
         "policy_version": route.policy_version,
-        "relay_rules": up.rules_fingerprint(),
+        "relay_rules": route.rules_fingerprint,
     }
     if not device_is_direct(a.family):
         payload["device_id"] = a.device_id  # public-space devices: public ids

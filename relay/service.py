@@ -98,7 +98,7 @@ class Relay:
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.community_id = settings.community_id
         self.mqtt = settings.mqtt
-        self.store = RelayStore(settings.control_url)
+        self.store = RelayStore(settings.control_url, self.config.sqlite_synchronous)
         self.keys = keys or HubKeys.load(settings)
         self.signer = Signer(self.keys.active_signing_key)
         self.routes = self._routes()
@@ -152,7 +152,7 @@ class Relay:
             if up.seal and recipient is None:
                 log.warning("relay: %s has no encryption key registered; its sealed fields are left out", up.name)
             seal_key = self.keys.derive("seal", policy.consumer)
-            routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key))
+            routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key, up.rules_fingerprint()))
         return routes
 
     def _destination(self, name: str, client: mqtt.Client) -> Destination:

@@ -86,6 +86,10 @@ class RelaySettings(BaseModel):
     # most this many, or this old.
     commit_max_messages: int = Field(500, ge=1)
     commit_max_ms: float = Field(2.0, ge=0)
+    # SQLite only. "full": every group commit is fsynced before the inbound alarms are acknowledged
+    # (durable against power loss). "normal" (WAL): durable against a crash or kill -9 of the relay,
+    # but a power cut may lose the last commits; an fsync here costs ~6 ms (bench/RESULTS.md).
+    sqlite_synchronous: Literal["full", "normal"] = "full"
     inflight_per_upstream: int = Field(1000, ge=1)  # published, not yet acknowledged by the upstream
     seen_retention_hours: float = Field(48, gt=0)  # msg_ids remembered to drop redeliveries
     metrics_host: str = "127.0.0.1"

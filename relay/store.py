@@ -10,14 +10,41 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import Engine
 
 from relay.lifecycle import Alarm
 from relay.models import AlarmLifecycleEvent, InboundSeen, OutboxMessage, RelayAlarm
 from warehouse.control import engine_for
 
-_ALARM_COLUMNS = [c.name for c in RelayAlarm.__table__.columns]
+# Core tables, not the ORM: executemany without per-row ORM bookkeeping (the hot path).
+ALARMS: Table = RelayAlarm.__table__  # type: ignore[assignment]
+EVENTS: Table = AlarmLifecycleEvent.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+SEEN: Table = InboundSeen.__table__  # type: ignore[assignment]
+_ALARM_COLUMNS = [c.name for c in ALARMS.columns]
+_UPDATE_ALARM = (
+    ALARMS.update()
+    .where(ALARMS.c.alarm_id == bindparam("key"))
+    .values({c: bindparam(c) for c in _ALARM_COLUMNS if c != "alarm_id"})
+)
+
+
+def _sqlite_engine(url: str, synchronous: str) -> Engine:
+    """The relay's own SQLite engine with a lighter fsync policy (opt-in, see RelaySettings)."""
+    if not url.startswith("sqlite:///"):
+        return engine_for(url)  # PostgreSQL: durability is the server's synchronous_commit
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'normal' else 'FULL'}")
+        cur.close()
+
+    event.listen(engine, "connect", pragmas)
+    return engine
 
 
 @dataclass
@@ -55,25 +82,26 @@ class Pending:
 class RelayStore:
     """Reads and writes of the relay's tables."""
 
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = engine_for(url)
+    def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
+        full = sqlite_synchronous == "full"
+        self.engine: Engine = engine_for(url) if full else _sqlite_engine(url, sqlite_synchronous)
 
     def write(self, commit: Commit) -> None:
         """Write one group commit atomically."""
         with self.engine.begin() as conn:
             if commit.seen:
-                conn.execute(insert(InboundSeen), commit.seen)
+                conn.execute(SEEN.insert(), commit.seen)
             if commit.new_alarms:
-                conn.execute(insert(RelayAlarm), list(commit.new_alarms.values()))
-            for row in commit.changed_alarms.values():
-                values = {k: v for k, v in row.items() if k != "alarm_id"}
-                conn.execute(update(RelayAlarm).where(RelayAlarm.alarm_id == row["alarm_id"]).values(**values))
+                conn.execute(ALARMS.insert(), list(commit.new_alarms.values()))
+            if commit.changed_alarms:
+                rows = [{**row, "key": row["alarm_id"]} for row in commit.changed_alarms.values()]
+                conn.execute(_UPDATE_ALARM, [{k: v for k, v in r.items() if k != "alarm_id"} for r in rows])
             if commit.events:
-                conn.execute(insert(AlarmLifecycleEvent), commit.events)
+                conn.execute(EVENTS.insert(), commit.events)
             if commit.outbox:
-                conn.execute(insert(OutboxMessage), commit.outbox)
+                conn.execute(OUTBOX.insert(), commit.outbox)
             if commit.published:
-                conn.execute(delete(OutboxMessage).where(OutboxMessage.seq.in_(commit.published)))
+                conn.execute(delete(OUTBOX).where(OUTBOX.c.seq.in_(commit.published)))
 
     def pending(self, destination: str, after: int, limit: int) -> list[Pending]:
         """The destination's unsent rows after `after`, oldest first."""
