@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "collector": "MQTT collector, broker to landed batches at QoS 1 (issue 3)",
     "community_day": "A community-day of every source stream, ingested (issue 3)",
     "api_throughput": "Export API: signed requests and streamed records against a static-file floor (issue 6)",
+    "catalog_quality": "Catalog with each feed's quality status, against the catalog without it (issue 5)",
     "relay_latency": "Alarm relay: device → district latency, durable outbox, against the bare broker (issue 7)",
 }
 HEADER = (
