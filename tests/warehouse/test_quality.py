@@ -10,7 +10,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,11 @@ from simulator.server import start_parking_api
 from tests.conftest import TOKEN, make_settings
 from tests.leaks import find_leaks
 from warehouse import pipeline, quality
-from warehouse.control import session_scope
+from warehouse.control import LoadRecord, session_scope
 from warehouse.migrations import migrate
 from warehouse.publisher import feed_watermark
 from warehouse.quality import cached_feed_quality, feed_quality, quality_report, write_report
-from warehouse.quality_models import BatchQuality, ExpectationResult, QuarantineCount
+from warehouse.quality_models import BatchQuality, ExpectationResult, QuarantineCount, keep_batch_quality
 
 DAY = date(2026, 11, 20)
 STREAM = "vehicle_passes"
@@ -310,3 +310,81 @@ def test_neuron_quality_writes_the_report_and_prints_json(
     table = CliRunner().invoke(app, ["quality"])
     assert table.exit_code == 0, table.output
     assert STREAM in table.output and FLOW in table.output
+
+
+def kept_batch(
+    settings: Settings,
+    hour: int,
+    status: str,
+    counts: tuple[int, int, int, int],
+    reasons: dict[str, int],
+    failed: dict[str, int],
+) -> None:
+    """A batch of vehicle_passes for one hour of DAY, as the validate stage would have kept it."""
+    rows_in, good, quarantined, duplicates = counts
+    end = datetime(DAY.year, DAY.month, DAY.day, hour + 1, tzinfo=UTC)
+    suite = [("expect_column_values_to_match_regex", "plate_no"), ("expect_column_values_to_be_in_set", "direction")]
+    suite.append(("expect_column_values_to_not_be_null", "record_id"))
+    summary = {
+        "rows_in": rows_in,
+        "rows_good": good,
+        "rows_quarantined": quarantined,
+        "duplicates_dropped": duplicates,
+        "quarantined_by_reason": reasons,
+        "expectations": [
+            {"expectation": e, "column": c, "success": c not in failed, "unexpected": failed.get(c, 0)}
+            for e, c in suite
+        ],
+        "schema_drift": [],
+        "rejected": status == "rejected",
+    }
+    with session_scope(settings.control_url) as session:
+        record = LoadRecord(
+            batch_id=f"{STREAM}/{settings.community_id}/{hour}",
+            stream=STREAM,
+            community_id=settings.community_id,
+            window_start=end - timedelta(hours=1),
+            window_end=end,
+            status=status,
+        )
+        session.add(record)
+        keep_batch_quality(session, record, "vehicle_passes.v1", summary)
+
+
+def test_report_of_kept_batches_on_sqlite_and_postgresql(control_url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "hub", control_db_url=control_url)
+    migrate(control_url)
+    plate, direction = "plate_no: does not match the contract's pattern", "direction: is not one of the allowed values"
+    kept_batch(settings, 0, "loaded", (100, 95, 5, 0), {plate: 3, direction: 2}, {"plate_no": 3, "direction": 2})
+    kept_batch(settings, 1, "loaded", (204, 200, 0, 4), {}, {})
+    kept_batch(settings, 2, "rejected", (50, 20, 30, 0), {plate: 30}, {"plate_no": 30})
+    now = datetime(DAY.year, DAY.month, DAY.day, 3, 30, tzinfo=UTC)
+    report = quality_report(settings, now)
+    (stream,) = [s for s in report["streams"] if s["stream"] == STREAM]
+    assert {k: stream[k] for k in ("batches", "batches_rejected", "rows_in", "rows_loaded", "rows_quarantined")} == {
+        "batches": 3,
+        "batches_rejected": 1,
+        "rows_in": 100 + 204 + 50,
+        "rows_loaded": 95 + 200 + 0,  # nothing of the rejected batch
+        "rows_quarantined": 5 + 0 + 30,
+    }
+    assert stream["duplicates_dropped"] == 4
+    assert stream["quarantined_by_reason"] == {direction: 2, plate: 33}
+    assert stream["expectations_evaluated"] == 3
+    assert [(e["column"], e["batches"], e["unexpected"]) for e in stream["expectations_failed"]] == [
+        ("direction", 1, 2),
+        ("plate_no", 2, 33),
+    ]
+    assert stream["last_batch"]["status"] == "rejected" and stream["last_batch"]["rows_loaded"] == 0
+    # Loaded until 02:00, hourly: 1 h 30 min is not late; but the newest batch was rejected
+    # (fail) and 35 of 354 rows, 9.9 %, were quarantined (over half the 5 % budget: warn).
+    assert stream["freshness_seconds"] == 5400 and stream["newest_loaded_window_end"] == "2026-11-20T02:00:00+00:00"
+    assert stream["status"] == "fail"
+    assert [(i["code"], i["status"]) for i in stream["issues"]] == [
+        ("last_batch_rejected", "fail"),
+        ("quarantine_share", "warn"),
+    ]
+    assert "9.9%" in stream["issues"][1]["en"]
+    (flow,) = [f for f in report["feeds"] if f["feed"] == FLOW]
+    assert (flow["status"], flow["watermark"], flow["freshness_seconds"]) == ("fail", "2026-11-20T02:00:00+00:00", 5400)
+    assert flow["last_published"] is None and all(c["versions"] == 0 for c in flow["consumers"])
