@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from neuron.airflow_runner import DAGS_FOLDER
+from neuron.errors import FatalError
 from neuron.settings import Settings
 
 Health = Callable[[], bool]
@@ -281,9 +282,14 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
 
 def prepare_airflow(env: dict[str, str]) -> None:
     """Migrate the metadata DB and create the hub's pools (before any component starts)."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     code = "from neuron.airflow_runner import create_pools; create_pools()"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    for what, argv in (
+        ("airflow db migrate", [sys.executable, "-m", "airflow", "db", "migrate"]),
+        ("creating the duckdb_writer pool", [sys.executable, "-c", code]),
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace")
+        if done.returncode != 0:
+            raise FatalError(f"{what} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
 
 
 def airflow_services(ports: AirflowPorts) -> list[Service]:

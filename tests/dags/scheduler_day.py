@@ -68,9 +68,14 @@ class RunningHub:
 
     def airflow(self, *args: str, timeout: float = 120) -> str:
         """Run an Airflow CLI command against this hub's Airflow."""
-        out = subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
+        for _ in range(5):
+            out = subprocess.run(
+                [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+            )
+            # SQLite (the one-machine default) has one writer: a CLI write can meet the
+            # scheduler's; the command is idempotent, so it is simply tried again.
+            if out.returncode == 0 or "database is locked" not in out.stderr:
+                break
         if out.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{out.stderr[-3000:]}")
         return out.stdout
