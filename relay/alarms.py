@@ -94,6 +94,7 @@ def severity_up(level: str) -> str:
     return SEVERITIES[min(SEVERITIES.index(level) + 1, len(SEVERITIES) - 1)]
 
 
+@cache
 def device_is_direct(family: str) -> bool:
     """Whether a family's device id is a direct identifier (an in-home device bound to people)."""
     stream = FAMILY_STREAMS.get(family)

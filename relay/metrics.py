@@ -37,6 +37,10 @@ class RelayMetrics:
         self.inbound = Counter(
             "neuron_relay_inbound_messages", "Device alarm messages received, by outcome", ["outcome"], registry=r
         )
+        # Label children the hot path uses, looked up once.
+        self.inbound_recorded = self.inbound.labels("recorded")
+        self.inbound_duplicate = self.inbound.labels("duplicate")
+        self.inbound_not_relayed = self.inbound.labels("not_relayed")
         self.events = Counter("neuron_relay_lifecycle_events", "Alarm lifecycle events recorded", ["state"], registry=r)
         self.published = Counter(
             "neuron_relay_published_messages", "Messages acknowledged by their broker", ["destination"], registry=r

@@ -12,8 +12,10 @@ acknowledged. One publisher thread per destination drains the outbox (relay/dest
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -113,6 +115,10 @@ class Relay:
         self._buffer: list[Inbound] = []
         self._published_lock = threading.Lock()
         self._published: list[int] = []
+        # Group commits from the worker to the committer; bounded, so a slow disk slows intake.
+        self._commits: queue.Queue[tuple[Commit, list[Inbound]] | None] = queue.Queue(maxsize=4)
+        self._committer = threading.Thread(target=self._commit_loop, name="relay-committer", daemon=True)
+        self.committer_error: BaseException | None = None
         self._generation: dict[int, int] = {}  # id(client) -> connection generation
         self._connected = threading.Event()
         self._stopping = False
@@ -337,17 +343,17 @@ class Relay:
                 continue
             if alarm is None:
                 self.stats.not_relayed += 1
-                self.metrics.inbound.labels("not_relayed").inc()
+                self.metrics.inbound_not_relayed.inc()
                 continue
             if alarm.msg_key in self._seen or alarm.msg_key in in_batch:
                 self.stats.duplicates += 1  # a redelivery or a device's resend: acknowledged only
-                self.metrics.inbound.labels("duplicate").inc()
+                self.metrics.inbound_duplicate.inc()
                 continue
             in_batch.add(alarm.msg_key)
             commit.seen.append({"msg_key": alarm.msg_key, "seen_at": now})
             event = self.lifecycles.on_device(alarm, now)
             self.stats.recorded += 1
-            self.metrics.inbound.labels("recorded").inc()
+            self.metrics.inbound_recorded.inc()
             if event is not None:
                 self._record(event, commit, created)
         self.stats.deadline_checks += 1
@@ -355,15 +361,40 @@ class Relay:
             self._record(event, commit, datetime.now(UTC))
         with self._published_lock:
             commit.published, self._published = self._published, []
-        if commit:
-            self.store.write(commit)
         stamp = time.time()
-        for key in in_batch:
+        for key in in_batch:  # seen from now on: a copy in a later batch commits after this one
             self._seen[key] = stamp
-        self._acknowledge(batch)
-        if commit.outbox:
-            for dest in self.destinations.values():
-                dest.notify()
+        while True:  # bounded queue: wait for the committer, unless it has failed
+            try:
+                self._commits.put((commit, batch), timeout=0.5)
+                return
+            except queue.Full:
+                self._check_publishers()
+
+    def _commit_loop(self) -> None:
+        """The committer thread: write each group commit, then acknowledge what it covered.
+
+        Apart from the worker, so the worker prepares the next batch while SQLite fsyncs this
+        one; one thread and a FIFO queue keep commits (and acknowledgements) in order.
+        """
+        try:
+            while True:
+                job = self._commits.get()
+                try:
+                    if job is None:
+                        return
+                    commit, batch = job
+                    if commit:
+                        self.store.write(commit)
+                    self._acknowledge(batch)
+                    if commit.outbox:
+                        for dest in self.destinations.values():
+                            dest.notify()
+                finally:
+                    self._commits.task_done()
+        except BaseException as exc:  # surfaced by the worker, which stops the relay
+            log.exception("relay: a commit failed; stopping (unacknowledged alarms stay with the broker)")
+            self.committer_error = exc
 
     def _acknowledge(self, batch: list[Inbound]) -> None:
         """Acknowledge what the commit covered, on the connection each message came on."""
@@ -386,6 +417,8 @@ class Relay:
         self.lifecycles.prune(self.clock())
 
     def _check_publishers(self) -> None:
+        if self.committer_error is not None:
+            raise RuntimeError("relay: the committer failed") from self.committer_error
         for dest in self.destinations.values():
             if dest.error is not None:
                 raise RuntimeError(f"relay: the publisher for {dest.name} failed") from dest.error
@@ -405,6 +438,7 @@ class Relay:
         )
         if self.config.metrics_port:
             self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+        self._committer.start()
         for dest in self.destinations.values():
             dest.start()
         for route in self.routes:
@@ -419,6 +453,9 @@ class Relay:
             self._drain()
         finally:
             self._stopping = True
+            with contextlib.suppress(queue.Full):
+                self._commits.put(None, timeout=5)
+            self._committer.join(30)
             for dest in self.destinations.values():
                 dest.stop()
             for client in [self.community, *self.upstream_clients.values()]:
@@ -439,6 +476,7 @@ class Relay:
 
     def _drained(self) -> bool:
         self._process([])  # delete what the brokers acknowledged meanwhile
+        self._commits.join()
         return self.store.depth() == 0
 
     def wait_connected(self, timeout: float) -> bool:
