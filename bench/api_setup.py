@@ -1,9 +1,15 @@
 """The hub the API benchmark loads: a private home with keys, the district's policy and
 consumer key, a few small partitions and one large one, served by uvicorn exactly as
-`neuron serve` serves it (`python -m bench.api_setup HOME PORT`)."""
+`neuron serve` serves it (`python -m bench.api_setup HOME PORT [WORKERS]`).
+
+With WORKERS > 1, uvicorn runs that many processes on one socket, each with its own app
+(the same factory), as a deployment with several workers would: nonces and the audit
+chain are shared through the control database; rate-limit buckets would need Redis
+(`api.redis_url`), which the benchmark leaves off because its limits are never reached."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -117,13 +123,27 @@ def prepare_hub(home: Path, rows: int) -> Setup:
     )
 
 
-def serve(home: Path, port: int) -> None:
+HOME_VARIABLE = "NEURON_BENCH_HOME"
+
+
+def bench_app() -> Any:
+    """The app of the hub prepared under $NEURON_BENCH_HOME (uvicorn's factory for its workers)."""
+    return create_app(bench_settings(Path(os.environ[HOME_VARIABLE])), options=OPTIONS)
+
+
+def serve(home: Path, port: int, workers: int = 1) -> None:
     """Serve the prepared hub on 127.0.0.1:port until terminated."""
     import uvicorn
 
-    app = create_app(bench_settings(home), options=OPTIONS)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS)
+    os.environ[HOME_VARIABLE] = str(home)
+    if workers == 1:
+        uvicorn.run(bench_app(), host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS)
+        return
+    target = "bench.api_setup:bench_app"
+    uvicorn.run(
+        target, factory=True, workers=workers, host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS
+    )
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), int(sys.argv[2]))
+    serve(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)
