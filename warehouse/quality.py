@@ -62,6 +62,9 @@ class _Snapshots:
 
     def get(self, settings: Settings, now: datetime) -> tuple[datetime, dict[str, dict[str, Any]]]:
         url = settings.control_url
+        cached = self.taken.get(url)  # the hot path takes no lock: a dict read is atomic
+        if cached is not None and cached[0] <= now < cached[0] + CATALOG_MAX_AGE:
+            return cached
         with self.lock:
             cached = self.taken.get(url)
             if cached is not None and (cached[0] <= now < cached[0] + CATALOG_MAX_AGE or url in self.refreshing):
