@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from api.admin.accounts import add_admin
 from privacy.consent import record_consent
 from tests.api.hub import LiveHub, running_hub
 from tests.api.lake import FEED
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import AuditEntry, LoadRecord, session_scope, utcnow
 
 ADMIN, AUDITOR = "alice", "bob"
 PASSWORDS = {ADMIN: "correct horse battery", AUDITOR: "auditor's long secret"}
@@ -32,6 +33,7 @@ class ConsoleHub:
     hub: LiveHub
     received: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
     exports: list[int] = field(default_factory=list)  # audit seqs of the exports, oldest first
+    loaded_at: datetime | None = None  # when the fixture's loads (and, within moments, exports) happened
 
     @property
     def url(self) -> str:
@@ -83,6 +85,17 @@ def console_hub(home: Path) -> Iterator[ConsoleHub]:
         with session_scope(hub.settings.control_url) as session:
             seqs = select(AuditEntry.seq).where(AuditEntry.feed == FEED).order_by(AuditEntry.seq)
             made.exports = list(session.execute(seqs).scalars())
+            # Today's loads, as the pipeline's ledger records them.
+            made.loaded_at = utcnow()
+            for stream, loaded, quarantined in (("vehicle_passes", 120, 3), ("environment", 480, 0)):
+                session.add(
+                    LoadRecord(
+                        batch_id=f"{stream}-today", stream=stream, community_id="music-square",
+                        window_start=made.loaded_at, window_end=made.loaded_at, started_at=made.loaded_at,
+                        status="loaded",
+                        rows_extracted=loaded + quarantined, rows_loaded=loaded, rows_quarantined=quarantined,
+                    )
+                )  # fmt: skip
         record_consent(hub.settings, "h" * 16, "smoke_gas", True, "platform")
         record_consent(hub.settings, "h" * 16, "smoke_gas", False, "platform")
         yield made
