@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from relay.settings import Upstream
-from relay.store import RelayStore
+from relay.store import Pending, RelayStore
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,13 @@ class Destination:
         self._acked: deque[int] = deque()  # mids, appended by paho's network thread
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (seq, created as epoch seconds)
         self._last = 0
+        # Fast path: rows the committer just wrote are published by it directly, skipping a read
+        # and a thread hand-off, but only while this destination is caught up (`_direct`):
+        # everything committed before them already handed to paho, and room in the window.
+        # Otherwise (start-up backlog, an outage filling the window) this thread reads the outbox.
+        self._lock = threading.Lock()
+        self._direct = False
+        self._refusals = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"relay-{name}", daemon=True)
@@ -86,6 +93,24 @@ class Destination:
         """New outbox rows were committed."""
         self._wake.set()
 
+    def offer(self, rows: list[Pending]) -> None:
+        """The committer's just-committed rows for this destination: published now if caught up."""
+        with self._lock:
+            if self._direct and len(self._inflight) + len(rows) <= self.window:
+                self._publish(rows)
+                return
+            self._direct = False
+            self._refusals += 1
+        self._wake.set()
+
+    def _publish(self, rows: list[Pending]) -> None:
+        for row in rows:
+            if row.seq <= self._last:
+                continue  # already handed over by the other path
+            info = self.client.publish(row.topic, row.payload.encode(), qos=1)
+            self._inflight[info.mid] = (row.seq, row.created_at.timestamp())
+            self._last = row.seq
+
     @property
     def inflight(self) -> int:
         return len(self._inflight)
@@ -101,7 +126,8 @@ class Destination:
     def _settle(self) -> None:
         seqs, created = [], []
         while self._acked:
-            found = self._inflight.pop(self._acked.popleft(), None)
+            with self._lock:
+                found = self._inflight.pop(self._acked.popleft(), None)
             if found is not None:
                 seqs.append(found[0])
                 created.append(found[1])
@@ -114,13 +140,19 @@ class Destination:
                 self._wake.wait(0.25)
                 self._wake.clear()
                 self._settle()
-                room = self.window - len(self._inflight)
+                if self._direct:
+                    continue
+                with self._lock:
+                    room, after, refusals = self.window - len(self._inflight), self._last, self._refusals
                 if room <= 0:
                     continue
-                for row in self.store.pending(self.name, self._last, room):
-                    info = self.client.publish(row.topic, row.payload.encode(), qos=1)
-                    self._inflight[info.mid] = (row.seq, row.created_at.timestamp())
-                    self._last = row.seq
+                rows = self.store.pending(self.name, after, room)
+                with self._lock:
+                    self._publish(rows)
+                    # Caught up: the read found less than it could take, and no offer was refused since.
+                    self._direct = len(rows) < room and self._refusals == refusals
+                if not self._direct:
+                    self._wake.set()  # more to read, or an offer came meanwhile
                 self._settle()
         except BaseException as exc:  # surfaced by the relay's worker, which stops the relay
             log.exception("relay: publisher for %s failed", self.name)

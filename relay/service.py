@@ -39,7 +39,7 @@ from relay.lifecycle import LifecycleEvent, Lifecycles
 from relay.messages import Route, Signer, consumer_message, escalation_notice, quarantine_notice
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
-from relay.store import Commit, RelayStore
+from relay.store import Commit, Pending, RelayStore
 from schemas.contract import load_contract
 
 log = logging.getLogger(__name__)
@@ -384,12 +384,13 @@ class Relay:
                     if job is None:
                         return
                     commit, batch = job
-                    if commit:
-                        self.store.write(commit)
+                    written = self.store.write(commit) if commit else []
+                    by_destination: dict[str, list[Pending]] = {}
+                    for name, row in written:
+                        by_destination.setdefault(name, []).append(row)
+                    for name, rows in by_destination.items():
+                        self.destinations[name].offer(rows)
                     self._acknowledge(batch)
-                    if commit.outbox:
-                        for dest in self.destinations.values():
-                            dest.notify()
                 finally:
                     self._commits.task_done()
         except BaseException as exc:  # surfaced by the worker, which stops the relay

@@ -86,8 +86,9 @@ class RelayStore:
         full = sqlite_synchronous == "full"
         self.engine: Engine = engine_for(url) if full else _sqlite_engine(url, sqlite_synchronous)
 
-    def write(self, commit: Commit) -> None:
-        """Write one group commit atomically."""
+    def write(self, commit: Commit) -> list[tuple[str, Pending]]:
+        """Write one group commit atomically; returns its outbox rows (destination, row) in order."""
+        written: list[tuple[str, Pending]] = []
         with self.engine.begin() as conn:
             if commit.seen:
                 conn.execute(SEEN.insert(), commit.seen)
@@ -99,9 +100,16 @@ class RelayStore:
             if commit.events:
                 conn.execute(EVENTS.insert(), commit.events)
             if commit.outbox:
-                conn.execute(OUTBOX.insert(), commit.outbox)
+                # RETURNING in parameter order: the publishers get the rows without reading them back.
+                insert = OUTBOX.insert().returning(OUTBOX.c.seq, sort_by_parameter_order=True)
+                seqs = conn.execute(insert, commit.outbox).scalars().all()
+                written = [
+                    (row["destination"], Pending(seq, row["topic"], row["payload"], row["created_at"]))
+                    for seq, row in zip(seqs, commit.outbox, strict=True)
+                ]
             if commit.published:
                 conn.execute(delete(OUTBOX).where(OUTBOX.c.seq.in_(commit.published)))
+        return written
 
     def pending(self, destination: str, after: int, limit: int) -> list[Pending]:
         """The destination's unsent rows after `after`, oldest first."""
