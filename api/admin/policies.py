@@ -124,6 +124,12 @@ def record_versions(url: str, policies: dict[str, Policy], actor: str, now: date
     return added
 
 
+def known_versions(url: str) -> dict[str, int]:
+    """The version number of every policy fingerprint recorded, for naming the rule of an export."""
+    with session_scope(url) as session:
+        return dict(session.execute(select(PolicyVersion.fingerprint, PolicyVersion.version)).tuples().all())
+
+
 def history(url: str, consumer: str) -> list[VersionSeen]:
     """The versions seen of a consumer's policy, newest first, each with its changes."""
     with session_scope(url) as session:

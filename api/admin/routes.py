@@ -36,7 +36,6 @@ from api.admin.web import (
     set_cookie,
 )
 from neuron.errors import NeuronError
-from privacy.policy import load_policies
 from schemas.feeds import load_feeds
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
@@ -141,7 +140,7 @@ def shared_page(
     wanted = shared.ExportFilter(consumer or None, feed or None, _day(day_from), _day(day_to), page_no)
     exports, more = shared.list_exports(settings, wanted)
     consumers, feeds = shared.export_choices(settings)
-    versions = {p.fingerprint: p.version for p in load_policies(settings.policies_dir).values()}
+    versions = policies.known_versions(settings.control_url)
     return page(
         request,
         "shared.html",

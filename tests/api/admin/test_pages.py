@@ -40,7 +40,10 @@ def listed_seqs(page: str) -> list[int]:
 
 
 def test_every_export_is_listed_and_the_filters_narrow_it(admin: Browser, console: ConsoleHub) -> None:
-    assert sorted(listed_seqs(admin.get("/shared").text)) == console.exports
+    page = admin.get("/shared").text
+    assert sorted(listed_seqs(page)) == console.exports
+    # Each export names the version of the rule it left under.
+    assert page.count("<td>v1 <code") == len(console.exports)
     district = listed_seqs(admin.get("/shared", params={"consumer": "district"}).text)
     assert len(district) == 2 and set(district) < set(console.exports)
     assert listed_seqs(admin.get("/shared", params={"feed": FEED}).text) == sorted(console.exports, reverse=True)
