@@ -24,9 +24,14 @@ same model, the same `entry_hash`), only inserted in one statement per batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -98,6 +103,8 @@ class AuditWriter:
         self.after = after  # run in each batch's transaction (the nonce store's purge)
         self._pending: list[tuple[AuditRecord, asyncio.Future[str]]] = []
         self._draining: asyncio.Task[None] | None = None
+        self._lock_file: int | None = None
+        self._lock_guard = threading.Lock()
 
     async def append(self, record: AuditRecord) -> str:
         """Commit the record: WRITTEN, or (nothing written) REPLAYED when its nonce was claimed
@@ -124,7 +131,7 @@ class AuditWriter:
 
     def write(self, records: list[AuditRecord]) -> list[str]:
         """Write a batch in one transaction; per record, its verdict."""
-        with engine_for(self.control_url).begin() as connection:
+        with self._one_writer(), engine_for(self.control_url).begin() as connection:
             last_seq, last_hash = _lock_head_row(connection)  # first: the key check below must follow it
             live = _live_keys(connection, {r.key_id for r in records if r.key_id is not None})
             admitted = [r for r in records if r.key_id is None or r.key_id in live]
@@ -150,6 +157,28 @@ class AuditWriter:
             if self.after is not None and records:
                 self.after(connection, records[-1].at)
         return written
+
+    @contextlib.contextmanager
+    def _one_writer(self) -> Iterator[None]:
+        """On SQLite, one batch at a time across the API's processes (uvicorn workers).
+
+        SQLite's busy handler polls for its write lock with sleeps of up to 100 ms, so two
+        processes appending at once would make their requests wait for the sleeps. A lock
+        file beside the database queues them instead, woken the moment it is free. (Other
+        writers of the control database do not take it; SQLite's own lock still orders them.)
+        """
+        if not self.control_url.startswith("sqlite:///"):
+            yield
+            return
+        with self._lock_guard:
+            if self._lock_file is None:
+                path = Path(self.control_url.removeprefix("sqlite:///")).with_suffix(".audit-lock")
+                self._lock_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
 
 def _lock_head_row(connection: Connection) -> tuple[int, str]:

@@ -2,14 +2,19 @@
 authenticates from a per-process cache of consumer keys and a per-process memory of
 nonces (api.auth, api.nonces); these tests show that neither weakens a revocation or a
 replay: a revoked key is refused at once although it is cached, and a nonce is refused by
-a second API process that never saw it (two app instances on one control database)."""
+a second API process that never saw it (two app instances on one control database). The
+audit writers of several processes take turns on SQLite and keep one valid chain."""
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
+import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +23,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from api.app import create_app
+from api.audit import verify_chain
+from api.audit_writer import AuditRecord, AuditWriter
 from api.auth import RequestAuthenticator
 from api.client import verify_response
 from api.consumers import revoke_key
@@ -26,6 +33,7 @@ from api.nonces import NonceReused, RecentNonces
 from tests.api.hub import ROOMY, LiveHub, ServerThread, new_identity, send
 from tests.api.lake import FEED
 from warehouse.control import AuditEntry, session_scope
+from warehouse.migrations import migrate
 
 FEEDS = "/v1/feeds"
 
@@ -118,3 +126,30 @@ def test_recent_nonces_refuse_a_replay_for_two_windows_only() -> None:
     for n in range(10):  # past the limit the memory forgets (the store stays the authority)
         recent.claim("k", f"m{n}", now)
     assert len(recent._until) <= 4
+
+
+def test_audit_writers_of_two_processes_take_turns_and_keep_one_chain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'control.db'}"
+    migrate(url)
+    first, second = AuditWriter(url), AuditWriter(url)  # two lock-file handles, as two workers hold
+    with first._one_writer():
+        probe = os.open(tmp_path / "control.audit-lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):  # the second writer would wait here, not poll
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(probe)
+
+    def append(writer: AuditWriter, name: str) -> None:
+        for batch in range(20):
+            at = datetime.now(UTC)
+            writer.write([AuditRecord(actor=name, action="request", outcome="ok", at=at) for _ in range(batch % 3 + 1)])
+
+    threads = [threading.Thread(target=append, args=(w, f"worker-{n}")) for n, w in enumerate((first, second) * 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with session_scope(url) as session:
+        assert verify_chain(session) == []
+        assert len(session.execute(select(AuditEntry)).scalars().all()) == 4 * sum(b % 3 + 1 for b in range(20))
