@@ -71,6 +71,8 @@ async def login(request: Request) -> Response:
     if user is None:
         await run_in_threadpool(_audit, request, "console", "console_sign_in", "refused")
         return redirect(f"{BASE}/login?failed=1")
+    # A new session at every sign-in (never one the browser brought: no session fixation).
+    await run_in_threadpool(close_session, console.settings.control_url, request.cookies.get(COOKIE))
     token = await run_in_threadpool(open_session, console.settings.control_url, user.name, now, console.lifetime)
     await run_in_threadpool(_audit, request, f"console:{user.name}", "console_sign_in", "ok")
     response = redirect(back_to(given.get("next")))

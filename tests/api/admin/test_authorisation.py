@@ -237,3 +237,12 @@ def test_no_open_redirect_after_sign_in(browser: Browser, target: str) -> None:
     token = browser.csrf("/login")
     form = {"csrf_token": token, "name": ADMIN, "password": PASSWORDS[ADMIN], "next": target}
     assert browser.post("/login", form).headers["location"] == "/admin/"
+
+
+def test_signing_in_again_replaces_the_session(as_admin: Browser) -> None:
+    first = as_admin.session.cookies.get("neuron_admin")
+    as_admin.sign_in(ADMIN)
+    assert as_admin.session.cookies.get("neuron_admin") != first
+    stale = Browser(as_admin.url)
+    stale.session.cookies.set("neuron_admin", first, path="/admin")
+    assert stale.get("/").status_code == 303
