@@ -88,7 +88,7 @@ def run_windows(dag_ids: list[str], first_end: datetime, hours: int, publish: bo
         _progress(event="import_errors", errors=list(bag.import_errors))
         return hours
     feeds = sorted(name for name, feed in load_feeds().items() if set(dag_ids) & set(feed.sources)) if publish else []
-    total = hours * len(dag_ids) + len(feeds)
+    total = hours * len(dag_ids)
     failures = done = 0
     days: set[str] = set()
     for i in range(hours):
@@ -103,8 +103,7 @@ def run_windows(dag_ids: list[str], first_end: datetime, hours: int, publish: bo
     for feed in feeds:
         run = bag.dags[publish_dag_id(feed)].test(run_conf={"days": sorted(days)})
         failures += not _succeeded(run)
-        done += 1
-        _progress(event="run", dag=publish_dag_id(feed), feed=feed, state=str(run.state), done=done, total=total)
+        _progress(event="publish", dag=publish_dag_id(feed), feed=feed, state=str(run.state))
     return failures
 
 
