@@ -237,6 +237,7 @@ def run() -> dict[str, Any]:
                     offset += count
                     relayed += count
             results["log_lines"] = log_path.read_text().count("relay: alarm ")
+            results["load_average"] = os.getloadavg()
             return results
         finally:
             for b in brokers:
@@ -258,6 +259,12 @@ def report(result: dict[str, Any]) -> str:
         figures = f"{r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | {r['received']} / {r['sent']}"
         lines.append(f"| {r['rate']} | {r['path']} | {figures} |")
     by = {(r["rate"], r["path"]): r for r in result["rows"]}
+    load = result.get("load_average")
+    if load:
+        lines += [
+            "",
+            f"Load average at the end of the run (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, 2 cores.",
+        ]
     lines.append("")
     for rate in RATES:
         bare = by[(rate, "bare broker")]
