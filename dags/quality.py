@@ -2,7 +2,8 @@
 
 Daily, after the night's loads: writes the hub's data-quality report (per stream and
 feed: rows, quarantine shares and reasons, expectation results, freshness against the
-watermark) under `<state>/quality/`, where the admin console and `neuron quality` read it.
+watermark) as `quality.json` and `quality.html` under `<state>/quality/` (what
+`neuron quality --out` writes by hand).
 The report reads the DuckDB warehouse, so it takes the one-slot `duckdb_writer` pool.
 """
 
@@ -28,16 +29,16 @@ from neuron.dag_factory import DUCKDB_POOL, START, default_args
 )
 def quality() -> None:
     @task(pool=DUCKDB_POOL)
-    def write_report() -> str:
+    def write_report() -> list[str]:
         from neuron.tasks import run_stage
 
-        def report(settings: Any) -> Any:
-            # Imported in the task: the quality module (and GX behind it) is heavy to import.
+        def report(settings: Any) -> list[str]:
+            # Imported in the task: the quality module is heavy to import.
             from warehouse.quality import write_report as write
 
-            return write(settings, settings.state_path / "quality")
+            return [str(path) for path in write(settings, settings.state_path / "quality")]
 
-        return str(run_stage(report))
+        return run_stage(report)
 
     write_report()
 
