@@ -288,11 +288,11 @@ def report(result: dict[str, Any]) -> str:
             )
     per_alarm: list[float] = [r["cpu_ms"] for r in result["rows"] if r.get("cpu_ms") and r["rate"] == max(RATES)]
     if per_alarm:
-        cpu = min(per_alarm)
-        need = max(RATES) * cpu / 1000
+        core_ms = min(per_alarm)
+        need = max(RATES) * core_ms / 1000
         lines += [
             "",
-            f"The relay is CPU-bound: {cpu:.2f} ms of CPU per alarm (two Ed25519 signatures, the police's",
+            f"The relay is CPU-bound: {core_ms:.2f} ms of CPU per alarm (two Ed25519 signatures, the police's",
             f"sealed identifiers, contract checks, the group commit, five MQTT packets), so {max(RATES)}/s needs",
             f"{need:.2f} of a core to itself; on this shared machine it did not get it, and the queue grew.",
         ]
