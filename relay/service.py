@@ -438,7 +438,10 @@ class Relay:
             self.store.depth(),
         )
         if self.config.metrics_port:
-            self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+            try:
+                self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+            except OSError as exc:  # alarms matter more than their metrics: relay anyway
+                log.error("relay: cannot serve /metrics on port %d (%s)", self.config.metrics_port, exc.strerror)
         self._committer.start()
         for dest in self.destinations.values():
             dest.start()
