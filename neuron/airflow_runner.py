@@ -54,12 +54,16 @@ def prepare_airflow() -> None:
 
 
 def create_pools() -> None:
-    """DuckDB allows one writer: every task that opens the warehouse takes this pool's slot."""
+    """DuckDB allows one writer: every task that opens a warehouse takes its pool's one slot
+    (one pool per community of a subdistrict suite: each has its own DuckDB file)."""
     from airflow.models.pool import Pool
 
-    Pool.create_or_update_pool(
-        name="duckdb_writer", slots=1, description="One DuckDB writer at a time", include_deferred=False
-    )
+    from neuron.dag_factory import duckdb_pool, suite_communities
+
+    for community in suite_communities():
+        Pool.create_or_update_pool(
+            name=duckdb_pool(community), slots=1, description="One DuckDB writer at a time", include_deferred=False
+        )
 
 
 def _succeeded(run: Any) -> bool:

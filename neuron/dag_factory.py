@@ -103,6 +103,11 @@ def suite_communities() -> list[str | None]:
     return list(_env_list("NEURON_DAG_COMMUNITIES")) or [None]
 
 
+def duckdb_pool(community: str | None = None) -> str:
+    """The one-slot pool of a hub's DuckDB file: each community of a suite has its own file."""
+    return DUCKDB_POOL + _suffix(community)
+
+
 def _suffix(community: str | None) -> str:
     return f"__{community.replace('-', '_')}" if community else ""
 
@@ -159,7 +164,7 @@ def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
             run_stage(validate, batch_id, community=community)
             return batch_id
 
-        @task(pool=DUCKDB_POOL, outlets=[asset])
+        @task(pool=duckdb_pool(community), outlets=[asset])
         def load(batch_id: str, outlet_events: Any = None) -> list[str]:
             from neuron.tasks import run_stage
             from warehouse.pipeline import load
@@ -204,7 +209,7 @@ def publish_dag(feed: Feed, community: str | None = None) -> DAG:
         ),
     )
     def publish() -> None:
-        @task(pool=DUCKDB_POOL)
+        @task(pool=duckdb_pool(community))
         def build_marts(
             triggering_asset_events: Any = None,
             dag_run: Any = None,
@@ -220,7 +225,7 @@ def publish_dag(feed: Feed, community: str | None = None) -> DAG:
                 return interval_days(as_datetime(data_interval_start), as_datetime(data_interval_end), TIMEZONE)
             return affected_days(triggering_asset_events, conf)
 
-        @task(pool=DUCKDB_POOL)
+        @task(pool=duckdb_pool(community))
         def publish_feed(days: list[str] | None) -> int:
             from neuron.tasks import run_stage
             from warehouse.pipeline import publish

@@ -64,7 +64,14 @@ class RunningHub:
     settings: Settings
     metadata_url: str
     streams: list[str]
+    communities: list[str] = field(default_factory=list)  # empty: the single hub of `home`
     lines: list[str] = field(default_factory=list)
+
+    def community_settings(self) -> list[Settings]:
+        """The settings of each community's hub (or the one hub)."""
+        if not self.communities:
+            return [self.settings]
+        return [_community(self.settings.home, c, self.env) for c in self.communities]
 
     def airflow(self, *args: str, timeout: float = 120) -> str:
         """Run an Airflow CLI command against this hub's Airflow."""
@@ -105,6 +112,13 @@ class RunningHub:
         return [(r[0], str(r[1]), str(r[2])) for r in rows]
 
 
+def _community(home: Path, community: str, env: dict[str, str]) -> Settings:
+    # As neuron.tasks.community_settings lays a subdistrict suite out.
+    return load_settings(
+        home=home / "communities" / community, community_id=community, master_secret=env["NEURON_MASTER_SECRET"]
+    )
+
+
 def _metadata_url(env: dict[str, str]) -> str:
     url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     return url or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
@@ -117,6 +131,7 @@ def running_hub(
     extra_env: dict[str, str] | None = None,
     workers: int = 0,
     streams: list[str] = DAY_STREAMS,
+    communities: list[str] | None = None,
 ) -> Iterator[RunningHub]:
     """`neuron up` (Airflow + export API, no collector) for the day's streams; stopped with SIGTERM."""
     env = airflow_env(
@@ -125,6 +140,7 @@ def running_hub(
         NEURON_DAG_STREAMS=",".join(streams),
         NEURON_DAG_CADENCE=DAILY,
         NEURON_API__PORT=str(free_port()),
+        NEURON_DAG_COMMUNITIES=",".join(communities or []),
         # Only the day's DAGs run: the test unpauses them (quality, retention and key
         # rotation keep their own schedules and are covered elsewhere).
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
@@ -132,8 +148,9 @@ def running_hub(
         **(extra_env or {}),
     )
     settings = load_settings(home=home, control_db_url=env.get("NEURON_CONTROL_DB_URL", ""))
-    init_keys(settings)
-    migrate(settings.control_url)
+    for each in [settings, *(_community(home, c, env) for c in communities or [])]:
+        init_keys(each)
+        migrate(each.control_url)
     port = free_port()
     cmd = [sys.executable, "-m", "neuron.cli", "up", "--no-collect", "--airflow-port", str(port)]
     proc = subprocess.Popen(
@@ -147,7 +164,7 @@ def running_hub(
     )
     # The CLI picks the Airflow port; every other Airflow process of the test must use it too.
     env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
-    hub = RunningHub(proc, env, settings, _metadata_url(env), streams)
+    hub = RunningHub(proc, env, settings, _metadata_url(env), streams, list(communities or []))
     assert proc.stdout is not None
     reader = threading.Thread(target=lambda: hub.lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
@@ -168,8 +185,11 @@ def running_hub(
 def run_the_day(hub: RunningHub, timeout: float = 240) -> dict[str, Any]:
     """Unpause the day's DAGs and wait until every run they cause has finished; returns
     wall time and the tasks' own durations (the hub's work) from the metadata DB."""
-    ingest, publish = hub.streams, [publish_dag_id(f) for f in day_feeds(hub.streams)]
-    wanted = [*ingest, *publish]
+    wanted: list[str] = []
+    communities: list[str | None] = [*hub.communities] or [None]
+    for community in communities:
+        suffix = f"__{community.replace('-', '_')}" if community else ""
+        wanted += [s + suffix for s in hub.streams] + [publish_dag_id(f, community) for f in day_feeds(hub.streams)]
     hub.wait_for(
         "the DAG processor to parse the suite",
         lambda: {r[0] for r in hub.query("SELECT dag_id FROM dag")} >= set(wanted),
