@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, create_engine, delete, event, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from relay.lifecycle import Alarm
@@ -85,13 +87,22 @@ class RelayStore:
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
         full = sqlite_synchronous == "full"
         self.engine: Engine = engine_for(url) if full else _sqlite_engine(url, sqlite_synchronous)
+        # A msg_id seen again after it left the in-memory window (a very late resend) must not
+        # fail the whole group commit: the row is already there.
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            self._insert_seen: Any = sqlite_insert(SEEN).on_conflict_do_nothing()
+        elif dialect == "postgresql":
+            self._insert_seen = postgresql_insert(SEEN).on_conflict_do_nothing()
+        else:
+            self._insert_seen = SEEN.insert()
 
     def write(self, commit: Commit) -> list[tuple[str, Pending]]:
         """Write one group commit atomically; returns its outbox rows (destination, row) in order."""
         written: list[tuple[str, Pending]] = []
         with self.engine.begin() as conn:
             if commit.seen:
-                conn.execute(SEEN.insert(), commit.seen)
+                conn.execute(self._insert_seen, commit.seen)
             if commit.new_alarms:
                 conn.execute(ALARMS.insert(), list(commit.new_alarms.values()))
             if commit.changed_alarms:

@@ -103,3 +103,32 @@ def test_deadlines_escalate_once_and_not_after_an_acknowledgement() -> None:
     assert lc.due(T0 + timedelta(hours=5)) == []
     assert lc.on_ack(alarm_id, "district", T0).state == "acknowledged"
     assert lc.on_ack(alarm_id, "public_security", T0) is None  # the first acknowledgement counts
+
+
+def test_the_store_writes_a_group_commit_on_sqlite_and_postgresql(control_url: str) -> None:
+    from relay.store import Commit, RelayStore
+    from warehouse.migrations import migrate
+
+    migrate(control_url)
+    store = RelayStore(control_url)
+    lc = lifecycles()
+    event = device_event(lc, 1, "raised", 0, T0)
+    assert event is not None
+    commit = Commit(seen=[{"msg_key": "k1", "seen_at": T0}], events=[event.row()])
+    commit.alarm(event.alarm, is_new=True)
+    commit.outbox = [
+        {"destination": d, "topic": "t", "payload": "p", "alarm_id": event.alarm.alarm_id, "created_at": T0}
+        for d in ("district", "public_security", "district")
+    ]
+    written = store.write(commit)
+    assert [d for d, _ in written] == ["district", "public_security", "district"]
+    seqs = [row.seq for _, row in written]
+    assert seqs == sorted(seqs) and [r.seq for r in store.pending("district", 0, 10)] == [seqs[0], seqs[2]]
+    # A msg_id recorded long ago (out of the in-memory window) does not fail a later group commit.
+    cleared = device_event(lc, 1, "cleared", 5, T0)
+    assert cleared is not None
+    later = Commit(seen=[{"msg_key": "k1", "seen_at": T0 + timedelta(days=3)}], published=seqs)
+    later.alarm(cleared.alarm, is_new=False)
+    store.write(later)
+    assert store.depth() == 0 and store.seen_since(T0 - timedelta(days=1)) == {"k1"}
+    assert [a.state for a in store.open_alarms(T0, timedelta(minutes=5))] == ["cleared"]
