@@ -12,8 +12,9 @@ task that opens DuckDB takes the one-slot `duckdb_writer` pool.
 What the suite contains is read from the environment at parse time (never Airflow
 Connections or Variables): NEURON_DAG_STREAMS (comma list, default every stream),
 NEURON_DAG_CADENCE (a cron that replaces every stream's cadence, e.g. `0 0 * * *` for
-daily windows) and NEURON_DAG_COMMUNITIES (comma list: one ingest and publish DAG set per
-community of a subdistrict, each community's hub under $NEURON_HOME/communities/<id>).
+daily windows), NEURON_DAG_COMMUNITIES (comma list: one ingest and publish DAG set per
+community of a subdistrict, each community's hub under $NEURON_HOME/communities/<id>) and
+NEURON_DAG_DUCKDB_QUEUE (the Celery queue of the DuckDB tasks).
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ def duckdb_pool(community: str | None = None) -> str:
     return DUCKDB_POOL + _suffix(community)
 
 
+def duckdb_queue() -> str:
+    """The Celery queue of the tasks that open DuckDB: NEURON_DAG_DUCKDB_QUEUE pins them to
+    the worker whose local disk holds the warehouse files (default: Airflow's default queue)."""
+    from airflow.configuration import conf
+
+    return os.environ.get("NEURON_DAG_DUCKDB_QUEUE") or conf.get("operators", "default_queue")
+
+
 def _suffix(community: str | None) -> str:
     return f"__{community.replace('-', '_')}" if community else ""
 
@@ -164,7 +173,7 @@ def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
             run_stage(validate, batch_id, community=community)
             return batch_id
 
-        @task(pool=duckdb_pool(community), outlets=[asset])
+        @task(pool=duckdb_pool(community), queue=duckdb_queue(), outlets=[asset])
         def load(batch_id: str, outlet_events: Any = None) -> list[str]:
             from neuron.tasks import run_stage
             from warehouse.pipeline import load
@@ -209,7 +218,7 @@ def publish_dag(feed: Feed, community: str | None = None) -> DAG:
         ),
     )
     def publish() -> None:
-        @task(pool=duckdb_pool(community))
+        @task(pool=duckdb_pool(community), queue=duckdb_queue())
         def build_marts(
             triggering_asset_events: Any = None,
             dag_run: Any = None,
@@ -225,7 +234,7 @@ def publish_dag(feed: Feed, community: str | None = None) -> DAG:
                 return interval_days(as_datetime(data_interval_start), as_datetime(data_interval_end), TIMEZONE)
             return affected_days(triggering_asset_events, conf)
 
-        @task(pool=duckdb_pool(community))
+        @task(pool=duckdb_pool(community), queue=duckdb_queue())
         def publish_feed(days: list[str] | None) -> int:
             from neuron.tasks import run_stage
             from warehouse.pipeline import publish
