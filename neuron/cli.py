@@ -175,6 +175,7 @@ def up(
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Run the export API and console.")] = True,
     airflow_port: Annotated[int, typer.Option(help="Port of Airflow's API server and UI.")] = 8080,
     celery_workers: Annotated[int, typer.Option(help="Celery workers to run here (CeleryExecutor).")] = 0,
+    relay: Annotated[bool, typer.Option("--relay/--no-relay", help="Run the alarm relay, if configured.")] = True,
 ) -> None:
     """Run the hub on this machine: Airflow (scheduler, DAG processor, API server), the export
     API, the MQTT collector and the relay, supervised as one process group until Ctrl-C."""
@@ -182,7 +183,7 @@ def up(
 
     ports = AirflowPorts(api=airflow_port, scheduler_health=free_port(), log_server=free_port())
     try:
-        run_up(_settings(), collect_mqtt, serve_api, ports, workers=celery_workers)
+        run_up(_settings(), collect_mqtt, serve_api, ports, workers=celery_workers, relay=relay)
     except NeuronError as exc:
         raise _fail(exc) from exc
 

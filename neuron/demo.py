@@ -199,7 +199,7 @@ def _try_next(console: Console, settings: Settings, port: int, key_id: str, key_
 
 
 def _run_up(settings: Settings, env: dict[str, str]) -> None:
-    """The hub for real: `neuron up` without the collector (the demo has no MQTT devices),
+    """The hub for real: `neuron up` without the collector and relay (no MQTT devices here),
     ingesting the simulator's streams on their schedule."""
     from neuron.up import AirflowPorts, free_port, run_up
 
@@ -208,4 +208,5 @@ def _run_up(settings: Settings, env: dict[str, str]) -> None:
         | {k: v for k, v in env.items() if k.startswith("NEURON_")}
         | {"NEURON_API__PORT": str(settings.api.port)}
     )
-    run_up(settings, collect=False, ports=AirflowPorts(scheduler_health=free_port(), log_server=free_port()))
+    ports = AirflowPorts(scheduler_health=free_port(), log_server=free_port())
+    run_up(settings, collect=False, ports=ports, relay=False)  # no MQTT devices in this demo

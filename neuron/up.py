@@ -327,7 +327,12 @@ def relay_available(settings: Settings) -> bool:
 
 
 def hub_services(
-    settings: Settings, ports: AirflowPorts, collect: bool = True, serve: bool = True, workers: int = 0
+    settings: Settings,
+    ports: AirflowPorts,
+    collect: bool = True,
+    serve: bool = True,
+    workers: int = 0,
+    relay: bool = True,
 ) -> list[Service]:
     """Every service of the hub: Airflow (and Celery workers), the export API, the collector
     and the relay."""
@@ -338,7 +343,7 @@ def hub_services(
         services.append(Service("export-api", [*neuron, "serve"], http_ok(api)))
     if collect:
         services.append(Service("collector", [*neuron, "collect"]))
-    if relay_available(settings):
+    if relay and relay_available(settings):
         services.append(Service("relay", [*neuron, "relay"]))
     return services
 
@@ -351,11 +356,12 @@ def run_up(
     out: TextIO | None = None,
     extra: list[Service] | None = None,
     workers: int = 0,
+    relay: bool = True,
 ) -> None:
     """Prepare Airflow, start every service and supervise until SIGINT/SIGTERM."""
     ports = ports or AirflowPorts()
     env = airflow_env(settings, ports)
-    services = [*hub_services(settings, ports, collect, serve, workers), *(extra or [])]
+    services = [*hub_services(settings, ports, collect, serve, workers, relay), *(extra or [])]
     supervisor = Supervisor(services, env, settings.state_path / "logs", out)
     supervisor.say("neuron-up", f"preparing Airflow in {env['AIRFLOW_HOME']}")
     prepare_airflow(env)

@@ -133,7 +133,7 @@ def running_hub(
     streams: list[str] = DAY_STREAMS,
     communities: list[str] | None = None,
 ) -> Iterator[RunningHub]:
-    """`neuron up` (Airflow + export API, no collector) for the day's streams; stopped with SIGTERM."""
+    """`neuron up` (Airflow + export API, no collector or relay) for the day's streams; stopped with SIGTERM."""
     env = airflow_env(
         home,
         **hub_env(home, vendor_url),
@@ -152,7 +152,8 @@ def running_hub(
         init_keys(each)
         migrate(each.control_url)
     port = free_port()
-    cmd = [sys.executable, "-m", "neuron.cli", "up", "--no-collect", "--airflow-port", str(port)]
+    # No collector or relay: they would reach this machine's shared MQTT broker.
+    cmd = [sys.executable, "-m", "neuron.cli", "up", "--no-collect", "--no-relay", "--airflow-port", str(port)]
     proc = subprocess.Popen(
         [*cmd, "--celery-workers", str(workers)],
         env=env,
