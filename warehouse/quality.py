@@ -251,6 +251,34 @@ def write_report(settings: Settings, out_dir: Path, now: datetime | None = None)
 
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The reasons and rules of `schemas.validate`, in Chinese for the admin's page (the JSON keeps
+# the reasons as the quarantine table has them, so they can be looked up there).
+RULE_ZH = {
+    "is missing": "缺失",
+    "does not match the contract's pattern": "不符合契约规定的格式",
+    "is not one of the allowed values": "不是允许的取值之一",
+    "is out of range": "超出允许范围",
+    "is not unique": "不唯一",
+}
+TYPE_ZH = {"timestamp": "时间", "int64": "整数", "float64": "数值", "bool": "是/否值", "string": "文本"}
+
+
+def reason_zh(reason: str) -> str:
+    """A quarantine reason ("plate_no: is missing") in Chinese; unknown wording is kept as it is."""
+    name, _, words = reason.partition(": ")
+    if name == "schema drift":
+        return "数据源结构变化：" + words.replace("unexpected field(s)", "未声明的字段")
+    if words.startswith("not a valid "):
+        kind = words.removeprefix("not a valid ")
+        return f"{name}：不是有效的{TYPE_ZH.get(kind, kind)}"
+    return f"{name}：{RULE_ZH[words]}" if words in RULE_ZH else reason
+
+
+def _rule_words(expectation: str) -> tuple[str, str]:
+    from schemas.validate import EXPECTATION_WORDS
+
+    en = EXPECTATION_WORDS.get(expectation, expectation)
+    return en, RULE_ZH.get(en, en)
 
 
 def render_html(report: dict[str, Any], timezone: str) -> str:
@@ -272,5 +300,5 @@ def render_html(report: dict[str, Any], timezone: str) -> str:
         return f"{zh} / {en}"
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters.update(local=local, age=age)
+    env.filters.update(local=local, age=age, reason_zh=reason_zh, rule_words=_rule_words)
     return env.get_template("quality.html").render(report=report, timezone=timezone)

@@ -32,7 +32,7 @@ from warehouse import pipeline, quality
 from warehouse.control import LoadRecord, session_scope
 from warehouse.migrations import migrate
 from warehouse.publisher import feed_watermark
-from warehouse.quality import cached_feed_quality, feed_quality, quality_report, write_report
+from warehouse.quality import cached_feed_quality, feed_quality, quality_report, reason_zh, write_report
 from warehouse.quality_models import BatchQuality, ExpectationResult, QuarantineCount, keep_batch_quality
 
 DAY = date(2026, 11, 20)
@@ -241,6 +241,20 @@ def test_a_rejected_batch_fails_its_stream_and_keeps_why(tmp_path: Path) -> None
     assert (flow["status"], flow["watermark"], flow["freshness_seconds"]) == ("fail", None, None)
 
 
+@pytest.mark.parametrize(
+    ("reason", "chinese"),
+    [
+        ("plate_no: does not match the contract's pattern", "plate_no：不符合契约规定的格式"),
+        ("pass_time: not a valid timestamp", "pass_time：不是有效的时间"),
+        ("direction: is not one of the allowed values", "direction：不是允许的取值之一"),
+        ("schema drift: unexpected field(s) colour", "数据源结构变化：未声明的字段 colour"),
+        ("a wording validate does not use yet", "a wording validate does not use yet"),  # kept as it is
+    ],
+)
+def test_quarantine_reasons_read_in_chinese_on_the_page(reason: str, chinese: str) -> None:
+    assert reason_zh(reason) == chinese
+
+
 REPORT_KEYS = {"schema_version", "generated_at", "community", "period", "rules", "summary", "streams", "feeds"}
 STREAM_KEYS = {
     "stream", "title", "status", "issues", "batches", "batches_rejected", "rows_in", "rows_loaded",
@@ -281,8 +295,13 @@ def test_json_and_html_files_hold_the_numbers_and_no_plate(day_run: dict[str, An
     assert "数据质量报告" in html and "Data quality report" in html and '数据源 <span class="en">Source streams' in html
     for key in ("rows_in", "rows_loaded", "rows_quarantined", "duplicates_dropped"):
         assert f'<td class="n">{day_run[key]}</td>' in html, key
-    for reason, rows in day_run["quarantined_by_reason"].items():
-        assert f'<tr><td>{reason.replace(chr(39), "&#39;")}</td><td class="n">{rows}</td></tr>' in html
+    for reason, rows in day_run["quarantined_by_reason"].items():  # in Chinese, then as the quarantine has it
+        escaped = reason.replace("'", "&#39;")
+        assert (
+            f'<tr><td>{reason_zh(reason)}<br><span class="muted">{escaped}</span></td><td class="n">{rows}</td></tr>'
+            in html
+        )
+    assert "plate_no 不符合契约规定的格式" in html  # the failed expectation, in words
     assert "2026-11-21 03:00" in html  # generated at, in Shanghai time
     # Self-contained: nothing fetched from elsewhere, no script.
     assert "<script" not in html and "<link" not in html and "http://" not in html and "https://" not in html
