@@ -60,14 +60,12 @@ MOVE_HEAD = (
     update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
 )
 INSERT_ENTRIES = insert(AuditEntry)
-LIVE_KEYS = (
+# One point query per distinct key of a batch (a batch holds a few consumers' requests): an
+# IN list would be compiled again for every batch size.
+LIVE_KEY = (
     select(ConsumerKey.key_id)
     .join(Consumer, Consumer.name == ConsumerKey.consumer)
-    .where(
-        ConsumerKey.key_id.in_(bindparam("key_ids", expanding=True)),
-        ConsumerKey.revoked_at.is_(None),
-        Consumer.revoked_at.is_(None),
-    )
+    .where(ConsumerKey.key_id == bindparam("key_id"), ConsumerKey.revoked_at.is_(None), Consumer.revoked_at.is_(None))
 )
 CLAIM = {
     name: module.insert(SeenNonce).on_conflict_do_nothing().returning(SeenNonce.key_id, SeenNonce.nonce)
@@ -194,9 +192,7 @@ def _lock_head_row(connection: Connection) -> tuple[int, str]:
 
 def _live_keys(connection: Connection, key_ids: set[str]) -> set[str]:
     """Those of the keys that are live, and whose consumer is."""
-    if not key_ids:
-        return set()
-    return {key_id for (key_id,) in connection.execute(LIVE_KEYS, {"key_ids": sorted(key_ids)})}
+    return {key_id for key_id in sorted(key_ids) if connection.execute(LIVE_KEY, {"key_id": key_id}).first()}
 
 
 def _claim(connection: Connection, records: list[AuditRecord]) -> set[tuple[str, str]]:

@@ -16,6 +16,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from bench.api_setup import Identity
 from tests.api.lake import FEED
 
 CHUNK = 1 << 20
+WARM_UP = 5  # untimed requests per connection (a hub's first catalog request loads its caches)
 
 
 def _client(url: str, identity: Identity, jwks: dict[str, Any] | None = None) -> HubClient:
@@ -58,12 +60,19 @@ def _summary(latencies: list[float], errors: int, seconds: float) -> dict[str, A
 
 def _threads(work: Any, threads: int) -> tuple[list[float], int]:
     results: list[tuple[list[float], int]] = []
-    workers = [threading.Thread(target=lambda: results.append(work())) for _ in range(threads)]
+    workers = [threading.Thread(target=lambda n=n: results.append(work(n))) for n in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     return [x for latencies, _ in results for x in latencies], sum(e for _, e in results)
+
+
+def _start_together(warm: Any, go: Any) -> float:
+    """Tell the parent this process is ready, wait for every other one; the CPU clock's start."""
+    warm.put(os.getpid())
+    go.wait()
+    return time.process_time()
 
 
 class _Request:
@@ -84,7 +93,7 @@ class _Response:
         self.request = request
 
 
-def _catalog_process(url: str, identity: Identity, threads: int, seconds: float, out: Any) -> None:
+def _catalog_process(url: str, identity: Identity, threads: int, seconds: float, warm: Any, go: Any, out: Any) -> None:
     key = load_pem_private_key(identity.private_pem, password=None)
     assert isinstance(key, Ed25519PrivateKey)
     with _client(url, identity) as client:
@@ -92,20 +101,29 @@ def _catalog_process(url: str, identity: Identity, threads: int, seconds: float,
     parts = urlsplit(url)
     target = url + "/v1/feeds"
 
-    def work() -> tuple[list[float], int]:
-        latencies, errors = [], 0
-        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    def catalog(connection: http.client.HTTPConnection) -> None:
+        request = _Request("GET", target)
+        sign_request(request, identity.key_id, key)
+        connection.request("GET", "/v1/feeds", headers=dict(request.headers))
+        answer = connection.getresponse()
+        response = _Response(answer, answer.read(), request)
+        verify_response(response, jwks)  # type: ignore[arg-type]  # signature and digest
+        if response.status_code != 200 or not json.loads(response.content)["feeds"]:
+            raise ValueError(f"catalog answered {response.status_code}")
+
+    connections = [
+        http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30) for _ in range(threads)
+    ]
+    for connection in connections:
+        for _ in range(WARM_UP):  # outside the clock: the hub's processes have loaded their caches
+            catalog(connection)
+
+    def work(n: int) -> tuple[list[float], int]:
+        latencies, errors, connection = [], 0, connections[n]
         deadline = time.perf_counter() + seconds
         while (start := time.perf_counter()) < deadline:
             try:
-                request = _Request("GET", target)
-                sign_request(request, identity.key_id, key)
-                connection.request("GET", "/v1/feeds", headers=dict(request.headers))
-                answer = connection.getresponse()
-                response = _Response(answer, answer.read(), request)
-                verify_response(response, jwks)  # type: ignore[arg-type]  # signature and digest
-                if response.status_code != 200 or not json.loads(response.content)["feeds"]:
-                    raise ValueError(f"catalog answered {response.status_code}")
+                catalog(connection)
                 latencies.append(time.perf_counter() - start)
             except Exception:
                 errors += 1
@@ -113,15 +131,15 @@ def _catalog_process(url: str, identity: Identity, threads: int, seconds: float,
         connection.close()
         return latencies, errors
 
-    cpu = time.process_time()
+    cpu = _start_together(warm, go)
     latencies, errors = _threads(work, threads)
     out.put((latencies, errors, time.process_time() - cpu))
 
 
-def _static_process(url: str, threads: int, seconds: float, out: Any) -> None:
-    cpu = time.process_time()
+def _static_process(url: str, threads: int, seconds: float, warm: Any, go: Any, out: Any) -> None:
+    cpu = _start_together(warm, go)
 
-    def work() -> tuple[list[float], int]:
+    def work(n: int) -> tuple[list[float], int]:
         latencies, errors = [], 0
         with requests.Session() as session:
             session.trust_env = False
@@ -137,12 +155,21 @@ def _static_process(url: str, threads: int, seconds: float, out: Any) -> None:
     out.put((latencies, errors, time.process_time() - cpu))
 
 
-def _run_processes(target: Any, args: tuple[Any, ...], processes: int, seconds: float) -> dict[str, Any]:
+def _run_processes(
+    target: Any, args: tuple[Any, ...], processes: int, seconds: float, on_start: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Run the load in `processes` processes, started together once all are ready (warmed up);
+    `on_start` runs just before (the caller samples the hub's CPU there)."""
     context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    started = [context.Process(target=target, args=(*args, out)) for _ in range(processes)]
+    out, warm, go = context.Queue(), context.Queue(), context.Event()
+    started = [context.Process(target=target, args=(*args, warm, go, out)) for _ in range(processes)]
     for process in started:
         process.start()
+    for _ in started:
+        warm.get()
+    if on_start is not None:
+        on_start()
+    go.set()
     results = [out.get() for _ in started]
     for process in started:
         process.join()
@@ -151,9 +178,16 @@ def _run_processes(target: Any, args: tuple[Any, ...], processes: int, seconds: 
     return summary
 
 
-def catalog_load(url: str, identity: Identity, processes: int, threads: int, seconds: float) -> dict[str, Any]:
+def catalog_load(
+    url: str,
+    identity: Identity,
+    processes: int,
+    threads: int,
+    seconds: float,
+    on_start: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Signed, verified catalog requests from `processes` × `threads` clients for `seconds`."""
-    return _run_processes(_catalog_process, (url, identity, threads, seconds), processes, seconds)
+    return _run_processes(_catalog_process, (url, identity, threads, seconds), processes, seconds, on_start)
 
 
 def fetch_static(url: str, processes: int, clients: int, seconds: float) -> dict[str, Any]:
