@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import Field
+
 from api.openapi import Open
 
 
@@ -45,10 +47,11 @@ class Text(Open):
 class FeedQuality(Open):
     """A feed's data quality, by the rules of `neuron quality` (its worst source decides)."""
 
-    status: Literal["ok", "warn", "fail"]
-    # Now − the end of the newest window loaded from every source of the feed; None: never loaded.
-    freshness_seconds: int | None
-    checked_at: datetime  # when the status was computed (the hub reuses it for up to 30 s)
+    status: Literal["ok", "warn", "fail"] = Field(description="ok, warn or fail, by the rules of the quality report.")
+    freshness_seconds: int | None = Field(
+        description="Seconds since the end of the newest window loaded from every source; null: never loaded."
+    )
+    checked_at: datetime = Field(description="When the status was computed (the hub reuses it for up to 30 s).")
 
 
 class CatalogEntry(Open):
