@@ -98,7 +98,7 @@ def severity_up(level: str) -> str:
 def device_is_direct(family: str) -> bool:
     """Whether a family's device id is a direct identifier (an in-home device bound to people)."""
     stream = FAMILY_STREAMS.get(family)
-    return stream is None or _contract(stream).field("device_id").privacy is PrivacyClass.DIRECT
+    return stream is None or contract(stream).field("device_id").privacy is PrivacyClass.DIRECT
 
 
 def msg_key(topic: str, msg_id: str) -> str:
@@ -106,13 +106,25 @@ def msg_key(topic: str, msg_id: str) -> str:
 
 
 @cache
-def _contract(stream: str) -> Contract:
+def contract(stream: str) -> Contract:
+    """A stream's contract, parsed once per process (its YAML costs more than relaying an alarm)."""
     return load_contract(stream)
 
 
 @cache
 def _pattern(text: str) -> re.Pattern[str]:
     return re.compile(text)
+
+
+@cache
+def _shape(stream: str) -> tuple[frozenset[str], tuple[ContractField, ...], tuple[str, ...]]:
+    """A contract's field names, the fields a payload is checked against, its direct identifiers
+    other than the device id (computed once per stream, not per alarm)."""
+    terms = contract(stream)
+    known = frozenset(f.name for f in terms.fields)
+    checked = tuple(f for f in terms.fields if f.name not in HUB_FIELDS)
+    direct = tuple(f.name for f in terms.direct_fields() if f.name != "device_id")
+    return known, checked, direct
 
 
 def _check(f: ContractField, value: Any) -> str | None:
@@ -167,8 +179,7 @@ def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int) -
         raise Rejection("malformed", "payload is not JSON") from None
     if not isinstance(body, dict):
         raise Rejection("malformed", "payload is not a JSON object")
-    contract = _contract(stream)
-    known = {f.name for f in contract.fields}
+    known, checked, direct = _shape(stream)
     unknown = sorted(set(body) - known)
     if unknown:
         # Frozen contracts: an unannounced field could carry anything, including identifiers.
@@ -182,9 +193,7 @@ def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int) -
     for name in ALARM_FIELDS:
         if name in known and body.get(name) in (None, ""):
             raise Rejection("malformed", f"missing field {name}")
-    for f in contract.fields:
-        if f.name in HUB_FIELDS:
-            continue
+    for f in checked:
         problem = _check(f, body.get(f.name))
         if problem:
             raise Rejection("malformed", f"field {f.name} {problem}")
@@ -194,11 +203,7 @@ def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int) -
         return None
     category, floor = classified
     severity = severity_max(floor, DEVICE_SEVERITY.get(str(body.get("severity")), "low"))
-    identifiers = {
-        f.name: str(body[f.name])
-        for f in contract.direct_fields()
-        if f.name != "device_id" and body.get(f.name) is not None
-    }
+    identifiers = {name: str(body[name]) for name in direct if body.get(name) is not None}
     structural = {*HUB_FIELDS, *ALARM_FIELDS, "device_id", "severity", "building", "unit", *identifiers}
     readings = {k: v for k, v in body.items() if k not in structural and v is not None}
     return DeviceAlarm(

@@ -87,7 +87,11 @@ class Destination:
             # Resending cannot help (e.g. not authorised): say so loudly; the upstream's ACL needs fixing.
             log.error("relay: the %s broker refused a relayed message (%s)", self.name, reason)
         self._acked.append(mid)
-        self._wake.set()
+        if not self._direct:
+            # Only a publisher reading the outbox waits for room; while caught up, the relay's
+            # worker settles acknowledgements with each group commit (`settle`), sparing this
+            # thread a wake-up per acknowledgement.
+            self._wake.set()
 
     def notify(self) -> None:
         """New outbox rows were committed."""
@@ -122,6 +126,10 @@ class Destination:
         self._stop.set()
         self._wake.set()
         self._thread.join(10)
+
+    def settle(self) -> None:
+        """Report what the broker acknowledged (from any thread: deque pops are atomic)."""
+        self._settle()
 
     def _settle(self) -> None:
         seqs, created = [], []

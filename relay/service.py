@@ -33,14 +33,14 @@ from privacy.keys import HubKeys
 from privacy.policy import load_policies
 from privacy.pseudonymise import pseudonym
 from privacy.recipients import recipients_by_policy
-from relay.alarms import FAMILY_STREAMS, DeviceAlarm, Rejection, parse_alarm
+from relay.alarms import FAMILY_STREAMS, DeviceAlarm, Rejection, contract, parse_alarm
 from relay.destinations import Destination, connect, upstream_client, wait_for
+from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
 from relay.messages import Route, Signer, consumer_message, escalation_notice, quarantine_notice
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
 from relay.store import Commit, Pending, RelayStore
-from schemas.contract import load_contract
 
 log = logging.getLogger(__name__)
 COMMUNITY = "community"  # the destination name of the community broker (quarantine, property manager)
@@ -111,8 +111,10 @@ class Relay:
         )
         self._tokens: dict[str, str] = {}
         self._seen: dict[str, float] = {}
-        self._cond = threading.Condition()
-        self._buffer: list[Inbound] = []
+        self.intake: Intake[Inbound] = Intake(
+            lambda item: item.received, self.config.commit_max_messages, self.config.commit_max_ms / 1000
+        )
+        self._cond = self.intake.cond  # also guards the connection generations
         self._published_lock = threading.Lock()
         self._published: list[int] = []
         # Group commits from the worker to the committer; bounded, so a slow disk slows intake.
@@ -172,7 +174,7 @@ class Relay:
             return alarm.device_id
         token = self._tokens.get(alarm.device_id)
         if token is None:
-            kind = load_contract(FAMILY_STREAMS[alarm.family]).field("device_id").identifier_kind
+            kind = contract(FAMILY_STREAMS[alarm.family]).field("device_id").identifier_kind
             # The same token as the device's batch stream in staging, so history joins.
             token = self._tokens[alarm.device_id] = pseudonym(staging_key(self.keys, kind), alarm.device_id)
         return token
@@ -237,9 +239,7 @@ class Relay:
                     message.qos,
                     self._generation.get(id(client), 0),
                 )
-                self._buffer.append(item)
-                if len(self._buffer) >= self.config.commit_max_messages:
-                    self._cond.notify()
+                self.intake.put(item)
 
         return on_message
 
@@ -254,20 +254,6 @@ class Relay:
             self.stats.published += len(seqs)
 
     # --- the worker ---------------------------------------------------------------------------
-
-    def _take(self, stop: threading.Event) -> list[Inbound]:
-        limit, age = self.config.commit_max_messages, self.config.commit_max_ms / 1000
-        with self._cond:
-            idle_until = time.monotonic() + 0.05  # when idle, still wake for deadlines and deletes
-            while not stop.is_set() and len(self._buffer) < limit:
-                remaining = (
-                    self._buffer[0].received + age - time.time() if self._buffer else idle_until - time.monotonic()
-                )
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            taken, self._buffer = self._buffer, []
-        return taken
 
     def _record(self, event: LifecycleEvent, commit: Commit, created: datetime) -> None:
         commit.events.append(event.row())
@@ -359,6 +345,8 @@ class Relay:
         self.stats.deadline_checks += 1
         for event in self.lifecycles.due(now):
             self._record(event, commit, datetime.now(UTC))
+        for dest in self.destinations.values():
+            dest.settle()
         with self._published_lock:
             commit.published, self._published = self._published, []
         stamp = time.time()
@@ -452,7 +440,7 @@ class Relay:
         try:
             while not stop.is_set():
                 self._check_publishers()
-                self._process(self._take(stop))
+                self._process(self.intake.take(stop))
                 self._housekeeping()
             self._drain()
         finally:
@@ -474,7 +462,7 @@ class Relay:
         # No unsubscribe: that would end the persistent subscription. Later arrivals are left
         # unacknowledged with the broker instead.
         self._stopping = True
-        self._process(self._take(threading.Event()))
+        self._process(self.intake.take(threading.Event()))
         if not wait_for(self._drained, self.config.drain_seconds, step=0.05):
             log.warning("relay: stopping with %d messages still in the outbox (sent on restart)", self.store.depth())
 
