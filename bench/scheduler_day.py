@@ -29,7 +29,8 @@ STREAMS = ["vehicle_passes", "parking_charges"]
 
 
 class _PeakMemory:
-    """Peak summed RSS of a process tree, sampled every 0.25 s."""
+    """Peak memory of a process tree, sampled every 0.5 s, as the sum of each process's PSS
+    (shared pages divided among their sharers: forked task processes are not counted twice)."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak = pid, 0
@@ -38,7 +39,7 @@ class _PeakMemory:
         self._thread.start()
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.25):
+        while not self._stop.wait(0.5):
             try:
                 root = psutil.Process(self.pid)
                 procs = [root, *root.children(recursive=True)]
@@ -47,7 +48,7 @@ class _PeakMemory:
             total = 0
             for p in procs:
                 with contextlib.suppress(psutil.Error):  # a task process may end meanwhile
-                    total += p.memory_info().rss
+                    total += p.memory_full_info().pss
             self.peak = max(self.peak, total)
 
     def stop(self) -> float:
@@ -180,7 +181,7 @@ def report(r: dict[str, Any]) -> str:
         + ", ".join(f"`{f}` {s:.2f} s" for f, s in sorted(r["parse_s"].items())),
         f"- machine load average at start (shared by the team): {', '.join(f'{x:.1f}' for x in r['load_avg'])}",
         "",
-        "| communities | DAGs | runs | tasks | rows loaded | wall s | Σ task s | peak RSS (MiB, whole tree) | failed |",
+        "| communities | DAGs | runs | tasks | rows loaded | wall s | Σ task s | peak PSS (MiB, whole tree) | failed |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for x in runs:

@@ -261,6 +261,9 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # Airflow's default of 32 parallel task processes only thrashes a small machine: the
+        # hub's tasks are CPU-bound (validation, pseudonymisation) and DuckDB has one writer.
+        "AIRFLOW__CORE__PARALLELISM": str(max(4, 2 * (os.cpu_count() or 2))),
         # The hub runs unattended: a DAG starts on its schedule as soon as it is parsed.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{ports.api}/execution/",

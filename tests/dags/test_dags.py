@@ -1,33 +1,23 @@
-"""The DAG suite: integrity over the DagBag, and real Airflow runs (`dag.test()`) of an
-ingest DAG and the publish DAGs of its feeds, re-run to show a backfill changes nothing."""
+"""The DAG suite: integrity over the DagBag. Real runs: `dag.test()` of the ingest and publish
+DAGs in tests/neuron/test_cli.py (the demo), the daily DAGs in test_tasks.py, and the
+scheduler itself (day, backfill, Celery) in test_scheduler.py."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from connectors.registry import STREAMS
-from neuron.airflow_runner import DAGS_FOLDER, PROGRESS, runner_command
+from neuron.airflow_runner import DAGS_FOLDER
 from neuron.dag_factory import publish_dag_id
-from neuron.settings import REPO_ROOT, load_settings
-from privacy.keys import init_keys
+from neuron.settings import REPO_ROOT
 from schemas.feeds import load_feeds
-from simulator.parking import ParkingSimulator
-from simulator.server import start_parking_api
-from tests.conftest import TOKEN
-from tests.dags.airflow_hub import airflow_env, hub_env, published
-from tests.leaks import find_leaks
-from warehouse.control import LoadRecord, session_scope
-from warehouse.migrations import migrate
+from tests.dags.airflow_hub import airflow_env
 
-CST = timezone(timedelta(hours=8))
 # Tasks that open the DuckDB warehouse: each must hold the one-slot pool.
 DUCKDB_TASKS = {"load", "build_marts", "publish_feed", "purge", "write_report"}
 
@@ -121,45 +111,3 @@ def test_the_suite_is_generated_from_the_registries(bag: dict[str, Any]) -> None
         assert "publish" in dag["tags"] and list(dag["tasks"]) == ["build_marts", "publish_feed"]
         # A feed the relay writes (no ingest source) is republished on its cadence instead.
         assert dag["assets"] == sorted(f"neuron://staging/{s}" for s in feed.sources if s in STREAMS)
-
-
-@pytest.mark.slow
-def test_ingest_and_publish_dags_run_and_a_backfill_reproduces_identical_partitions(tmp_path: Path) -> None:
-    sim = ParkingSimulator(seed=11)
-    with start_parking_api(sim, token=TOKEN) as vendor:
-        hub = hub_env(tmp_path, vendor.url)
-        env = airflow_env(tmp_path, **hub)
-        settings = load_settings(home=tmp_path, parking={"base_url": vendor.url, "token": TOKEN}, **_paths())
-        init_keys(settings)
-        migrate(settings.control_url)
-        first_end = datetime(2026, 11, 20, 8, tzinfo=CST)
-        runs = []
-        for _ in range(2):  # the day, then a backfill of the same windows
-            cmd = runner_command("vehicle_passes", first_end, 2)
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            runs.append((proc, published(settings)))
-    (proc, first), (_, again) = runs
-    events = [json.loads(line.removeprefix(PROGRESS)) for line in proc.stdout.splitlines() if line.startswith(PROGRESS)]
-    feeds = sorted(n for n, f in load_feeds().items() if "vehicle_passes" in f.sources)
-    assert [e["done"] for e in events if e["event"] == "run"] == [1, 2]
-    assert [e["feed"] for e in events if e["event"] == "publish"] == feeds
-    assert {e["state"] for e in events if e["event"] in ("run", "publish")} == {"success"}
-    with session_scope(settings.control_url) as s:
-        windows = s.execute(select(LoadRecord.window_start, LoadRecord.status).order_by(LoadRecord.window_start)).all()
-    assert [(w.astimezone(CST).hour, status) for w, status in windows] == [(7, "loaded"), (8, "loaded")]
-    assert first and {f for _, f, *_ in first} >= {"traffic.vehicle_flow_hourly"}
-    # The backfill re-ran every stage: same partitions, same bytes, no new version.
-    assert again == first
-    logs = [(str(p), p.read_text(errors="ignore")) for p in (tmp_path / "airflow").rglob("*.log")]
-    assert find_leaks(sim.all_plates(), [("stdout", proc.stdout), ("stderr", proc.stderr), *logs]) == []
-
-
-def _paths() -> dict[str, Any]:
-    return {
-        "state_dir": Path("var"),
-        "lake_dir": Path("lake"),
-        "warehouse_path": Path("var/warehouse.duckdb"),
-        "control_db_url": "",
-        "policies_dir": REPO_ROOT / "config" / "policies",
-    }

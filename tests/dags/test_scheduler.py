@@ -1,7 +1,8 @@
 """A simulated day through the real Airflow scheduler (`neuron up`: scheduler, DAG processor,
 API server; LocalExecutor on SQLite), then on CeleryExecutor with two workers (Redis broker,
 PostgreSQL metadata and control DB): every run succeeds, every feed is published, a
-backfill changes nothing, and both equal the same day run on one machine without Airflow.
+backfill changes nothing, no plate reaches a log, and both equal the same day run on one
+machine without Airflow.
 
 Budget: about 1.5 min each on two cores (the day is one daily window of the parking
 vendor's two streams: see tests/dags/scheduler_day.py).
@@ -29,6 +30,7 @@ from tests.dags.scheduler_day import (
     running_hub,
     simulated_day,
 )
+from tests.leaks import find_leaks
 from tests.services import require, temporary_postgres_database
 from warehouse.migrations import migrate
 
@@ -90,6 +92,10 @@ def test_a_day_through_the_scheduler_publishes_every_feed_and_a_backfill_changes
             assert published(hub.settings) == first  # identical partitions, no new version
         assert hub.proc.returncode == 0, "".join(hub.lines[-40:])  # SIGTERM: a graceful stop
         assert any("stopping" in line for line in hub.lines)
+        # No plate in anything the hub or Airflow logged (task logs included).
+        logs = [(str(p), p.read_text(errors="ignore")) for p in (tmp_path / "hub").rglob("*.log")]
+        assert len(logs) > 5
+        assert find_leaks(sim.all_plates(), [("neuron up", "".join(hub.lines)), *logs]) == []
         assert _sha256s(first) == _reference(tmp_path, vendor.url, keys)
 
 
