@@ -65,7 +65,9 @@ class Destination:
     ) -> None:
         self.name, self.client, self.store, self.window = name, client, store, window
         self.on_published = on_published
-        client.max_inflight_messages_set(window)
+        # The window is this class's (at most `window` rows handed to paho): paho's own limit would
+        # re-scan every in-flight message on each acknowledgement (quadratic in a backlog).
+        client.max_inflight_messages_set(0)
         self._acked: deque[int] = deque()  # mids, appended by paho's network thread
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (seq, created as epoch seconds)
         self._last = 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from privacy.jws import ALGORITHM, canonical_json
+from privacy.jws import ALGORITHM
 from privacy.keys import SigningKey
 from privacy.seal import Recipient, seal
 from relay.alarms import device_is_direct
@@ -25,6 +25,8 @@ from relay.lifecycle import Alarm, LifecycleEvent
 from relay.settings import Upstream
 
 _SEALED: dict[str, dict[tuple[str, str], str]] = {}
+# `privacy.jws.canonical_json`'s encoding, with the encoder built once rather than per message.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 LEVELS = {"community": 0, "building": 1, "unit": 2}
 
 
@@ -44,7 +46,7 @@ class Signer:
         self._header = _b64(json.dumps(header, separators=(",", ":")).encode())
 
     def sign(self, payload: dict[str, Any]) -> str:
-        signing_input = f"{self._header}.{_b64(canonical_json(payload))}"
+        signing_input = f"{self._header}.{_b64(_CANONICAL.encode(payload).encode())}"
         return f"{signing_input}.{_b64(self.key.private.sign(signing_input.encode()))}"
 
 
@@ -82,16 +84,10 @@ class Route:
         return self.upstream.topic.format(district=district, community=alarm.community_id, category=alarm.category)
 
 
-def consumer_payload(event: LifecycleEvent, route: Route, district: str) -> dict[str, Any]:
-    """The event as this consumer may see it (before signing)."""
-    a, up = event.alarm, route.upstream
-    level = LEVELS[up.location]
-    location: dict[str, Any] = {"community_id": a.community_id}
-    if level >= 1 and a.building is not None:
-        location["building"] = a.building
-    if level >= 2 and a.unit is not None:
-        location["unit"] = a.unit
-    payload: dict[str, Any] = {
+def event_fields(event: LifecycleEvent, district: str) -> dict[str, Any]:
+    """What every consumer's message about an event says alike (built once per event, not per consumer)."""
+    a = event.alarm
+    fields: dict[str, Any] = {
         "alarm_id": a.alarm_id,
         "event_id": event.event_id,
         "seq": a.events,
@@ -100,19 +96,36 @@ def consumer_payload(event: LifecycleEvent, route: Route, district: str) -> dict
         "category": a.category,
         "family": a.family,
         "district": district,
-        "location": location,
         "detected_at": _iso(a.detected_at),
         "event_time": _iso(event.event_time),
         "issued_at": _iso(event.recorded_at),
         "escalated": a.escalated,
         "actor": event.actor if event.actor in ("device", "relay") else "consumer:" + event.actor,
+    }
+    if not device_is_direct(a.family):
+        fields["device_id"] = a.device_id  # public-space devices: public ids
+    return fields
+
+
+def consumer_payload(
+    event: LifecycleEvent, route: Route, district: str, common: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The event as this consumer may see it (before signing); `common` is `event_fields`."""
+    a, up = event.alarm, route.upstream
+    level = LEVELS[up.location]
+    location: dict[str, Any] = {"community_id": a.community_id}
+    if level >= 1 and a.building is not None:
+        location["building"] = a.building
+    if level >= 2 and a.unit is not None:
+        location["unit"] = a.unit
+    payload: dict[str, Any] = {
+        **(common if common is not None else event_fields(event, district)),
+        "location": location,
         "policy": route.policy_fingerprint,
         "policy_consumer": up.policy_name,
         "policy_version": route.policy_version,
         "relay_rules": route.rules_fingerprint,
     }
-    if not device_is_direct(a.family):
-        payload["device_id"] = a.device_id  # public-space devices: public ids
     readings = {k: v for k, v in a.readings.items() if k in up.readings}
     if readings:
         payload["readings"] = readings
@@ -127,9 +140,11 @@ def consumer_payload(event: LifecycleEvent, route: Route, district: str) -> dict
     return payload
 
 
-def consumer_message(event: LifecycleEvent, route: Route, district: str, signer: Signer) -> tuple[str, str]:
+def consumer_message(
+    event: LifecycleEvent, route: Route, district: str, signer: Signer, common: dict[str, Any] | None = None
+) -> tuple[str, str]:
     """(topic, signed message) of an event for one upstream."""
-    return route.topic(district, event.alarm), signer.sign(consumer_payload(event, route, district))
+    return route.topic(district, event.alarm), signer.sign(consumer_payload(event, route, district, common))
 
 
 def escalation_notice(event: LifecycleEvent, signer: Signer) -> str:

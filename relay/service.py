@@ -37,7 +37,7 @@ from relay.alarms import FAMILY_STREAMS, DeviceAlarm, Rejection, contract, parse
 from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
-from relay.messages import Route, Signer, consumer_message, escalation_notice, quarantine_notice
+from relay.messages import Route, Signer, consumer_message, escalation_notice, event_fields, quarantine_notice
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
 from relay.store import Commit, Pending, RelayStore
@@ -261,9 +261,10 @@ class Relay:
         self.stats.events += 1
         self.metrics.events.labels(event.state).inc()
         district = self.settings.district
+        common = event_fields(event, district)
         for route in self.routes:
             if route.wants(event.alarm.category):
-                topic, message = consumer_message(event, route, district, self.signer)
+                topic, message = consumer_message(event, route, district, self.signer, common)
                 commit.outbox.append(
                     {
                         "destination": route.upstream.name,

@@ -54,7 +54,7 @@ def _utc(at: datetime | None) -> datetime | None:
 def _sqlite_timestamp(at: datetime | None) -> str | None:
     """A timestamp as SQLAlchemy's SQLite DATETIME stores `UTCDateTime` (UTC, no offset), so reads agree."""
     at = _utc(at)
-    return None if at is None else at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return None if at is None else at.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _PG_NEXT_SEQS = "SELECT nextval(pg_get_serial_sequence('relay_outbox', 'seq')) FROM generate_series(1, %s)"
