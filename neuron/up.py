@@ -95,7 +95,7 @@ class Supervisor:
         stable_after: float = 60.0,
         grace: float = 20.0,
         poll: float = 0.5,
-        health_every: float = 5.0,
+        health_every: float = 30.0,
     ) -> None:
         self.children = [_Child(s) for s in services]
         self.env = env
