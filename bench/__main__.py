@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "catalog_quality": "Catalog with each feed's quality status, against the catalog without it (issue 5)",
     "relay_latency": "Alarm relay: device → district latency, durable outbox, against the bare broker (issue 7)",
     "scheduler_day": "A community-day through the real Airflow scheduler, 1 to N communities (issue 9)",
+    "feeds_day": "The feed catalog: a community-day from staging to every feed for every consumer (issue 5)",
 }
 HEADER = (
     "# Benchmark results\n\nWritten by `.venv/bin/python -m bench` (also `make bench`, `neuron bench`) on the "

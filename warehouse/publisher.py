@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
@@ -161,16 +162,21 @@ def _audit_refusal(settings: Settings, feed: Feed, policy: Policy, key: str, out
 
 
 def _partitions(feed: Feed, mart: pa.Table) -> list[tuple[dict[str, Any], pa.Table]]:
-    """Split the mart rows by the feed's partition columns (rows keep their order)."""
+    """Split the mart rows by the feed's partition columns (rows keep their order).
+
+    Grouped by Arrow, not row by row in Python: a row-level feed of ten communities' day has
+    over a million rows, and a Python dict per row cost seconds and most of the peak memory
+    (bench feeds_day).
+    """
     if mart.num_rows == 0:
         return []
-    keys = mart.select(feed.partition_by).to_pylist()
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(tuple(key.values()), []).append(i)
+    rows = mart.select(feed.partition_by).append_column("_row", pa.array(range(mart.num_rows), pa.int64()))
+    groups = rows.group_by(feed.partition_by, use_threads=False).aggregate([("_row", "list")])
+    keys = groups.select(feed.partition_by).to_pylist()
     out = []
-    for key_values, indices in sorted(groups.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
-        out.append((dict(zip(feed.partition_by, key_values, strict=True)), mart.take(indices)))
+    for i in sorted(range(len(keys)), key=lambda g: tuple(str(v) for v in keys[g].values())):
+        indices = groups.column("_row_list")[i].values
+        out.append((keys[i], mart.take(indices.take(pc.array_sort_indices(indices)))))
     return out
 
 
