@@ -4,7 +4,8 @@ Starts a new Ed25519 signing key for the hub on the cadence in NEURON_KEY_ROTATI
 (default: quarterly, 1 Jan/Apr/Jul/Oct at 04:00). The old keys stop signing but stay in
 the JWKS (`/.well-known/jwks.json`) until what they signed expires
 (`signature_lifetime_days`), so consumers keep verifying older manifests. A re-run of the
-same interval finds the key it made and rotates nothing; each rotation is audited.
+same interval finds the key it made and rotates nothing; each rotation is audited. One per
+community in a subdistrict suite (each community's hub has its own keys).
 """
 
 from __future__ import annotations
@@ -13,30 +14,41 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import DAG, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from neuron.dag_factory import START, TIMEZONE, default_args
+from neuron.dag_factory import START, TIMEZONE, community_tags, dag_suffix, default_args, suite_communities
+
+CADENCE = os.environ.get("NEURON_KEY_ROTATION_CRON") or "0 4 1 1,4,7,10 *"
 
 
-@dag(
-    schedule=CronDataIntervalTimetable(os.environ.get("NEURON_KEY_ROTATION_CRON") or "0 4 1 1,4,7,10 *", TIMEZONE),
-    start_date=START,
-    catchup=False,
-    max_active_runs=1,
-    tags=["neuron", "privacy", "keys"],
-    default_args=default_args(timedelta(minutes=5)),
-    doc_md=__doc__,
-)
-def key_rotation() -> None:
-    @task
-    def rotate(data_interval_end: Any = None) -> dict[str, Any]:
-        from neuron.tasks import as_datetime, rotate_signing_key_if_due, run_stage
+def key_rotation_dag(community: str | None) -> DAG:
+    """The scheduled signing-key rotation of one hub (or one community's)."""
 
-        # Due when the active key predates the end of this interval (the scheduled time).
-        return run_stage(rotate_signing_key_if_due, as_datetime(data_interval_end))
+    @dag(
+        dag_id="key_rotation" + dag_suffix(community),
+        schedule=CronDataIntervalTimetable(CADENCE, TIMEZONE),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["neuron", "privacy", "keys", *community_tags(community)],
+        default_args=default_args(timedelta(minutes=5)),
+        doc_md=__doc__,
+    )
+    def key_rotation() -> None:
+        @task
+        def rotate(data_interval_end: Any = None) -> dict[str, Any]:
+            from neuron.tasks import as_datetime, rotate_signing_key_if_due, run_stage
 
-    rotate()
+            # Due when the active key predates the end of this interval (the scheduled time).
+            return run_stage(rotate_signing_key_if_due, as_datetime(data_interval_end), community=community)
+
+        rotate()
+
+    built: DAG = key_rotation()
+    return built
 
 
-key_rotation()
+for _community in suite_communities():
+    _dag = key_rotation_dag(_community)
+    globals()[_dag.dag_id] = _dag

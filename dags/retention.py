@@ -3,41 +3,48 @@
 Daily: deletes raw-vault objects past `vault_retention_days` and quarantine rows past
 `quarantine_retention_days`, and appends one audit-log entry per purge (what, when, under
 which retention), so community admins can check that raw data does not outlive its promise.
-The task opens the DuckDB warehouse, so it shares the one-slot `duckdb_writer` pool.
+One per community in a subdistrict suite. The task opens the DuckDB warehouse, so it takes
+the community's one-slot pool.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import DAG, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-
-@dag(
-    schedule=CronTriggerTimetable("30 3 * * *", timezone="Asia/Shanghai"),  # after the night's quiet hours
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["neuron", "privacy", "retention"],
-    default_args={
-        "owner": "neuron-hub",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=30),
-    },
-    doc_md=__doc__,
-)
-def retention() -> None:
-    @task(pool="duckdb_writer")
-    def purge() -> dict[str, Any]:
-        from neuron.tasks import run_stage
-        from privacy.retention import run_retention
-
-        return run_stage(run_retention).summary()
-
-    purge()
+from neuron.dag_factory import START, TIMEZONE, community_tags, dag_suffix, default_args, duckdb_pool, suite_communities
 
 
-retention()
+def retention_dag(community: str | None) -> DAG:
+    """The daily retention purge of one hub (or one community's)."""
+
+    @dag(
+        dag_id="retention" + dag_suffix(community),
+        schedule=CronTriggerTimetable("30 3 * * *", timezone=TIMEZONE),  # after the night's quiet hours
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["neuron", "privacy", "retention", *community_tags(community)],
+        default_args={**default_args(timedelta(minutes=30)), "retry_delay": timedelta(minutes=5)},
+        doc_md=__doc__,
+    )
+    def retention() -> None:
+        @task(pool=duckdb_pool(community))
+        def purge() -> dict[str, Any]:
+            from neuron.tasks import run_stage
+            from privacy.retention import run_retention
+
+            return run_stage(run_retention, community=community).summary()
+
+        purge()
+
+    built: DAG = retention()
+    return built
+
+
+for _community in suite_communities():
+    _dag = retention_dag(_community)
+    globals()[_dag.dag_id] = _dag

@@ -106,7 +106,7 @@ def suite_communities() -> list[str | None]:
 
 def duckdb_pool(community: str | None = None) -> str:
     """The one-slot pool of a hub's DuckDB file: each community of a suite has its own file."""
-    return DUCKDB_POOL + _suffix(community)
+    return DUCKDB_POOL + dag_suffix(community)
 
 
 def duckdb_queue() -> str:
@@ -117,8 +117,14 @@ def duckdb_queue() -> str:
     return os.environ.get("NEURON_DAG_DUCKDB_QUEUE") or conf.get("operators", "default_queue")
 
 
-def _suffix(community: str | None) -> str:
+def dag_suffix(community: str | None) -> str:
+    """What a community's DAG ids end with in a subdistrict suite (nothing for one hub)."""
     return f"__{community.replace('-', '_')}" if community else ""
+
+
+def community_tags(community: str | None) -> list[str]:
+    """The tag that groups a community's DAGs in the UI."""
+    return [f"community-{community}"] if community else []
 
 
 def staging_asset(stream: str, community: str | None = None) -> Asset:
@@ -129,7 +135,7 @@ def staging_asset(stream: str, community: str | None = None) -> Asset:
 
 def publish_dag_id(feed: str, community: str | None = None) -> str:
     """`traffic.vehicle_flow_hourly` → `publish_traffic_vehicle_flow_hourly`."""
-    return "publish_" + feed.replace(".", "_") + _suffix(community)
+    return "publish_" + feed.replace(".", "_") + dag_suffix(community)
 
 
 def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
@@ -138,14 +144,14 @@ def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
     feeds = [f.name for f in load_feeds().values() if spec.name in f.sources]
 
     @dag(
-        dag_id=spec.name + _suffix(community),
+        dag_id=spec.name + dag_suffix(community),
         # An explicit data-interval timetable: Airflow 3's cron default has zero-width
         # intervals, and each run must read exactly its window of source updates.
         schedule=CronDataIntervalTimetable(os.environ.get("NEURON_DAG_CADENCE") or spec.schedule, timezone=TIMEZONE),
         start_date=START,
         catchup=False,
         max_active_runs=1,
-        tags=["neuron", "ingest", f"system-{spec.system}", *([f"community-{community}"] if community else [])],
+        tags=["neuron", "ingest", f"system-{spec.system}", *community_tags(community)],
         default_args=default_args(timedelta(minutes=20)),
         doc_md=INGEST_DOC.format(
             name=spec.name,
@@ -204,7 +210,7 @@ def publish_dag(feed: Feed, community: str | None = None) -> DAG:
         start_date=START,
         catchup=False,
         max_active_runs=1,
-        tags=["neuron", "publish", feed.name.split(".")[0], *([f"community-{community}"] if community else [])],
+        tags=["neuron", "publish", feed.name.split(".")[0], *community_tags(community)],
         default_args=default_args(timedelta(minutes=30)),
         doc_md=PUBLISH_DOC.format(
             name=feed.name,
