@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,13 +62,11 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def bag(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The DagBag as a test sees it, parsed once in a fresh process with its own AIRFLOW_HOME."""
-    home = tmp_path_factory.mktemp("bag")
+def _parse(home: Path, **env: str) -> dict[str, Any]:
+    """The DagBag as a test sees it, parsed in a fresh process with its own AIRFLOW_HOME."""
     out = subprocess.run(
         [sys.executable, "-c", _BAG_SCRIPT % (HEAVY, str(DAGS_FOLDER))],
-        env=airflow_env(home),
+        env=airflow_env(home, **env),
         capture_output=True,
         text=True,
         check=True,
@@ -75,6 +74,12 @@ def bag(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The default suite (one hub), parsed once."""
+    return _parse(tmp_path_factory.mktemp("bag"))
 
 
 def test_dagbag_has_no_import_errors_and_parses_without_heavy_imports(bag: dict[str, Any]) -> None:
@@ -111,3 +116,18 @@ def test_the_suite_is_generated_from_the_registries(bag: dict[str, Any]) -> None
         assert "publish" in dag["tags"] and list(dag["tasks"]) == ["build_marts", "publish_feed"]
         # A feed the relay writes (no ingest source) is republished on its cadence instead.
         assert dag["assets"] == sorted(f"neuron://staging/{s}" for s in feed.sources if s in STREAMS)
+
+
+def test_a_subdistrict_suite_gives_each_community_its_dags_and_writer_pool(tmp_path: Path) -> None:
+    bag = _parse(tmp_path, NEURON_DAG_COMMUNITIES="music-square,west-lane", NEURON_DAG_STREAMS="vehicle_passes")
+    assert bag["errors"] == {}
+    dags = bag["dags"]
+    for community, suffix in (("music-square", "__music_square"), ("west-lane", "__west_lane")):
+        ingest = dags[f"vehicle_passes{suffix}"]
+        assert f"community-{community}" in ingest["tags"]
+        assert ingest["tasks"]["load"]["outlets"] == [f"neuron://staging/vehicle_passes/{community}"]
+        assert ingest["tasks"]["load"]["pool"] == f"duckdb_writer{suffix}"  # one DuckDB file each
+        publish = dags[publish_dag_id("traffic.vehicle_flow_hourly", community)]
+        assert publish["assets"] == [f"neuron://staging/vehicle_passes/{community}"]
+        assert {f"quality{suffix}", f"retention{suffix}", f"key_rotation{suffix}"} <= set(dags)
+    assert "vehicle_passes" not in dags and "parking_charges__west_lane" not in dags
