@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from warehouse.control import Cursor, engine_for, session_scope
 from warehouse.control_models import Base
-from warehouse.migrations import migrate
+from warehouse.migrations import alembic_config, migrate
 
 
 def test_migrations_create_the_schema_the_models_describe(control_url: str) -> None:
@@ -32,3 +33,8 @@ def test_timestamps_come_back_timezone_aware_in_utc(control_url: str) -> None:
         assert cursor.updated_at == written
         assert cursor.updated_at.tzinfo is not None
         assert cursor.updated_at.utcoffset() == UTC.utcoffset(None)
+
+
+def test_the_migrations_have_one_head() -> None:
+    """Branches built side by side are merged, so the next revision has a single parent."""
+    assert len(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()) == 1
