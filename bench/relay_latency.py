@@ -190,18 +190,26 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_relay(hub: Settings, synchronous: str, log_path: Path) -> subprocess.Popen[bytes]:
+def _relay_cpu_seconds(pid: int) -> float:
+    """CPU time of the relay: its process and, with shards, its shard processes."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return _cpu_seconds(pid) + sum(_cpu_seconds(k) for k in kids)
+
+
+def _start_relay(hub: Settings, synchronous: str, log_path: Path, shards: int = 1) -> subprocess.Popen[bytes]:
+    update = {"sqlite_synchronous": synchronous, "shards": shards}
     env = {
         **os.environ,
         "NEURON_HOME": str(hub.home),
         "NEURON_STATE_DIR": "var",
         "NEURON_MQTT": hub.mqtt.model_dump_json(),
-        "NEURON_RELAY": hub.relay.model_copy(update={"sqlite_synchronous": synchronous}).model_dump_json(),
+        "NEURON_RELAY": hub.relay.model_copy(update=update).model_dump_json(),
     }
     mark = log_path.read_text().count("subscribed to the community") if log_path.exists() else 0
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "relay.run"], cwd=REPO_ROOT, env=env, stderr=log)
-    if not _wait(lambda: log_path.read_text().count("subscribed to the community") > mark, 30):
+    if not _wait(lambda: log_path.read_text().count("subscribed to the community") >= mark + shards, 60):
         raise RuntimeError("the relay did not start")
     return process
 

@@ -28,11 +28,12 @@ from relay.store import Pending, RelayStore
 log = logging.getLogger(__name__)
 
 
-def upstream_client(up: Upstream, community_id: str, session_expiry: int) -> mqtt.Client:
-    """A paho client for one consumer's broker: its own credentials, TLS and persistent session."""
+def upstream_client(up: Upstream, community_id: str, session_expiry: int, suffix: str = "") -> mqtt.Client:
+    """A paho client for one consumer's broker: its own credentials, TLS and persistent session
+    (`suffix` names a shard's own session)."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
-        client_id=up.client_id or f"neuron-relay-{community_id}-{up.name}",
+        client_id=(up.client_id or f"neuron-relay-{community_id}-{up.name}") + suffix,
         protocol=mqtt.MQTTv5,
         manual_ack=True,  # acknowledgements from the consumer are acked only once recorded
     )

@@ -5,6 +5,7 @@ python -m relay.run     # the relay with settings from the environment (NEURON_*
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from types import TracebackType
 
 from neuron.settings import Settings
 from relay.destinations import wait_for
-from relay.service import Clock, Relay, RelayStats
+from relay.service import Clock, Relay, RelayStats, relay_settings
 from relay.settings import RelaySettings
 
 # The relay hands each alarm across threads (network → worker → publisher → network); with
@@ -20,14 +21,59 @@ from relay.settings import RelaySettings
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 
-def run_relay(settings: Settings, stop_event: threading.Event | None = None) -> RelayStats:
-    """Run the relay until `stop_event` is set (or, without one, until SIGTERM/SIGINT)."""
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # the relay's own process (`neuron relay`)
+def run_relay(
+    settings: Settings,
+    stop_event: threading.Event | None = None,
+    config: RelaySettings | None = None,
+    as_shard: bool = False,
+) -> RelayStats:
+    """Run the relay until `stop_event` is set (or, without one, until SIGTERM/SIGINT); with
+    `shards` > 1, one process per shard, supervised by this one (`as_shard`: this is one of them)."""
+    config = config or relay_settings(settings)
     stop = stop_event or threading.Event()
     if stop_event is None and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    return Relay(settings).run(stop)
+    if config.shards > 1 and not as_shard:
+        return _run_shards(settings, config, stop)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # the relay's own process (`neuron relay`)
+    return Relay(settings, config).run(stop)
+
+
+def _shard_main(settings: Settings, config: RelaySettings) -> None:
+    """A shard process: the relay for its share of the devices, until SIGTERM."""
+    from neuron.logging import setup_logging
+
+    setup_logging()
+    run_relay(settings, config=config, as_shard=True)
+
+
+def _run_shards(settings: Settings, config: RelaySettings, stop: threading.Event) -> RelayStats:
+    """Start a process per shard (each its own GIL: a core each), stop them all on `stop`, and
+    stop them all if one dies (the service manager restarts the relay; nothing acknowledged is lost)."""
+    context = multiprocessing.get_context("spawn")
+    shards = [
+        context.Process(
+            target=_shard_main,
+            args=(settings, config.model_copy(update={"shard": k})),
+            name=f"neuron-relay-shard-{k}",
+        )
+        for k in range(config.shards)
+    ]
+    for process in shards:
+        process.start()
+    failed = False
+    while not stop.is_set() and not failed:
+        stop.wait(0.5)
+        failed = any(p.exitcode is not None for p in shards)
+    for process in shards:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: the shard drains its in-flight work
+    for process in shards:
+        process.join(config.drain_seconds + 30)
+    if failed:
+        raise RuntimeError("relay: a shard stopped unexpectedly; all shards stopped")
+    return RelayStats()
 
 
 class BackgroundRelay:

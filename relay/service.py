@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from privacy.keys import HubKeys
 from privacy.policy import load_policies
 from privacy.pseudonymise import pseudonym
 from privacy.recipients import recipients_by_policy
-from relay.alarms import FAMILY_STREAMS, DeviceAlarm, Rejection, contract, parse_alarm
+from relay.alarms import FAMILY_STREAMS, DeviceAlarm, Rejection, contract, device_is_direct, parse_alarm
 from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
@@ -105,11 +106,15 @@ class Relay:
         self.signer = Signer(self.keys.active_signing_key)
         self.routes = self._routes()
         self.stats = RelayStats()
-        self.metrics = RelayMetrics(self.store.depth)
+        suffix = self.config.shard_suffix
+        # Outbox rows are named by destination and shard: each shard's publishers read only its own.
+        self.outbox_of = {name: name + suffix for name in [COMMUNITY, *(r.upstream.name for r in self.routes)]}
+        self.metrics = RelayMetrics(self.depth)
         self.lifecycles = Lifecycles(
             self.config.deadline_for, timedelta(seconds=self.config.flap_window_seconds), self._device_token
         )
         self._tokens: dict[str, str] = {}
+        self._staging_keys: dict[Any, bytes] = {}
         self._seen: dict[str, float] = {}
         self.intake: Intake[Inbound] = Intake(
             lambda item: item.received, self.config.commit_max_messages, self.config.commit_max_ms / 1000
@@ -135,13 +140,14 @@ class Relay:
         self.upstream_clients: dict[str, mqtt.Client] = {}
         for route in self.routes:
             up = route.upstream
-            client = upstream_client(up, self.community_id, self.mqtt.session_expiry_seconds)
+            client = upstream_client(up, self.community_id, self.mqtt.session_expiry_seconds, suffix)
             client.on_connect = self._on_upstream_connect_of(up.name, up.ack_topic)
             client.on_disconnect = self._on_disconnect_of(up.name)
             client.on_message = self._on_message_of(up.name)
             self.upstream_clients[up.name] = client
             self.destinations[up.name] = self._destination(up.name, client)
         self.destinations[COMMUNITY] = self._destination(COMMUNITY, self.community)
+        self._by_outbox = {self.outbox_of[name]: dest for name, dest in self.destinations.items()}
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -164,20 +170,46 @@ class Relay:
         return routes
 
     def _destination(self, name: str, client: mqtt.Client) -> Destination:
-        dest = Destination(name, client, self.store, self.config.inflight_per_upstream, self._on_published)
+        dest = Destination(
+            self.outbox_of[name], client, self.store, self.config.inflight_per_upstream, self._on_published
+        )
         client.on_publish = dest.on_publish
         return dest
 
     def _device_token(self, alarm: DeviceAlarm) -> str:
         """The id the relay stores for a device: the hub's staging token for an in-home device."""
-        if not alarm.device_is_direct:
-            return alarm.device_id
-        token = self._tokens.get(alarm.device_id)
+        return self.device_token(alarm.family, alarm.device_id)
+
+    def device_token(self, family: str, device_id: str) -> str:
+        if not device_is_direct(family):
+            return device_id
+        token = self._tokens.get(device_id)
         if token is None:
-            kind = contract(FAMILY_STREAMS[alarm.family]).field("device_id").identifier_kind
+            kind = contract(FAMILY_STREAMS[family]).field("device_id").identifier_kind
+            key = self._staging_keys.get(kind)
+            if key is None:
+                key = self._staging_keys[kind] = staging_key(self.keys, kind)
             # The same token as the device's batch stream in staging, so history joins.
-            token = self._tokens[alarm.device_id] = pseudonym(staging_key(self.keys, kind), alarm.device_id)
+            token = self._tokens[device_id] = pseudonym(key, device_id)
         return token
+
+    def owns(self, topic: str) -> bool:
+        """Whether this shard relays an alarm on `topic`: by a hash of its device's stored id (so the
+        open alarms loaded at start-up are assigned alike); a topic naming no known device family
+        by a hash of the topic, so exactly one shard quarantines it."""
+        if self.config.shards == 1:
+            return True
+        parts = topic.split("/")
+        if len(parts) == 5 and parts[2] in FAMILY_STREAMS and parts[3]:
+            return self.owns_device(self.device_token(parts[2], parts[3]))
+        return zlib.crc32(topic.encode()) % self.config.shards == self.config.shard
+
+    def owns_device(self, stored_id: str) -> bool:
+        return zlib.crc32(stored_id.encode()) % self.config.shards == self.config.shard
+
+    def depth(self) -> int:
+        """This relay's (shard's) outbox rows not yet acknowledged by their broker."""
+        return self.store.depth(list(self.outbox_of.values()))
 
     # --- paho's network threads ---------------------------------------------------------------
 
@@ -228,6 +260,11 @@ class Relay:
             if self._stopping:
                 return  # not buffered, so never acknowledged: the broker redelivers it to the next run
             topic = bytes(message._topic).decode("utf-8", errors="replace")  # message.topic raises on bad UTF-8
+            if upstream is None and not self.owns(topic):
+                # Another shard's device: that shard has its own subscription and copy of it.
+                if message.qos == 1:
+                    acknowledge(client, [message.mid])
+                return
             with self._cond:
                 item = Inbound(
                     upstream,
@@ -267,7 +304,7 @@ class Relay:
                 topic, message = consumer_message(event, route, district, self.signer, common)
                 commit.outbox.append(
                     {
-                        "destination": route.upstream.name,
+                        "destination": self.outbox_of[route.upstream.name],
                         "topic": topic,
                         "payload": message,
                         "alarm_id": event.alarm.alarm_id,
@@ -279,7 +316,7 @@ class Relay:
             notice = escalation_notice(event, self.signer)
             commit.outbox.append(
                 {
-                    "destination": COMMUNITY,
+                    "destination": self.outbox_of[COMMUNITY],
                     "topic": topic,
                     "payload": notice,
                     "alarm_id": event.alarm.alarm_id,
@@ -296,7 +333,7 @@ class Relay:
         )
         commit.outbox.append(
             {
-                "destination": COMMUNITY,
+                "destination": self.outbox_of[COMMUNITY],
                 "topic": self.config.quarantine_topic.format(community=self.community_id),
                 "payload": notice,
                 "alarm_id": None,
@@ -378,7 +415,7 @@ class Relay:
                     for name, row in written:
                         by_destination.setdefault(name, []).append(row)
                     for name, rows in by_destination.items():
-                        self.destinations[name].offer(rows)
+                        self._by_outbox[name].offer(rows)
                     self._acknowledge(batch)
                 finally:
                     self._commits.task_done()
@@ -417,18 +454,21 @@ class Relay:
         """Relay until `stop` is set; then drain in-flight work and disconnect."""
         now = self.clock()
         retention = timedelta(hours=self.config.seen_retention_hours)
-        self.lifecycles.load(self.store.open_alarms(now, timedelta(seconds=self.config.flap_window_seconds)))
+        opened = self.store.open_alarms(now, timedelta(seconds=self.config.flap_window_seconds))
+        self.lifecycles.load([a for a in opened if self.config.shards == 1 or self.owns_device(a.device_id)])
         seen_at = time.time()
         self._seen = dict.fromkeys(self.store.seen_since(datetime.now(UTC) - retention), seen_at)
         log.info(
-            "relay: starting (%d open alarms, %d upstreams, outbox depth %d)",
+            "relay: starting (shard %d of %d, %d open alarms, %d upstreams, outbox depth %d)",
+            self.config.shard + 1,
+            self.config.shards,
             len(self.lifecycles.by_id),
             len(self.routes),
-            self.store.depth(),
+            self.depth(),
         )
         if self.config.metrics_port:
             try:
-                self.metrics.serve(self.config.metrics_host, self.config.metrics_port)
+                self.metrics.serve(self.config.metrics_host, self.config.metrics_port + self.config.shard)
             except OSError as exc:  # alarms matter more than their metrics: relay anyway
                 log.error("relay: cannot serve /metrics on port %d (%s)", self.config.metrics_port, exc.strerror)
         self._committer.start()
@@ -465,12 +505,12 @@ class Relay:
         self._stopping = True
         self._process(self.intake.take(threading.Event()))
         if not wait_for(self._drained, self.config.drain_seconds, step=0.05):
-            log.warning("relay: stopping with %d messages still in the outbox (sent on restart)", self.store.depth())
+            log.warning("relay: stopping with %d messages still in the outbox (sent on restart)", self.depth())
 
     def _drained(self) -> bool:
         self._process([])  # delete what the brokers acknowledged meanwhile
         self._commits.join()
-        return self.store.depth() == 0
+        return self.depth() == 0
 
     def wait_connected(self, timeout: float) -> bool:
         """Whether the relay is connected and subscribed to the community broker within `timeout`."""

@@ -96,9 +96,21 @@ class RelaySettings(BaseModel):
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no /metrics endpoint
     drain_seconds: float = Field(10, ge=0)  # on SIGTERM: how long to wait for the outbox to empty
     upstreams: list[Upstream] = Field(default_factory=_default_upstreams)
+    # Shards: relay processes that split the devices between them by a hash of the device (so
+    # each device's alarms stay in order in one shard), each with its own MQTT sessions and its
+    # own outbox rows; `neuron relay` starts them all. Every shard receives every alarm and
+    # acknowledges at once those of devices it does not own. Changing the number of shards
+    # re-assigns devices: stop the relay with its outbox drained first.
+    shards: int = Field(1, ge=1, le=16)
+    shard: int = Field(0, ge=0)  # this process's shard (set by `neuron relay` for each child)
 
     def deadline_for(self, severity: str) -> float:
         return self.ack_deadline_seconds.get(severity, 600.0)
 
     def community_client_id(self, community_id: str) -> str:
-        return self.client_id or f"neuron-relay-{community_id}"
+        return (self.client_id or f"neuron-relay-{community_id}") + self.shard_suffix
+
+    @property
+    def shard_suffix(self) -> str:
+        """What names this shard's sessions and outbox rows apart ("" with a single process)."""
+        return "" if self.shards == 1 else f"-s{self.shard}"

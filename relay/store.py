@@ -205,10 +205,13 @@ class RelayStore:
         with self.engine.connect() as conn:
             return [Pending(*row) for row in conn.execute(query)]
 
-    def depth(self) -> int:
-        """Outbox rows not yet acknowledged by their broker."""
+    def depth(self, destinations: list[str] | None = None) -> int:
+        """Outbox rows not yet acknowledged by their broker (for these destinations; None: all)."""
+        query = select(func.count()).select_from(OutboxMessage)
+        if destinations is not None:
+            query = query.where(OutboxMessage.destination.in_(destinations))
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one())
+            return int(conn.execute(query).scalar_one())
 
     def depth_by_destination(self) -> dict[str, int]:
         query = select(OutboxMessage.destination, func.count()).group_by(OutboxMessage.destination)

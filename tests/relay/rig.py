@@ -185,7 +185,8 @@ def alarm(
 def alarm_load(fleet: DeviceFleet, count: int, devices: list[Device] | None = None) -> list[Message]:
     """`count` alarm messages cycling over devices, each device alternating raise and clear."""
     devices = devices or [*fleet.detectors[:40], *fleet.wristbands[:20], *fleet.fence, *fleet.covers]
-    out, n = [], 0
+    out: list[Message] = []
+    n = 0
     while len(out) < count:
         for i, device in enumerate(devices):
             if len(out) >= count:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def lifecycles() -> Lifecycles:
     return Lifecycles(lambda severity: {"critical": 60}.get(severity, 300), timedelta(minutes=5), lambda d: d.device_id)
 
 
-def device_event(lc: Lifecycles, n: int, state: str, seconds: int, now: datetime) -> object:
+def device_event(lc: Lifecycles, n: int, state: str, seconds: int, now: datetime) -> Any:
     parsed = parse(alarm(FLEET, FLEET.fence[0], n, state, START + timedelta(seconds=seconds)))
     return lc.on_device(parsed, now)  # type: ignore[arg-type]
 
@@ -101,7 +102,8 @@ def test_deadlines_escalate_once_and_not_after_an_acknowledgement() -> None:
     escalated = lc.due(T0 + timedelta(seconds=300))
     assert [(e.state, e.alarm.severity) for e in escalated] == [("escalated", "critical")]
     assert lc.due(T0 + timedelta(hours=5)) == []
-    assert lc.on_ack(alarm_id, "district", T0).state == "acknowledged"
+    acknowledged = lc.on_ack(alarm_id, "district", T0)
+    assert acknowledged is not None and acknowledged.state == "acknowledged"
     assert lc.on_ack(alarm_id, "public_security", T0) is None  # the first acknowledgement counts
 
 
@@ -132,3 +134,69 @@ def test_the_store_writes_a_group_commit_on_sqlite_and_postgresql(control_url: s
     store.write(later)
     assert store.depth() == 0 and store.seen_since(T0 - timedelta(days=1)) == {"k1"}
     assert [a.state for a in store.open_alarms(T0, timedelta(minutes=5))] == ["cleared"]
+
+
+def test_the_first_buffered_alarm_wakes_the_worker_without_waiting_for_its_idle_poll() -> None:
+    import threading
+    import time
+
+    from relay.intake import Intake
+
+    intake: Intake[float] = Intake(lambda received: received, limit=100, age_seconds=0.0)
+    taken: list[list[float]] = []
+    waiting = threading.Event()
+
+    def worker() -> None:
+        waiting.set()
+        taken.append(intake.take(threading.Event(), idle_seconds=3600))  # an hour: only a wake-up ends it
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    assert waiting.wait(10)
+    while not intake.cond._waiters:  # type: ignore[attr-defined]  # the worker is in its (hour-long) wait
+        time.sleep(0.001)
+    intake.put(time.time())
+    thread.join(30)
+    assert not thread.is_alive() and len(taken[0]) == 1
+    # A full group is taken at once, however young.
+    stop = threading.Event()
+    full: Intake[float] = Intake(lambda received: received, limit=2, age_seconds=3600)
+    full.put(time.time())
+    full.put(time.time())
+    assert len(full.take(stop, idle_seconds=3600)) == 2
+
+
+def test_relay_signatures_use_the_hubs_canonical_json() -> None:
+    from privacy.jws import canonical_json
+    from relay.messages import _CANONICAL
+
+    value = {"b": [1, 2.5, None, True], "a": {"z": "普陀区", "y": "\u2028"}, "c": 'x"y'}
+    assert _CANONICAL.encode(value).encode() == canonical_json(value)
+
+
+def test_group_commit_timestamps_read_back_as_sqlalchemy_wrote_them(control_url: str) -> None:
+    from sqlalchemy import select
+
+    from relay.models import AlarmLifecycleEvent
+    from relay.store import Commit, RelayStore
+    from warehouse.migrations import migrate
+
+    migrate(control_url)
+    store = RelayStore(control_url)
+    lc = lifecycles()
+    at = T0 + timedelta(microseconds=123456)
+    event = device_event(lc, 2, "raised", 0, at)
+    assert event is not None
+    commit = Commit(events=[event.row()])
+    commit.alarm(event.alarm, is_new=True)
+    commit.outbox = [{"destination": "d", "topic": "t", "payload": "p", "alarm_id": None, "created_at": at}]
+    store.write(commit)
+    (loaded,) = store.open_alarms(at, timedelta(minutes=5))
+    assert loaded.detected_at == event.alarm.detected_at and loaded.raised_at == at
+    assert loaded.detected_at.utcoffset() == timedelta(0)
+    assert store.pending("d", 0, 10)[0].created_at == at
+    with store.engine.connect() as conn:
+        recorded = conn.execute(select(AlarmLifecycleEvent.recorded_at)).scalar_one()
+        # Range queries on the column (the alarm_lifecycle stream loads by recorded_at) still match.
+        later = select(AlarmLifecycleEvent.event_id).where(AlarmLifecycleEvent.recorded_at >= at)
+        assert recorded == at and conn.execute(later).scalars().all() == [event.event_id]
