@@ -131,17 +131,17 @@ class Destination:
         self._thread.join(10)
 
     def settle(self) -> None:
-        """Report what the broker acknowledged (from any thread: deque pops are atomic)."""
+        """Report what the broker acknowledged (from this thread or the relay's worker)."""
         self._settle()
 
     def _settle(self) -> None:
         seqs, created = [], []
-        while self._acked:
-            with self._lock:
+        with self._lock:  # this thread and the relay's worker both settle: pop under the lock
+            while self._acked:
                 found = self._inflight.pop(self._acked.popleft(), None)
-            if found is not None:
-                seqs.append(found[0])
-                created.append(found[1])
+                if found is not None:
+                    seqs.append(found[0])
+                    created.append(found[1])
         if seqs:
             self.on_published(self.name, seqs, created)
 

@@ -200,3 +200,31 @@ def test_group_commit_timestamps_read_back_as_sqlalchemy_wrote_them(control_url:
         # Range queries on the column (the alarm_lifecycle stream loads by recorded_at) still match.
         later = select(AlarmLifecycleEvent.event_id).where(AlarmLifecycleEvent.recorded_at >= at)
         assert recorded == at and conn.execute(later).scalars().all() == [event.event_id]
+
+
+def test_acknowledgements_settled_from_two_threads_are_each_reported_once() -> None:
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from relay.destinations import Destination
+
+    reported: list[int] = []
+    lock = threading.Lock()
+
+    def on_published(_name: str, seqs: list[int], _created: list[float]) -> None:
+        with lock:
+            reported.extend(seqs)
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-settle")
+    dest = Destination("district", client, None, 100_000, on_published)  # type: ignore[arg-type]
+    for round_ in range(20):
+        mids = range(round_ * 2000, (round_ + 1) * 2000)
+        dest._inflight.update({mid: (mid, 0.0) for mid in mids})
+        dest._acked.extend(mids)
+        threads = [threading.Thread(target=dest.settle) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(reported) == list(range(40_000)) and not dest._inflight
