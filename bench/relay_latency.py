@@ -5,7 +5,8 @@ the bare broker round trip (publisher → subscriber on the same broker, no rela
 Three private mosquitto brokers (community, district, police); the relay runs as its own
 process (`python -m relay.run`, logging every state change as in production; with `shards=2`
 two shard processes under it); the publisher and the district subscriber share this process.
-Each alarm's device time is unique, so the district's signed message is matched to the moment its device alarm was published.
+Each alarm's device time is unique, so the district's signed message is matched to the moment its
+device alarm was published.
 
     .venv/bin/python -m bench relay_latency
 """
