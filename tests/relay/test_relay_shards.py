@@ -12,6 +12,7 @@ from relay.service import Relay
 from relay.store import RelayStore
 from simulator.devices_publish import publish_messages
 from tests.relay.rig import alarm, alarm_load, in_order, relay_config, relay_rig
+from tests.relay.test_relay_durability import RelayProcess
 from tests.relay.test_relay_flow import wait
 
 
@@ -57,4 +58,21 @@ def test_two_shards_relay_every_alarm_once_and_in_order_per_device(tmp_path: Pat
         # Exactly once each (no redelivery happened here), in order per device and per alarm.
         assert len(district.event_ids()) == 300 and len(police.event_ids()) == 300
         assert in_order(district.payloads()) and in_order(police.payloads())
+        assert RelayStore(rig.hub.control_url).depth() == 0
+
+
+@pytest.mark.slow
+def test_neuron_relay_runs_a_process_per_shard_and_stops_them_all(tmp_path: Path) -> None:
+    with relay_rig(tmp_path, shards=2) as rig:
+        district = rig.consumer("district")
+        relay = RelayProcess(rig.hub)
+        mark = relay.log.read_text().count("subscribed to the community") if relay.log.exists() else 0
+        relay.start()  # returns once a shard is subscribed; wait for the other
+        assert wait(lambda: relay.log.read_text().count("subscribed to the community") >= mark + 2)
+        messages = alarm_load(rig.fleet, 60)
+        assert publish_messages(rig.community.host, rig.community.port, messages).accepted == 60
+        assert wait(lambda: len(set(district.event_ids())) == 60)
+        assert relay.stop() == 0
+        log = relay.log.read_text()
+        assert "shard 1 of 2" in log and "shard 2 of 2" in log and log.count("relay: stopped") == 2
         assert RelayStore(rig.hub.control_url).depth() == 0
