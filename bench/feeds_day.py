@@ -43,6 +43,7 @@ CACHE = Path(tempfile.gettempdir()) / f"neuron-bench-feeds_day-{CACHE_VERSION}"
 TARGET_ROWS = 1_000_000
 COMMUNITIES = 10
 MEMORY_LIMIT = "512MB"
+REPEATS = 3
 MASTER_SECRET = base64.b64encode(hashlib.sha256(b"neuron bench feeds_day").digest()).decode()
 # Dimension and platform streams: a denser day means more events, not more households or motions.
 KEEP_AS_IS = {
@@ -412,7 +413,12 @@ def run() -> dict[str, Any]:
     for n, limit in ((1, ""), (COMMUNITIES, ""), (COMMUNITIES, MEMORY_LIMIT)):
         prepared = CACHE / f"c{n}"
         args = (limit,) if limit else ()
-        hub, floor = _in_child("hub", prepared, *args), _in_child("floor", prepared, *args)
+        hubs, floors = [], []
+        for _ in range(REPEATS):  # interleaved: the machine's load varies by the minute
+            hubs.append(_in_child("hub", prepared, *args))
+            floors.append(_in_child("floor", prepared, *args))
+        hub, floor = min(hubs, key=lambda h: h["total_s"]), min(floors, key=lambda f: f["total_s"])
+        hub["all_s"], floor["all_s"] = [h["total_s"] for h in hubs], [f["total_s"] for f in floors]
         runs.append({"communities": n, "limit": limit, "hub": hub, "floor": floor})
     return {**info, "runs": runs, "wall_s": time.perf_counter() - started, "uptime": _uptime()}
 
@@ -464,7 +470,8 @@ def report(r: dict[str, Any]) -> str:
         f" **{hub1['total_s'] / floor1['total_s']:.1f}×**",
         "- each figure is a fresh child process on a fresh copy of the prepared hub; peak = its ru_maxrss (the hub"
         f" child holds {hub1['idle_mib']:.0f} MiB of imports before it starts, the floor child"
-        f" {floor1['idle_mib']:.0f} MiB); one run each",
+        f" {floor1['idle_mib']:.0f} MiB); {REPEATS} runs of each, interleaved, the fastest shown (every run's"
+        " seconds below)",
         f"- machine: `{r['uptime']}` at the end; load average before → after each child:"
         + ";".join(f" {_label(v)}: hub {v['hub']['load']}, floor {v['floor']['load']}" for v in runs),
         "",
@@ -479,11 +486,19 @@ def report(r: dict[str, Any]) -> str:
             f" {hub['total_s'] / floor['total_s']:.1f}× | {hub['peak_mib']:.0f} ({hub['marts_mib']:.0f}) |"
             f" {floor['peak_mib']:.0f} | {sum(f['partitions'] for f in hub['feeds'].values())} |"
         )
+    lines += ["", "Every run (s), hub / floor:", ""]
+    lines += [
+        f"- {_label(v)}: "
+        + ", ".join(f"{h:.1f}" for h in v["hub"]["all_s"])
+        + " / "
+        + ", ".join(f"{f:.2f}" for f in v["floor"]["all_s"])
+        for v in runs
+    ]
     stages = [_stages(v["hub"]) for v in runs]
     lines += [
         "",
-        "Where the hub's time goes (s; each stage timed by wrapping the publisher's functions, the mart read by"
-        " difference):",
+        "Where the hub's time goes in the fastest run (s; each stage timed by wrapping the publisher's"
+        " functions, the mart read by difference):",
         "",
         "| stage | " + " | ".join(_label(v) for v in runs) + " |",
         "|---|" + "---:|" * len(runs),
@@ -506,7 +521,40 @@ def report(r: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {f['s']:.2f} | {f['mart_rows']:,} | {f['partitions']} | {', '.join(f['consumers'])} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", FINDINGS])
+
+
+# What the figures say; the "before" figures are this benchmark's run at 01:51 UTC on 2026-11-24, before
+# commits 80ce881 and 46c47ca changed the publisher's partition split.
+FINDINGS = """Findings:
+
+- **One community meets the goal by far**: the marts are about half of the time; the publisher's per-consumer
+  policy (`consumer_view`), Parquet encoding and manifest signing are each well under 0.1 s, because every feed
+  but `traffic.vehicle_passes` is an aggregate of a few hundred rows or fewer.
+- **At 10 communities the marts dominate** (half to three quarters of the time): every build re-runs each model
+  over all of staging (dedupe by `QUALIFY row_number() OVER (PARTITION BY community_id, record_id …)`, then
+  aggregate), led by the row-level `mart_traffic_vehicle_passes`, `mart_access_entries_daily` (door access is
+  half the rows) and `mart_traffic_vehicle_flow_hourly`. The cost grows with the rows (×10 rows gave ×6-13
+  the total time across runs on this loaded machine) and, in production, with the retained history too:
+  proposed, incremental marts (rebuild only the communities and days a batch touched) — the change that would
+  matter most.
+- **Peak memory at 10 communities is DuckDB's**, during the marts: the warehouse connection sets no
+  `memory_limit` (DuckDB's default is 80% of RAM, here ~19 GiB), so it keeps what it reads. With
+  `SET memory_limit = '512MB'` the whole run stays under 1 GiB (table above); in single runs its effect on
+  time went from ~2× slower (41 s against 22 s, at 01:51) to ~2× faster (15.5 s against 33.2 s, at 02:03) with
+  the machine's load, so the best of 3 in the table is the figure to compare.
+  Proposed: `warehouse()` in `warehouse/staging.py` sets a configurable limit (not this benchmark's file).
+- **Publisher, fixed here**: splitting a mart into partitions built one Python dict per row
+  (`to_pylist`) and copied every partition with `take`; before the fix, at 10 communities the split took
+  3.2-6.2 s (4.4 s and +900 MiB for `traffic.vehicle_passes` alone, measured in isolation) and set the peak
+  (1,331 MiB with DuckDB limited to 512 MB). It is now Arrow's `group_by`, and a partition in one run of the
+  mart's order is a zero-copy slice; the Parquet files are byte-identical (checked on every feed's partitions at
+  1 and 10 communities; `tests/warehouse` and `tests/privacy` green, plus `tests/warehouse/test_partitions.py`).
+- **Next in the publisher: files + control DB + audit**, 7-13 ms per partition (one SQLite transaction with its
+  fsync and an audit hash-chain entry per partition): 2.3-4.3 s for 330 partitions. Proposed: one transaction per
+  feed and consumer. The mart read (`SELECT *` of the whole mart into Arrow) is 0.7-2 s and 250 MiB of Arrow for the
+  10-community `traffic.vehicle_passes`; reading only the touched days (as `publish(days=…)` already does in the
+  DAGs) bounds it."""
 
 
 def _uptime() -> str:
