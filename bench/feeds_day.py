@@ -39,7 +39,16 @@ from pathlib import Path
 from typing import Any
 
 CACHE_VERSION = "v1"
-CACHE = Path(tempfile.gettempdir()) / f"neuron-bench-feeds_day-{CACHE_VERSION}"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _inputs_digest() -> str:
+    """The staging's inputs: a changed contract or policy (sealed columns) prepares it afresh."""
+    files = sorted([*(REPO / "schemas" / "contracts").glob("*.yaml"), *(REPO / "config" / "policies").glob("*.yaml")])
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+
+
+CACHE = Path(tempfile.gettempdir()) / f"neuron-bench-feeds_day-{CACHE_VERSION}-{_inputs_digest()}"
 TARGET_ROWS = 1_000_000
 COMMUNITIES = 10
 MEMORY_LIMIT = "512MB"
