@@ -27,6 +27,12 @@ DAGS_FOLDER = REPO_ROOT / "dags"
 
 _progress_out = sys.stdout
 
+# Airflow's metadata DB on SQLite (one machine): every component and CLI call writes to one
+# file, and pysqlite's default 5 s busy timeout turns a busy moment into "database is
+# locked". Airflow takes connect args by import path: AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+SQLITE_CONNECT_ARGS_PATH = "neuron.airflow_runner.SQLITE_CONNECT_ARGS"
+
 
 def runner_command(dag_id: str | list[str], first_end: datetime, hours: int, publish: bool = True) -> list[str]:
     """The command that runs the ingest DAG(s) for `hours` hourly windows, then (by default)

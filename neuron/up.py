@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
-from neuron.airflow_runner import DAGS_FOLDER
+from neuron.airflow_runner import DAGS_FOLDER, SQLITE_CONNECT_ARGS_PATH
 from neuron.errors import FatalError
 from neuron.settings import Settings
 
@@ -279,7 +279,10 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
         # On loopback only, for one operator: the UI's simple auth manager lets everyone in
         # as admin. A deployment past one machine sets a real auth manager.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS_PATH,
     }
+    if not env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
+        del defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"]  # PostgreSQL needs no busy timeout
     return {**defaults, **env, "AIRFLOW_HOME": str(home)}
 
 

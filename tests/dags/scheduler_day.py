@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text
 
+from neuron.airflow_runner import SQLITE_CONNECT_ARGS_PATH
 from neuron.dag_factory import publish_dag_id
 from neuron.settings import REPO_ROOT, Settings, load_settings
 from neuron.up import free_port
@@ -80,7 +81,7 @@ class RunningHub:
                 [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True, timeout=timeout
             )
             # SQLite (the one-machine default) has one writer: a CLI write can meet the
-            # scheduler's; the command is idempotent, so it is simply tried again.
+            # scheduler's, and is tried again (the tests that write, backfill, use PostgreSQL).
             if out.returncode == 0 or "database is locked" not in out.stderr:
                 break
         if out.returncode != 0:
@@ -147,6 +148,8 @@ def running_hub(
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
         **(extra_env or {}),
     )
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env:  # SQLite: the test's CLI calls wait too
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = SQLITE_CONNECT_ARGS_PATH
     settings = load_settings(home=home, control_db_url=env.get("NEURON_CONTROL_DB_URL", ""))
     for each in [settings, *(_community(home, c, env) for c in communities or [])]:
         init_keys(each)
