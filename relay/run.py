@@ -10,10 +10,9 @@ import multiprocessing
 import signal
 import sys
 import threading
-from types import TracebackType
 
+from neuron.background import BackgroundService
 from neuron.settings import Settings
-from relay.destinations import wait_for
 from relay.service import Clock, Relay, RelayStats, relay_settings
 from relay.settings import RelaySettings
 
@@ -88,54 +87,12 @@ def _run_shards(settings: Settings, config: RelaySettings, stop: threading.Event
     return RelayStats()
 
 
-class BackgroundRelay:
+class BackgroundRelay(BackgroundService[RelayStats]):
     """The relay in a daemon thread of this process (tests, benchmark, demo)."""
 
     def __init__(self, settings: Settings, config: RelaySettings | None = None, clock: Clock | None = None) -> None:
         self.relay = Relay(settings, config, clock)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="neuron-relay", daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            self.relay.run(self._stop)
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-
-    @property
-    def stats(self) -> RelayStats:
-        return self.relay.stats
-
-    def start(self, timeout: float = 15.0) -> BackgroundRelay:
-        self._thread.start()
-        if not self.relay.wait_connected(timeout):
-            raise TimeoutError("the relay could not connect to the community broker")
-        return self
-
-    def wait_until(self, condition: object, timeout: float = 30.0) -> bool:
-        def check() -> bool:
-            if self.error is not None:
-                raise RuntimeError("the relay stopped with an error") from self.error
-            return bool(condition(self.stats))  # type: ignore[operator]
-
-        return wait_for(check, timeout)
-
-    def stop(self, timeout: float = 30.0) -> RelayStats:
-        self._stop.set()
-        self._thread.join(timeout)
-        if self.error is not None:
-            raise RuntimeError("the relay stopped with an error") from self.error
-        return self.stats
-
-    def __enter__(self) -> BackgroundRelay:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join(30)
+        super().__init__(self.relay, "relay")
 
 
 def main() -> None:
