@@ -31,7 +31,7 @@ from warehouse.control import engine_for
 KILL_TOTAL = 2400
 OUTAGE_TOTAL = 1500
 # The issue asks for 30 s; the property (backlog kept, drained in order) does not depend on the
-# length, only on messages arriving while the upstream is away. Set NEURON_TEST_OUTAGE=30 for the full one.
+# length, only on messages arriving while the upstream is away. CI (.ci/run) sets NEURON_TEST_OUTAGE=30.
 OUTAGE_SECONDS = float(os.environ.get("NEURON_TEST_OUTAGE", "4"))
 
 
