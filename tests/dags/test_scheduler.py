@@ -4,8 +4,9 @@ PostgreSQL metadata and control DB): every run succeeds, every feed is published
 backfill changes nothing, no plate reaches a log, and both equal the same day run on one
 machine without Airflow.
 
-Budget: about 1.5 min each on two cores (the day is one daily window of the parking
-vendor's two streams: see tests/dags/scheduler_day.py).
+Budget: the LocalExecutor day is one daily window of every stream some feed is built from
+(tests/dags/day_sources.py sets them up), about 3 min on two cores; the Celery day stays on the
+parking vendor's `vehicle_passes` (tests/dags/scheduler_day.py), about 1.5 min.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import pytest
 from neuron.dag_factory import publish_dag_id
 from neuron.settings import load_settings
 from privacy.keys import init_keys
+from privacy.policy import load_policies
+from schemas.feeds import load_feeds
 from simulator.parking import ParkingSimulator
 from simulator.server import start_parking_api
 from tests.conftest import TOKEN
 from tests.dags.airflow_hub import MASTER_SECRET, consumer_keys, published, register_public_security
+from tests.dags.day_sources import ALL_STREAMS, prepare_sources, sources_env
 from tests.dags.scheduler_day import (
     DAY_STREAMS,
     day_feeds,
@@ -55,26 +59,41 @@ def _reference(tmp_path: Path, vendor_url: str, keys: tuple[bytes, bytes]) -> se
     return _sha256s(published(settings))
 
 
-def _assert_day_done(result: dict[str, object], feeds_published: set[str]) -> None:
+def _assert_day_done(result: dict[str, object], feeds_published: set[str], streams: list[str] = DAY_STREAMS) -> None:
     runs = result["runs"]
     assert isinstance(runs, list)
     assert {state for _, _, state in runs} == {"success"}, runs
     ran = {dag for dag, _, _ in runs}
-    assert set(DAY_STREAMS) | {publish_dag_id(f) for f in day_feeds()} <= ran
-    assert feeds_published >= set(day_feeds(complete=True))
+    assert set(streams) | {publish_dag_id(f) for f in day_feeds(streams)} <= ran
+    assert feeds_published >= set(day_feeds(streams, complete=True))
+
+
+def _assert_every_feed_published(hub_settings: object, rows: list[tuple[str, str, str, int, str, int]]) -> None:
+    """Every feed of schemas/feeds/ has rows published to every consumer whose policy grants it."""
+    policies = load_policies(hub_settings.policies_dir)  # type: ignore[attr-defined]
+    wanted = {(c, f) for c, p in policies.items() for f in load_feeds() if p.grants(f)}
+    assert {f for _, f in wanted} == set(load_feeds())
+    got = {(consumer, feed) for consumer, feed, _, _, _, count in rows if count > 0}
+    assert wanted <= got, sorted(wanted - got)
 
 
 def test_a_day_through_the_scheduler_publishes_every_feed_and_a_backfill_changes_nothing(tmp_path: Path) -> None:
     sim, keys = ParkingSimulator(seed=7), consumer_keys()
+    home = tmp_path / "hub"
     # LocalExecutor on PostgreSQL, Airflow's one-machine production setup: on SQLite a CLI
     # write (the backfill) racing the scheduler's can fail half-way ("database is locked").
     with start_parking_api(sim, token=TOKEN) as vendor, temporary_postgres_database() as metadata:
         database = {f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN{s}": metadata for s in ("", "_ASYNC")}
-        with running_hub(tmp_path / "hub", vendor.url, database) as hub:
+        env = {**database, **sources_env(home)}
+        with running_hub(home, vendor.url, env, streams=ALL_STREAMS) as hub:
+            # The sources' day, with the hub's master secret (what its tasks use), before any DAG runs.
+            sources = load_settings(home=home, master_secret=MASTER_SECRET, control_db_url="")
+            identifiers = prepare_sources(sources, simulated_day(), sim)
             register_public_security(hub.settings, keys)
             result = run_the_day(hub)
             first = published(hub.settings)
-            _assert_day_done(result, {feed for _, feed, *_ in first})
+            _assert_day_done(result, {feed for _, feed, *_ in first}, ALL_STREAMS)
+            _assert_every_feed_published(hub.settings, first)
             # A backfill of the same day, run by the scheduler: every stage again, and the
             # publish DAGs again on the new Asset events.
             start = simulated_day()
@@ -97,11 +116,15 @@ def test_a_day_through_the_scheduler_publishes_every_feed_and_a_backfill_changes
             assert published(hub.settings) == first  # identical partitions, no new version
         assert hub.proc.returncode == 0, "".join(hub.lines[-40:])  # SIGTERM: a graceful stop
         assert any("stopping" in line for line in hub.lines)
-        # No plate in anything the hub or Airflow logged (task logs included).
-        logs = [(str(p), p.read_text(errors="ignore")) for p in (tmp_path / "hub").rglob("*.log")]
+        # No plate, nor any raw identifier of the other sources, in anything the hub or
+        # Airflow logged (task logs included).
+        logs = [(str(p), p.read_text(errors="ignore")) for p in home.rglob("*.log")]
         assert len(logs) > 5
-        assert find_leaks(sim.all_plates(), [("neuron up", "".join(hub.lines)), *logs]) == []
-        assert _sha256s(first) == _reference(tmp_path, vendor.url, keys)
+        assert find_leaks(sim.all_plates() | identifiers, [("neuron up", "".join(hub.lines)), *logs]) == []
+        # The parking feeds equal the same day run without Airflow (the reference runs that vendor only).
+        parking_feeds = set(day_feeds())
+        day = {row for row in _sha256s(first) if row[1] in parking_feeds}
+        assert day == _reference(tmp_path, vendor.url, keys)
 
 
 def test_a_day_on_celery_workers_equals_the_single_machine_run(tmp_path: Path) -> None:
