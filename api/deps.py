@@ -39,10 +39,20 @@ class Hub:
     options: ApiOptions = field(default_factory=ApiOptions)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     ids: PartitionIds | None = None
+    # id(policy) -> (policy, fingerprint): hashing a policy costs ~3% of a request, and the
+    # policies are loaded once; a policy replaced by a new object gets its own entry.
+    _fingerprints: dict[int, tuple[Policy, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.ids is None:
             self.ids = PartitionIds(self.keys)
+
+    def fingerprint(self, policy: Policy) -> str:
+        """The policy's fingerprint, computed once per loaded policy (it is on every request's path)."""
+        cached = self._fingerprints.get(id(policy))
+        if cached is None or cached[0] is not policy:
+            cached = self._fingerprints[id(policy)] = (policy, policy.fingerprint)
+        return cached[1]
 
     @property
     def partition_ids(self) -> PartitionIds:
@@ -95,7 +105,7 @@ async def get_policy(hub: HubDep, caller: CallerDep, note: NoteDep) -> Policy | 
     """The caller's sharing policy; None if its policy file has gone (then nothing is granted)."""
     policy = hub.policies.get(caller.policy)
     if policy is not None:
-        note.policy_fingerprint = policy.fingerprint
+        note.policy_fingerprint = hub.fingerprint(policy)
     return policy
 
 

@@ -147,7 +147,7 @@ def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any
             "name": grant.policy_name,
             "title": policy.title,
             "version": policy.version,
-            "fingerprint": policy.fingerprint,
+            "fingerprint": hub.fingerprint(policy),
             "retention_days": policy.retention_days,
         },
         "legal_basis": policy.legal_basis,
