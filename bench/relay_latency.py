@@ -20,17 +20,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from bench.mqtt_probe import LeanPublisher, StampingSubscriber, publish_packet
 from connectors.collector_settings import MqttSettings
 from neuron.settings import REPO_ROOT, Settings
 from simulator.community import Community
@@ -60,31 +59,6 @@ def _payload_time(raw: bytes) -> str | None:
     return str(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["event_time"])
 
 
-class Receiver:
-    """A subscriber that stamps each message's arrival by its device time."""
-
-    def __init__(self, port: int, topic: str, client_id: str) -> None:
-        self.arrived: dict[str, float] = {}
-        self.ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *_: self.ready.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.ready.wait(15)
-
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        now = time.perf_counter()
-        key = _payload_time(bytes(message.payload))
-        if key is not None:
-            self.arrived.setdefault(key, now)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 def _alarms(fleet: DeviceFleet, count: int, offset: int, first: int = 0) -> list[tuple[str, bytes, str]]:
     """(topic, payload, device time) of `count` alarms: in-home devices, fence zones and covers, each
     device raising and clearing in turn. `offset` keeps ids and times unique across runs; `first`
@@ -112,26 +86,34 @@ def _alarms(fleet: DeviceFleet, count: int, offset: int, first: int = 0) -> list
     return out
 
 
-def _publish(port: int, alarms: list[tuple[str, bytes, str]], rate: int, topic_of: Any = None) -> dict[str, float]:
-    """Publish at `rate`/s (QoS 1); returns device time -> publish moment."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-devices-{time.time_ns()}")
-    client.max_inflight_messages_set(2000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    sent: dict[str, float] = {}
-    infos = []
-    started = time.perf_counter()
-    for i, (topic, body, at) in enumerate(alarms):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        sent[at] = time.perf_counter()
-        infos.append(client.publish(topic_of(topic) if topic_of else topic, body, qos=1))
-    for info in infos:
-        info.wait_for_publish(30)
-    client.disconnect()
-    client.loop_stop()
-    return sent
+def _measure(
+    publish_port: int, receive_port: int, topic_filter: str, alarms: list[tuple[str, bytes, str]], rate: int, work: Path
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Publish `alarms` at `rate`/s and stamp their arrival on `topic_filter`: device time -> publish
+    moment, and device time -> arrival (both wall clock)."""
+    name = f"bench-{time.time_ns()}"
+    receiver = StampingSubscriber(receive_port, topic_filter, name + "-sub", work / f"{name}.txt")
+    prober = LeanPublisher(receive_port, name + "-probe")
+    probe_topic = topic_filter.replace("#", "probe")
+    try:
+        receiver.wait_ready(lambda n: prober.sock.sendall(publish_packet(probe_topic, b"probe", n % 65535 + 1)))
+        publisher = LeanPublisher(publish_port, name + "-devices")
+        packets = [publish_packet(topic, body, i % 65535 + 1) for i, (topic, body, _) in enumerate(alarms)]
+        moments = publisher.publish_at_rate(packets, rate)
+        publisher.wait_acked(len(packets))
+        publisher.close()
+        sent = {at: moment for (_, _, at), moment in zip(alarms, moments, strict=True)}
+        _wait(lambda: sum(1 for _ in receiver.lines()) >= len(sent), 90)
+    finally:
+        receiver.close()
+        prober.close()
+    arrived: dict[str, float] = {}
+    for line in receiver.lines():
+        stamp, _, payload = line.partition(b" ")
+        key = _payload_time(payload) if payload != b"probe" else None
+        if key is not None:
+            arrived.setdefault(key, float(stamp))
+    return sent, arrived
 
 
 def _percentiles(sent: dict[str, float], arrived: dict[str, float]) -> dict[str, float]:
@@ -225,6 +207,8 @@ def _start_relay(hub: Settings, synchronous: str, log_path: Path, shards: int = 
 
 
 def run() -> dict[str, Any]:
+    if not StampingSubscriber.available():
+        raise RuntimeError("bench relay_latency needs mosquitto_sub (Debian package mosquitto-clients)")
     with tempfile.TemporaryDirectory(prefix="neuron-bench-relay-") as tmp:
         root = Path(tmp)
         brokers = [Broker(root / n).start() for n in ("community", "district", "police")]
@@ -238,11 +222,9 @@ def run() -> dict[str, Any]:
             for rate in RATES:
                 count = rate * SECONDS
                 # Baseline: the same alarms, publisher → subscriber on one broker, no relay.
-                bare = Receiver(community.port, "bench/bare/#", f"bench-bare-{rate}")
-                sent = _publish(community.port, _alarms(fleet, count, offset), rate, lambda t: "bench/bare/" + t)
-                _wait(lambda s=sent, r=bare: len(r.arrived) >= len(s), 30)
-                bare.close()
-                results["rows"].append({"rate": rate, "path": "bare broker", **_percentiles(sent, bare.arrived)})
+                bare = [("bench/bare/" + t, body, at) for t, body, at in _alarms(fleet, count, offset)]
+                sent, arrived = _measure(community.port, community.port, "bench/bare/#", bare, rate, root)
+                results["rows"].append({"rate": rate, "path": "bare broker", **_percentiles(sent, arrived)})
                 offset += count
                 # The relay: community broker → relay (outbox committed) → district broker.
                 for synchronous, shards in PATHS:
@@ -251,17 +233,13 @@ def run() -> dict[str, Any]:
                     cpu_before = _relay_cpu_seconds(pids)
                     try:
                         alarms = _alarms(fleet, count, offset, first=relayed)
-                        name = f"bench-district-{rate}-{synchronous}-{shards}"
-                        receiver = Receiver(district.port, "citybrain/#", name)
-                        sent = _publish(community.port, alarms, rate)
-                        _wait(lambda s=sent, r=receiver: len(r.arrived) >= len(s), 90)
-                        receiver.close()
+                        sent, arrived = _measure(community.port, district.port, "citybrain/#", alarms, rate, root)
                         cpu_ms = (_relay_cpu_seconds(pids) - cpu_before) * 1000 / count
                     finally:
                         process.send_signal(signal.SIGTERM)
                         process.wait(30)
                     path = _path_name(synchronous, shards)
-                    row = {"rate": rate, "path": path, "cpu_ms": cpu_ms, **_percentiles(sent, receiver.arrived)}
+                    row = {"rate": rate, "path": path, "cpu_ms": cpu_ms, **_percentiles(sent, arrived)}
                     results["rows"].append(row)
                     offset += count
                     relayed += count

@@ -30,6 +30,7 @@ from connectors import collector_landing as landing
 from connectors.base import records_to_raw_batch
 from connectors.collector_progress import require_landed_through
 from connectors.collector_settings import MqttSettings
+from connectors.mqtt_socket import BufferedClient
 from neuron.settings import Settings
 from schemas.contract import Contract, load_contract
 
@@ -66,10 +67,10 @@ def mqtt_settings(settings: Settings) -> MqttSettings:
     return MqttSettings.model_validate(found) if isinstance(found, dict) else MqttSettings()
 
 
-def mqtt_client(config: MqttSettings, client_id: str, manual_ack: bool) -> mqtt.Client:
+def mqtt_client(config: MqttSettings, client_id: str, manual_ack: bool) -> BufferedClient:
     """A paho client for the community broker (callbacks API version 2)."""
     v5 = config.protocol == "5"
-    client = mqtt.Client(
+    client = BufferedClient(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,

@@ -1,12 +1,14 @@
 """Brokers the relay publishes to, each fed from the durable outbox in `seq` order.
 
 One thread per destination reads its outbox rows after the last one it handed to paho and
-publishes them at QoS 1, at most `window` unacknowledged at a time. paho keeps those few in
-order and resends them after a reconnect; everything beyond waits in the outbox, so an
-outage of any length costs disk, not memory. A row is deleted (by the relay's worker, the
-database's only writer) once its broker acknowledged it; after a crash, rows not deleted are
-sent again — at least once, in order per destination and so per device — and consumers
-deduplicate by event id.
+publishes them at QoS 1, at most `window` unacknowledged at a time (and no more than the
+broker's Receive Maximum). The outbox, not paho, is the record of what is in flight: rows
+go out as one write per group (`BufferedClient.publish_many`), and after a reconnect the
+destination sends again every row not yet acknowledged, in order. Everything beyond the
+window waits in the outbox, so an outage of any length costs disk, not memory. A row is
+deleted (by the relay's worker, the database's only writer) once its broker acknowledged it;
+after a crash, rows not deleted are sent again — at least once, in order per destination
+and so per device — and consumers deduplicate by event id.
 """
 
 from __future__ import annotations
@@ -16,22 +18,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from connectors.mqtt_socket import BufferedClient
 from relay.settings import Upstream
 from relay.store import Pending, RelayStore
 
 log = logging.getLogger(__name__)
 
 
-def upstream_client(up: Upstream, community_id: str, session_expiry: int, suffix: str = "") -> mqtt.Client:
+def upstream_client(up: Upstream, community_id: str, session_expiry: int, suffix: str = "") -> BufferedClient:
     """A paho client for one consumer's broker: its own credentials, TLS and persistent session
     (`suffix` names a shard's own session)."""
-    client = mqtt.Client(
+    client = BufferedClient(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=(up.client_id or f"neuron-relay-{community_id}-{up.name}") + suffix,
         protocol=mqtt.MQTTv5,
@@ -59,16 +61,15 @@ class Destination:
     def __init__(
         self,
         name: str,
-        client: mqtt.Client,
+        client: BufferedClient,
         store: RelayStore,
         window: int,
         on_published: Callable[[str, list[int], list[float]], None],
     ) -> None:
         self.name, self.client, self.store, self.window = name, client, store, window
+        self.configured_window = window
         self.on_published = on_published
-        # The window is this class's (at most `window` rows handed to paho): paho's own limit would
-        # re-scan every in-flight message on each acknowledgement (quadratic in a backlog).
-        client.max_inflight_messages_set(0)
+        client.on_raw_puback = self.on_puback
         self._acked: deque[int] = deque()  # mids, appended by paho's network thread
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (seq, created as epoch seconds)
         self._last = 0
@@ -84,17 +85,32 @@ class Destination:
         self._thread = threading.Thread(target=self._run, name=f"relay-{name}", daemon=True)
         self.error: BaseException | None = None
 
-    def on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+    def on_puback(self, mid: int, reason: int) -> bool:
         """paho's network thread: the broker acknowledged `mid` (no locks here: paho holds its own)."""
-        if getattr(reason, "is_failure", False):
+        if mid not in self._inflight:
+            return False  # not ours (paho's own packets), or from before a reconnect: sent again since
+        if reason >= 0x80:
             # Resending cannot help (e.g. not authorised): say so loudly; the upstream's ACL needs fixing.
-            log.error("relay: the %s broker refused a relayed message (%s)", self.name, reason)
+            log.error("relay: the %s broker refused a relayed message (reason code 0x%02x)", self.name, reason)
         self._acked.append(mid)
         if not self._direct:
             # Only a publisher reading the outbox waits for room; while caught up, the relay's
             # worker settles acknowledgements with each group commit (`settle`), sparing this
             # thread a wake-up per acknowledgement.
             self._wake.set()
+        return True
+
+    def connected(self, receive_maximum: int | None) -> None:
+        """paho's network thread, on every (re)connection: what was in flight on the lost
+        connection is sent again from the outbox, in order, before anything newer."""
+        self._settle()
+        with self._lock:
+            self.window = min(self.configured_window, receive_maximum or self.configured_window)
+            if self._inflight:
+                self._last = min(seq for seq, _ in self._inflight.values()) - 1
+                self._inflight.clear()
+            self._direct = False
+        self._wake.set()
 
     def notify(self) -> None:
         """New outbox rows were committed."""
@@ -111,12 +127,14 @@ class Destination:
         self._wake.set()
 
     def _publish(self, rows: list[Pending]) -> None:
-        for row in rows:
-            if row.seq <= self._last:
-                continue  # already handed over by the other path
-            info = self.client.publish(row.topic, row.payload.encode(), qos=1)
-            self._inflight[info.mid] = (row.seq, row.created_at.timestamp())
-            self._last = row.seq
+        fresh = [row for row in rows if row.seq > self._last]  # others: handed over by the other path
+        if not fresh:
+            return
+        mids = self.client.packet_ids(len(fresh))
+        for mid, row in zip(mids, fresh, strict=True):
+            self._inflight[mid] = (row.seq, row.created_at.timestamp())
+        self._last = fresh[-1].seq
+        self.client.publish_many([(row.topic, row.payload.encode()) for row in fresh], mids)
 
     @property
     def inflight(self) -> int:

@@ -27,6 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from connectors.mqtt import acknowledge, connect_persistent, mqtt_client
+from connectors.mqtt_socket import BufferedClient
 from neuron.errors import ConfigError
 from neuron.settings import Settings
 from privacy.deidentify import staging_key
@@ -54,6 +55,12 @@ def relay_settings(settings: Settings) -> RelaySettings:
     if isinstance(found, RelaySettings):
         return found
     return RelaySettings.model_validate(found) if isinstance(found, dict) else RelaySettings()
+
+
+def _receive_maximum(properties: Any) -> int | None:
+    """The broker's Receive Maximum (MQTT 5 CONNACK): how many QoS 1 messages it takes in flight."""
+    value = getattr(properties, "ReceiveMaximum", None)
+    return int(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class Relay:
         # Connected means subscribed: only after the SUBACK is every later alarm kept for us.
         self.community.on_subscribe = self._on_community_subscribe
         self.destinations: dict[str, Destination] = {}
-        self.upstream_clients: dict[str, mqtt.Client] = {}
+        self.upstream_clients: dict[str, BufferedClient] = {}
         for route in self.routes:
             up = route.upstream
             client = upstream_client(up, self.community_id, self.mqtt.session_expiry_seconds, suffix)
@@ -169,11 +176,10 @@ class Relay:
             routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key, up.rules_fingerprint()))
         return routes
 
-    def _destination(self, name: str, client: mqtt.Client) -> Destination:
+    def _destination(self, name: str, client: BufferedClient) -> Destination:
         dest = Destination(
             self.outbox_of[name], client, self.store, self.config.inflight_per_upstream, self._on_published
         )
-        client.on_publish = dest.on_publish
         return dest
 
     def _device_token(self, alarm: DeviceAlarm) -> str:
@@ -224,6 +230,7 @@ class Relay:
         self._bump(client)
         self.stats.connects += 1
         self.metrics.reconnects.labels(COMMUNITY).inc()
+        self.destinations[COMMUNITY].connected(_receive_maximum(_p))
         log.info("relay: connected to the community broker (session present: %s)", bool(flags.session_present))
         client.subscribe(f"{self.mqtt.topic_prefix}/{self.community_id}/+/+/alarm", qos=1)
 
@@ -241,6 +248,7 @@ class Relay:
             self._bump(client)
             self.metrics.reconnects.labels(name).inc()
             log.info("relay: connected to the %s broker", name)
+            self.destinations[name].connected(_receive_maximum(_p))
             client.subscribe(topic, qos=1)
 
         return on_connect
@@ -401,27 +409,43 @@ class Relay:
         """The committer thread: write each group commit, then acknowledge what it covered.
 
         Apart from the worker, so the worker prepares the next batch while SQLite fsyncs this
-        one; one thread and a FIFO queue keep commits (and acknowledgements) in order.
+        one; one thread and a FIFO queue keep commits (and acknowledgements) in order. Groups
+        that queued up while a write was in progress go into one transaction together: a
+        commit's fixed cost (its WAL pages and fsync, ~1 ms of CPU here) is then paid once per
+        write rather than once per group, so a burst costs fewer commits, not a longer queue.
         """
         try:
             while True:
-                job = self._commits.get()
+                jobs = [self._commits.get()]
+                while jobs[-1] is not None:
+                    try:
+                        jobs.append(self._commits.get_nowait())
+                    except queue.Empty:
+                        break
                 try:
-                    if job is None:
+                    done = [job for job in jobs if job is not None]
+                    if done:
+                        self._write([commit for commit, _ in done], [item for _, b in done for item in b])
+                    if jobs[-1] is None:
                         return
-                    commit, batch = job
-                    written = self.store.write(commit) if commit else []
-                    by_destination: dict[str, list[Pending]] = {}
-                    for name, row in written:
-                        by_destination.setdefault(name, []).append(row)
-                    for name, rows in by_destination.items():
-                        self._by_outbox[name].offer(rows)
-                    self._acknowledge(batch)
                 finally:
-                    self._commits.task_done()
+                    for _ in jobs:
+                        self._commits.task_done()
         except BaseException as exc:  # surfaced by the worker, which stops the relay
             log.exception("relay: a commit failed; stopping (unacknowledged alarms stay with the broker)")
             self.committer_error = exc
+
+    def _write(self, commits: list[Commit], batch: list[Inbound]) -> None:
+        """One transaction for `commits` (in order); then hand the rows to the publishers and
+        acknowledge the inbound messages they cover."""
+        commit = Commit.merged(commits)
+        written = self.store.write(commit) if commit else []
+        by_destination: dict[str, list[Pending]] = {}
+        for name, row in written:
+            by_destination.setdefault(name, []).append(row)
+        for name, rows in by_destination.items():
+            self._by_outbox[name].offer(rows)
+        self._acknowledge(batch)
 
     def _acknowledge(self, batch: list[Inbound]) -> None:
         """Acknowledge what the commit covered, on the connection each message came on."""

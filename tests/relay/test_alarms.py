@@ -207,6 +207,7 @@ def test_acknowledgements_settled_from_two_threads_are_each_reported_once() -> N
 
     import paho.mqtt.client as mqtt
 
+    from connectors.mqtt_socket import BufferedClient
     from relay.destinations import Destination
 
     reported: list[int] = []
@@ -216,7 +217,7 @@ def test_acknowledgements_settled_from_two_threads_are_each_reported_once() -> N
         with lock:
             reported.extend(seqs)
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-settle")
+    client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id="test-settle")
     dest = Destination("district", client, None, 100_000, on_published)  # type: ignore[arg-type]
     for round_ in range(20):
         mids = range(round_ * 2000, (round_ + 1) * 2000)
