@@ -113,6 +113,8 @@ class BufferedClient(mqtt.Client):
 
     # (packet id, reason code) of each PUBACK; True: the id was one of `publish_many`'s.
     on_raw_puback: Callable[[int, int], bool] | None = None
+    # Called by the network thread after each read pass (every packet read is handled by then).
+    after_read: Callable[[], None] | None = None
 
     def packet_ids(self, count: int) -> list[int]:
         """Packet ids for `publish_many`, taken from paho's own sequence so they never collide."""
@@ -126,6 +128,23 @@ class BufferedClient(mqtt.Client):
         data = b"".join(publish_packet(t, p, mid, v5) for (t, p), mid in zip(messages, mids, strict=True))
         if data:
             self._packet_queue(PUBLISH_QOS1 & 0xF0, data, 0, 1)  # qos 1: paho reports nothing on write
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        # Without topic-specific callbacks (`message_callback_add`), straight to `on_message`:
+        # paho decodes the topic twice and walks its (empty) filter tree for every message.
+        if self._on_message_filtered._root._children:
+            super()._handle_on_message(message)
+            return
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     def _handle_pubackcomp(self, cmd: Any) -> mqtt.MQTTErrorCode:
         hook = self.on_raw_puback
@@ -146,14 +165,15 @@ class BufferedClient(mqtt.Client):
         # complete packet already buffered before going back to select.
         rc = super().loop_read(max_packets)
         sock = self._sock
-        if not isinstance(sock, BufferedSocket):
-            return rc
-        buffer: BufferedSocket = sock
-        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and buffer.buffered():
-            before = buffer.buffered()
-            rc = super().loop_read(max_packets)
-            if buffer.buffered() >= before or self._sock is not buffer:  # a partial packet left, or closed
-                break
+        if isinstance(sock, BufferedSocket):
+            buffer: BufferedSocket = sock
+            while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and buffer.buffered():
+                before = buffer.buffered()
+                rc = super().loop_read(max_packets)
+                if buffer.buffered() >= before or self._sock is not buffer:  # a partial packet left, or closed
+                    break
+        if self.after_read is not None:
+            self.after_read()
         return rc
 
     def loop_write(self) -> mqtt.MQTTErrorCode:

@@ -121,7 +121,7 @@ Check = Callable[[Any], "str | None"]
 
 
 @cache
-def _shape(stream: str) -> tuple[frozenset[str], tuple[tuple[str, Check], ...], tuple[str, ...]]:
+def contract_shape(stream: str) -> tuple[frozenset[str], tuple[tuple[str, Check], ...], tuple[str, ...]]:
     """A contract's field names, a check per field a payload is checked against, its direct
     identifiers other than the device id (computed once per stream, not per alarm)."""
     terms = contract(stream)
@@ -197,7 +197,7 @@ def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int) -
         raise Rejection("malformed", "payload is not JSON") from None
     if not isinstance(body, dict):
         raise Rejection("malformed", "payload is not a JSON object")
-    known, checks, direct = _shape(stream)
+    known, checks, direct = contract_shape(stream)
     unknown = sorted(set(body) - known)
     if unknown:
         # Frozen contracts: an unannounced field could carry anything, including identifiers.

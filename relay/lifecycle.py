@@ -11,6 +11,7 @@ once, one severity step up.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +49,10 @@ class Alarm:
     escalated: bool = False
     updates: int = 0
     events: int = 0
-    # Raw identifiers, in memory only, for sealing to entitled consumers (lost on restart).
+    # Entitled consumers' sealed identifiers ({upstream: {field: sealed}}), stored with the alarm.
+    sealed: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
+    # Raw identifiers, in memory only, for sealing to entitled consumers (after a restart, `sealed`
+    # stands in for them).
     raw: dict[str, str] = field(default_factory=dict, compare=False)
     readings: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -58,7 +62,9 @@ class Alarm:
 
     def row(self) -> dict[str, Any]:
         """The `relay_alarms` row."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("raw", "readings")}
+        row = {k: v for k, v in self.__dict__.items() if k not in ("raw", "readings")}
+        row["sealed"] = json.dumps(self.sealed, sort_keys=True) if self.sealed else None
+        return row
 
     def snapshot(self) -> Alarm:
         """A copy as the alarm is now (what `dataclasses.replace` gives, at a tenth of its cost)."""

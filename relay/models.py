@@ -40,6 +40,9 @@ class RelayAlarm(Base):
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     updates: Mapped[int] = mapped_column(Integer, default=0)
     events: Mapped[int] = mapped_column(Integer, default=0)
+    # JSON {upstream: {field: value sealed to that consumer's key}}: what it is entitled to, kept so
+    # that events after a restart (escalation, clearing) carry it too; never a raw identifier.
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AlarmLifecycleEvent(Base):

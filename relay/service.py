@@ -35,11 +35,19 @@ from privacy.keys import HubKeys
 from privacy.policy import load_policies
 from privacy.pseudonymise import pseudonym
 from privacy.recipients import recipients_by_policy
-from relay.alarms import FAMILY_STREAMS, DeviceAlarm, Rejection, contract, device_is_direct, parse_alarm
+from relay.alarms import (
+    FAMILY_STREAMS,
+    DeviceAlarm,
+    Rejection,
+    contract,
+    contract_shape,
+    device_is_direct,
+    parse_alarm,
+)
 from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
-from relay.messages import Route, Signer, consumer_message, escalation_notice, event_fields, quarantine_notice
+from relay.messages import Route, Signer, consumer_payload, escalation_notice, event_fields, quarantine_notice
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
 from relay.store import Commit, Pending, RelayStore
@@ -120,6 +128,8 @@ class Relay:
         self.lifecycles = Lifecycles(
             self.config.deadline_for, timedelta(seconds=self.config.flap_window_seconds), self._device_token
         )
+        for stream in FAMILY_STREAMS.values():
+            _ = contract_shape(stream)  # parsed now, not by the first alarm of each family (~50 ms of YAML)
         self._tokens: dict[str, str] = {}
         self._staging_keys: dict[Any, bytes] = {}
         self._seen: dict[str, float] = {}
@@ -137,10 +147,16 @@ class Relay:
         self._connected = threading.Event()
         self._stopping = False
         self._last_prune = 0.0
-        self.community = mqtt_client(self.mqtt, self.config.community_client_id(self.community_id), manual_ack=True)
+        # The relay's session speaks MQTT 5 only if both the hub's broker and `community_protocol` do.
+        protocol = "3.1.1" if self.mqtt.protocol == "3.1.1" else self.config.community_protocol
+        self.community_mqtt = self.mqtt.model_copy(update={"protocol": protocol})
+        client_id = self.config.community_client_id(self.community_id)
+        self.community = mqtt_client(self.community_mqtt, client_id, manual_ack=True)
         self.community.on_connect = self._on_community_connect
         self.community.on_disconnect = self._on_disconnect_of(COMMUNITY)
         self.community.on_message = self._on_message_of(None)
+        self._foreign: list[int] = []  # other shards' alarms read in this pass (network thread only)
+        self.community.after_read = self._ack_foreign
         # Connected means subscribed: only after the SUBACK is every later alarm kept for us.
         self.community.on_subscribe = self._on_community_subscribe
         self.destinations: dict[str, Destination] = {}
@@ -270,8 +286,9 @@ class Relay:
             topic = bytes(message._topic).decode("utf-8", errors="replace")  # message.topic raises on bad UTF-8
             if upstream is None and not self.owns(topic):
                 # Another shard's device: that shard has its own subscription and copy of it.
+                # Acknowledged together after this read pass (`_ack_foreign`), one write for all.
                 if message.qos == 1:
-                    acknowledge(client, [message.mid])
+                    self._foreign.append(message.mid)
                 return
             with self._cond:
                 item = Inbound(
@@ -288,6 +305,11 @@ class Relay:
 
         return on_message
 
+    def _ack_foreign(self) -> None:
+        if self._foreign:
+            mids, self._foreign = self._foreign, []
+            acknowledge(self.community, mids)
+
     def _on_published(self, destination: str, seqs: list[int], created: list[float]) -> None:
         now = time.time()
         histogram = self.metrics.latency.labels(destination)
@@ -302,14 +324,19 @@ class Relay:
 
     def _record(self, event: LifecycleEvent, commit: Commit, created: datetime) -> None:
         commit.events.append(event.row())
-        commit.alarm(event.alarm, is_new=event.state == "raised")
         self.stats.events += 1
         self.metrics.events.labels(event.state).inc()
         district = self.settings.district
         common = event_fields(event, district)
         for route in self.routes:
             if route.wants(event.alarm.category):
-                topic, message = consumer_message(event, route, district, self.signer, common)
+                payload = consumer_payload(event, route, district, common)
+                sealed = payload.get("sealed")
+                if sealed and event.alarm.sealed.get(route.upstream.name) != sealed:
+                    # Kept with the alarm for its events after a restart. The snapshot shares this
+                    # dict with the live alarm, so both see it.
+                    event.alarm.sealed[route.upstream.name] = sealed
+                topic, message = route.topic(district, event.alarm), self.signer.sign(payload)
                 commit.outbox.append(
                     {
                         "destination": self.outbox_of[route.upstream.name],
@@ -319,6 +346,7 @@ class Relay:
                         "created_at": created,
                     }
                 )
+        commit.alarm(event.alarm, is_new=event.state == "raised")  # after `sealed` is complete
         if event.state == "escalated":
             topic = self.config.escalation_topic.format(community=self.community_id)
             notice = escalation_notice(event, self.signer)
@@ -385,9 +413,10 @@ class Relay:
             commit.seen.append({"msg_key": alarm.msg_key, "seen_at": now})
             event = self.lifecycles.on_device(alarm, now)
             self.stats.recorded += 1
-            self.metrics.inbound_recorded.inc()
             if event is not None:
                 self._record(event, commit, created)
+        if in_batch:
+            self.metrics.inbound_recorded.inc(len(in_batch))  # once per group, not per alarm
         self.stats.deadline_checks += 1
         for event in self.lifecycles.due(now):
             self._record(event, commit, datetime.now(UTC))
@@ -496,12 +525,17 @@ class Relay:
             except OSError as exc:  # alarms matter more than their metrics: relay anyway
                 log.error("relay: cannot serve /metrics on port %d (%s)", self.config.metrics_port, exc.strerror)
         self._committer.start()
+        checkpoints_done = threading.Event()
+        checkpointer = threading.Thread(
+            target=self._checkpoint_loop, args=(checkpoints_done,), name="relay-checkpointer", daemon=True
+        )
+        checkpointer.start()
         for dest in self.destinations.values():
             dest.start()
         for route in self.routes:
             up = route.upstream
             connect(self.upstream_clients[up.name], up.host, up.port, self.mqtt.session_expiry_seconds)
-        connect_persistent(self.community, self.mqtt)
+        connect_persistent(self.community, self.community_mqtt)
         try:
             while not stop.is_set():
                 self._check_publishers()
@@ -513,6 +547,8 @@ class Relay:
             with contextlib.suppress(queue.Full):
                 self._commits.put(None, timeout=5)
             self._committer.join(30)
+            checkpoints_done.set()
+            checkpointer.join(10)
             for dest in self.destinations.values():
                 dest.stop()
             for client in [self.community, *self.upstream_clients.values()]:
@@ -521,6 +557,15 @@ class Relay:
             self.metrics.close()
         log.info("relay: stopped (%s)", self.stats)
         return self.stats
+
+    def _checkpoint_loop(self, done: threading.Event) -> None:
+        """Move SQLite's WAL into the database twice a second, off the commit path (see RelayStore)."""
+        while not done.wait(0.5):
+            try:
+                self.store.checkpoint()
+            except Exception:  # a busy database: the next round catches up
+                log.debug("relay: WAL checkpoint skipped", exc_info=True)
+        self.store.checkpoint()
 
     def _drain(self) -> None:
         """Graceful stop: record and acknowledge what is buffered, then let the outbox empty."""

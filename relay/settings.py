@@ -75,6 +75,11 @@ class RelaySettings(BaseModel):
     """The relay: its session on the community broker, the upstreams, the lifecycle rules."""
 
     client_id: str = ""  # default: neuron-relay-{community}; stable, it names the persistent session
+    # The relay's own session on the community broker. MQTT 3.1.1 by default: a persistent
+    # session (clean session off, kept by the broker) is all the relay needs, and paho decodes an
+    # MQTT 5 PUBLISH through property objects that cost about as much again as the rest of the
+    # packet (40 µs of CPU per alarm here, bench/RESULTS.md). "5": as the hub's [mqtt] protocol says.
+    community_protocol: Literal["3.1.1", "5"] = "3.1.1"
     quarantine_topic: str = "neuron/{community}/relay/quarantine"
     escalation_topic: str = "neuron/{community}/property-manager/alarm-escalation"
     max_payload_bytes: int = Field(4096, ge=256)

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from privacy.seal import open_sealed
 from relay.destinations import wait_for
 from relay.run import BackgroundRelay
 from relay.service import Relay
@@ -76,3 +77,29 @@ def test_escalation_fires_after_the_deadline_and_not_before(tmp_path: Path) -> N
         assert [p["state"] for p in district.payloads()].count("escalated") == 1
         notice = manager.payloads()[0]
         assert notice["alarm_id"] == target["alarm_id"] and notice["severity"] == "critical"
+
+
+def test_an_alarm_escalated_after_a_restart_still_carries_the_police_s_sealed_ids(tmp_path: Path) -> None:
+    """Raw identifiers live only in the relay's memory; what the police are entitled to is kept
+    sealed with the alarm, so an escalation by the next run of the relay carries it too."""
+    deadlines = {"critical": 60.0, "high": 120.0, "medium": 600.0, "low": 600.0}
+    with relay_rig(tmp_path, ack_deadline_seconds=deadlines) as rig:
+        police = rig.consumer("police")
+        detector = rig.fleet.detectors[0]
+        t0 = datetime(2026, 11, 20, 1, tzinfo=UTC)
+        clock = FakeClock(t0)
+        with BackgroundRelay(rig.hub, clock=clock):
+            publish_messages(rig.community.host, rig.community.port, [alarm(rig.fleet, detector, 1, "raised", START)])
+            assert wait_for(lambda: len(police.payloads()) == 1, 15)
+        raised = police.payloads()[0]
+        assert set(raised["sealed"]) == {"device_id", "household_id"}
+
+        clock.set(t0 + timedelta(seconds=61))  # past the critical deadline, in the next run
+        with BackgroundRelay(rig.hub, clock=clock) as background:
+            assert background.relay.lifecycles.by_id[raised["alarm_id"]].raw == {}  # nothing raw survived
+            assert wait_for(lambda: len(police.payloads()) == 2, 15)
+        escalated = police.payloads()[-1]
+        assert (escalated["alarm_id"], escalated["state"]) == (raised["alarm_id"], "escalated")
+        assert escalated["sealed"] == raised["sealed"]
+        opened = {name: open_sealed(value, rig.police_key, name) for name, value in escalated["sealed"].items()}
+        assert opened == {"device_id": detector.device_id, "household_id": detector.info["household_id"]}
