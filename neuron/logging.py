@@ -38,3 +38,49 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _BatchedStderr(_CurrentStderr):
+    """Formats each record as it is logged, but writes the lines to stderr together: whenever
+    `flush_logs()` is called, once 200 lines wait, or at once for a warning or worse.
+
+    For a process that logs a line per event at hundreds of events a second (the relay): one
+    write per group of lines instead of a write and a flush per line (~60 µs each here).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+            if record.levelno >= logging.WARNING or len(self._lines) >= 200:
+                self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._lines:
+                text = "\n".join(self._lines) + "\n"
+                self._lines = []
+                self.stream.write(text)
+                self.stream.flush()
+
+
+def batch_log_lines() -> None:
+    """In a process of its own that calls `flush_logs()` regularly: write log lines in groups."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is _CurrentStderr:
+            batched = _BatchedStderr()
+            batched.setFormatter(handler.formatter)
+            root.removeHandler(handler)
+            root.addHandler(batched)
+
+
+def flush_logs() -> None:
+    """Write out what the root logger's handlers hold."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()

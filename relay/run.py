@@ -12,6 +12,7 @@ import sys
 import threading
 
 from neuron.background import BackgroundService
+from neuron.logging import batch_log_lines, flush_logs
 from neuron.settings import Settings
 from relay.service import Clock, Relay, RelayStats, relay_settings
 from relay.settings import RelaySettings
@@ -57,6 +58,7 @@ def lean_logging() -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    batch_log_lines()  # written once per group of alarms (the worker calls flush_logs)
 
 
 def _shard_main(settings: Settings, config: RelaySettings) -> None:
@@ -85,6 +87,7 @@ def _run_shards(settings: Settings, config: RelaySettings, stop: threading.Event
     failed = False
     while not stop.is_set() and not failed:
         stop.wait(0.5)
+        flush_logs()
         failed = any(p.exitcode is not None for p in shards)
     for process in shards:
         if process.is_alive():

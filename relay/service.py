@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from connectors.mqtt import acknowledge, connect_persistent, mqtt_client
 from connectors.mqtt_socket import BufferedClient
 from neuron.errors import ConfigError
+from neuron.logging import flush_logs
 from neuron.settings import Settings
 from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
@@ -540,6 +541,7 @@ class Relay:
             while not stop.is_set():
                 self._check_publishers()
                 self._process(self.intake.take(stop))
+                flush_logs()  # the group's log lines in one write (relay/run.py batches them)
                 self._housekeeping()
             self._drain()
         finally:
