@@ -36,6 +36,7 @@ from privacy.keys import HubKeys
 from privacy.policy import load_policies
 from privacy.pseudonymise import pseudonym
 from privacy.recipients import recipients_by_policy
+from relay.acks import AckVerifier
 from relay.alarms import (
     FAMILY_STREAMS,
     DeviceAlarm,
@@ -96,6 +97,7 @@ class RelayStats:
     not_relayed: int = 0
     rejected: int = 0
     acks: int = 0
+    acks_refused: int = 0
     events: int = 0
     published: int = 0
     connects: int = 0
@@ -121,6 +123,8 @@ class Relay:
         self.keys = keys or HubKeys.load(settings)
         self.signer = Signer(self.keys.active_signing_key)
         self.routes = self._routes()
+        self._upstreams = {route.upstream.name: route.upstream for route in self.routes}
+        self.acks = AckVerifier(settings.control_url)
         self.stats = RelayStats()
         suffix = self.config.shard_suffix
         # Outbox rows are named by destination and shard: each shard's publishers read only its own.
@@ -361,6 +365,19 @@ class Relay:
                 }
             )
 
+    def _ack_refused(self, item: Inbound, alarm_id: str) -> bool:
+        """Whether a consumer's acknowledgement is refused: unsigned, or not by its own key (acks.py)."""
+        upstream = self._upstreams[str(item.upstream)]
+        if not upstream.ack_signed:
+            return False
+        reason = self.acks.refusal(item.payload, alarm_id, upstream.policy_name)
+        if reason is None:
+            return False
+        self.stats.acks_refused += 1
+        self.metrics.rejections.labels("acknowledgement").inc()
+        log.warning("relay: refused an acknowledgement from the %s broker (%s)", upstream.name, reason)
+        return True
+
     def _reject(self, item: Inbound, rejection: Rejection, commit: Commit, now: datetime) -> None:
         parts = item.topic.split("/")
         family = parts[2] if len(parts) > 2 and parts[2] in FAMILY_STREAMS else "unknown"
@@ -392,6 +409,8 @@ class Relay:
             if item.upstream is not None:
                 self.stats.acks += 1
                 alarm_id = item.topic.rsplit("/", 1)[-1]
+                if self._ack_refused(item, alarm_id):
+                    continue
                 ack = self.lifecycles.on_ack(alarm_id, item.upstream, now)
                 if ack is not None:
                     self._record(ack, commit, datetime.now(UTC))

@@ -46,6 +46,9 @@ class Upstream(BaseModel):
     seal: list[Literal["device_id", "household_id", "resident_id", "room_no"]] = []
     readings: list[str] = Field(default_factory=lambda: list(DEFAULT_READINGS))
     categories: list[str] | None = None  # None: every category
+    # Acknowledgements must be a JWS by one of this consumer's registered keys (relay/acks.py);
+    # off only for a consumer platform that cannot sign, whose broker ACL is then all that counts.
+    ack_signed: bool = True
 
     @property
     def policy_name(self) -> str:

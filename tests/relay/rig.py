@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from api.consumers import register_consumer
 from connectors.collector_settings import MqttSettings
 from neuron.settings import Settings
-from privacy.keys import init_keys
+from privacy.keys import b64u, init_keys
 from privacy.recipients import register_encryption_key
 from relay.settings import RelaySettings, Upstream
 from simulator.community import Community
@@ -41,8 +41,11 @@ START = datetime(2026, 11, 20, 9, tzinfo=CST)
 class Consumer:
     """A consumer's subscriber on its own broker: a persistent session that keeps every message."""
 
-    def __init__(self, broker: Broker, topic: str, client_id: str) -> None:
+    def __init__(
+        self, broker: Broker, topic: str, client_id: str, key: tuple[str, Ed25519PrivateKey] | None = None
+    ) -> None:
         self.topic = topic
+        self.key = key  # (key id, private key) registered for this consumer: it signs acknowledgements
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self.connected = threading.Event()
@@ -73,12 +76,23 @@ class Consumer:
     def event_ids(self) -> list[str]:
         return [p["event_id"] for p in self.payloads()]
 
-    def acknowledge(self, alarm_id: str, ack_topic: str) -> None:
-        self.client.publish(ack_topic.format(alarm_id=alarm_id), json.dumps({"alarm_id": alarm_id}), qos=1)
+    def acknowledge(self, alarm_id: str, ack_topic: str, body: bytes | None = None) -> None:
+        """Acknowledge as the consumer's platform does: a JWS by its registered key (or `body` as given)."""
+        if body is None:
+            assert self.key is not None, "this consumer has no registered key to sign with"
+            body = signed_ack(alarm_id, *self.key).encode()
+        self.client.publish(ack_topic.format(alarm_id=alarm_id), body, qos=1)
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def signed_ack(alarm_id: str, key_id: str, key: Ed25519PrivateKey) -> str:
+    """A consumer's acknowledgement: a compact JWS (Ed25519) over {"alarm_id": …}."""
+    header = b64u(json.dumps({"alg": "Ed25519", "kid": key_id}).encode())
+    body = b64u(json.dumps({"alarm_id": alarm_id}).encode())
+    return f"{header}.{body}.{b64u(key.sign(f'{header}.{body}'.encode()))}"
 
 
 @dataclass
@@ -91,11 +105,13 @@ class Rig:
     police: Broker
     fleet: DeviceFleet
     police_key: X25519PrivateKey
+    signing_keys: dict[str, tuple[str, Ed25519PrivateKey]] = field(default_factory=dict)  # consumer -> key
     consumers: list[Consumer] = field(default_factory=list)
 
     def consumer(self, which: str) -> Consumer:
         broker, topic = (self.district, DISTRICT_TOPIC) if which == "district" else (self.police, POLICE_TOPIC)
-        c = Consumer(broker, topic, f"test-{which}-{len(self.consumers)}")
+        key = self.signing_keys.get("district" if which == "district" else "public_security")
+        c = Consumer(broker, topic, f"test-{which}-{len(self.consumers)}", key)
         self.consumers.append(c)
         return c
 
@@ -140,11 +156,13 @@ def relay_rig(tmp: Path, **relay_overrides: Any) -> Iterator[Rig]:
         init_keys(hub)
         migrate(hub.control_url)
         police_key = X25519PrivateKey.generate()
+        signing_keys = {}
         for name in ("district", "public_security"):
-            register_consumer(hub, name, _pem(Ed25519PrivateKey.generate().public_key()))
+            key = Ed25519PrivateKey.generate()
+            signing_keys[name] = (register_consumer(hub, name, _pem(key.public_key())), key)
         register_encryption_key(hub, "public_security", _pem(police_key.public_key()))
         fleet = DeviceFleet(Community(seed=3, households_count=150))
-        rig = Rig(hub, community, district, police, fleet, police_key)
+        rig = Rig(hub, community, district, police, fleet, police_key, signing_keys)
         yield rig
         for c in rig.consumers:
             c.close()

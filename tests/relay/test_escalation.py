@@ -3,6 +3,7 @@ acknowledged alarm; re-published at a higher severity and told to the property m
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ from relay.destinations import wait_for
 from relay.run import BackgroundRelay
 from relay.service import Relay
 from simulator.devices_publish import publish_messages
-from tests.relay.rig import START, Consumer, alarm, relay_rig
+from tests.relay.rig import START, Consumer, alarm, relay_rig, signed_ack
 
 
 class FakeClock:
@@ -103,3 +104,31 @@ def test_an_alarm_escalated_after_a_restart_still_carries_the_police_s_sealed_id
         assert escalated["sealed"] == raised["sealed"]
         opened = {name: open_sealed(value, rig.police_key, name) for name, value in escalated["sealed"].items()}
         assert opened == {"device_id": detector.device_id, "household_id": detector.info["household_id"]}
+
+
+def test_an_acknowledgement_not_signed_by_the_consumer_s_own_key_is_refused(tmp_path: Path) -> None:
+    """Unsigned, signed by another consumer's key, or signed for another alarm: refused with a
+    reason, and the alarm escalates at its deadline as if nobody had answered."""
+    deadlines = {"critical": 60.0, "high": 120.0, "medium": 600.0, "low": 600.0}
+    with relay_rig(tmp_path, ack_deadline_seconds=deadlines) as rig:
+        district, police = rig.consumer("district"), rig.consumer("police")
+        t0 = datetime(2026, 11, 20, 1, tzinfo=UTC)
+        clock = FakeClock(t0)
+        zones = rig.fleet.fence[:3]
+        with BackgroundRelay(rig.hub, clock=clock) as background:
+            relay = background.relay
+            publish_messages(
+                rig.community.host, rig.community.port, [alarm(rig.fleet, z, 1, "raised", START) for z in zones]
+            )
+            assert wait_for(lambda: len(police.payloads()) == 3, 15)
+            ids = [p["alarm_id"] for p in police.payloads()]
+            topic = "police/putuo/music-square/alarm-ack/{alarm_id}"
+            police.acknowledge(ids[0], topic, body=json.dumps({"alarm_id": ids[0]}).encode())  # unsigned
+            police.acknowledge(ids[1], topic, body=signed_ack(ids[1], *rig.signing_keys["district"]).encode())
+            police.acknowledge(ids[2], topic, body=signed_ack(ids[0], *rig.signing_keys["public_security"]).encode())
+            assert wait_for(lambda: relay.stats.acks_refused == 3, 15)
+            assert all(relay.lifecycles.by_id[i].acknowledged_at is None for i in ids)
+
+            clock.set(t0 + timedelta(seconds=120))  # the fence's (high) deadline
+            assert wait_for(lambda: [p["state"] for p in district.payloads()].count("escalated") == 3, 15)
+            assert 'neuron_relay_rejections_total{kind="acknowledgement"} 3.0' in relay.metrics.text()
