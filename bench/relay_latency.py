@@ -105,7 +105,7 @@ def _measure(
         publisher.wait_acked(len(packets))
         publisher.close()
         sent = {at: moment for (_, _, at), moment in zip(alarms, moments, strict=True)}
-        _wait(lambda: sum(1 for _ in receiver.lines()) >= len(sent), 90)
+        _wait(lambda: sum(1 for line in receiver.lines() if not line.endswith(b" probe")) >= len(sent), 90)
     finally:
         receiver.close()
         prober.close()
