@@ -12,6 +12,7 @@ fingerprints of the consumer's policy and of the relay rules it was minimised un
 from __future__ import annotations
 
 import binascii
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,6 @@ from relay.alarms import device_is_direct
 from relay.lifecycle import Alarm, LifecycleEvent
 from relay.settings import Upstream
 
-_SEALED: dict[str, dict[tuple[str, str], str]] = {}
 # `privacy.jws.canonical_json`'s encoding, with the encoder built once rather than per message.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 LEVELS = {"community": 0, "building": 1, "unit": 2}
@@ -60,6 +60,42 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
+class SealCache:
+    """Values sealed to consumers, found by a keyed hash of (recipient key, kind, value).
+
+    Sealing is deterministic but costs an X25519 exchange (~0.14 ms here); a relay restarted
+    during an incident would otherwise pay it for every device it hears from. Newly sealed
+    values are handed to the next group commit (`take_fresh`) and loaded again at start-up.
+    The hash is keyed with a key of its own, so the table holds nothing a value can be
+    looked up by without the hub's keys.
+    """
+
+    LIMIT = 200_000  # in memory; beyond it, the cache starts again (the table keeps them all)
+
+    def __init__(self, index_key: bytes, known: dict[str, str]) -> None:
+        self.index_key = index_key
+        self.known = known
+        self._fresh: list[tuple[str, str, str]] = []
+
+    def lookup(self, key_id: str, context: str, value: str) -> str:
+        return hmac.new(self.index_key, f"{key_id}\x1f{context}\x1f{value}".encode(), "sha256").hexdigest()
+
+    def sealed(self, value: str, recipient: Recipient, seal_key: bytes, context: str) -> str:
+        lookup = self.lookup(recipient.key_id, context, value)
+        found = self.known.get(lookup)
+        if found is None:
+            if len(self.known) >= self.LIMIT:
+                self.known.clear()
+            found = self.known[lookup] = seal(value, recipient, seal_key, context)
+            self._fresh.append((lookup, recipient.key_id, found))
+        return found
+
+    def take_fresh(self) -> list[tuple[str, str, str]]:
+        """What was sealed since the last call: (lookup, recipient key id, sealed value) rows."""
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
+
 @dataclass(frozen=True)
 class Route:
     """One upstream as the relay publishes to it: rules, policy, sealing key."""
@@ -70,6 +106,7 @@ class Route:
     recipient: Recipient | None
     seal_key: bytes  # the hub's key for deterministic sealing to this consumer
     rules_fingerprint: str = ""  # of the upstream's relay rules, computed once
+    seals: SealCache | None = None  # shared by the relay's routes; None: no cache across restarts
 
     def wants(self, category: str) -> bool:
         cats = self.upstream.categories
@@ -78,13 +115,9 @@ class Route:
     def sealed(self, value: str, context: str) -> str:
         """`value` sealed to this consumer (deterministic, so cached per value)."""
         assert self.recipient is not None
-        cache = _SEALED.setdefault(self.recipient.key_id, {})
-        found = cache.get((value, context))
-        if found is None:
-            if len(cache) > 50_000:
-                cache.clear()
-            found = cache[(value, context)] = seal(value, self.recipient, self.seal_key, context)
-        return found
+        if self.seals is None:
+            return seal(value, self.recipient, self.seal_key, context)
+        return self.seals.sealed(value, self.recipient, self.seal_key, context)
 
     def topic(self, district: str, alarm: Alarm) -> str:
         return self.upstream.topic.format(district=district, community=alarm.community_id, category=alarm.category)

@@ -87,3 +87,13 @@ class InboundSeen(Base):
     __tablename__ = "relay_inbound"
     msg_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SealedValue(Base):
+    """A value sealed to a consumer's key, found by a keyed hash of (recipient key, kind, value)
+    (never the value itself): a restarted relay does not seal each device again."""
+
+    __tablename__ = "relay_sealed"
+    lookup: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(100), index=True)  # the recipient key it opens with
+    sealed: Mapped[str] = mapped_column(Text)

@@ -49,7 +49,15 @@ from relay.alarms import (
 from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
-from relay.messages import Route, Signer, consumer_payload, escalation_notice, event_fields, quarantine_notice
+from relay.messages import (
+    Route,
+    SealCache,
+    Signer,
+    consumer_payload,
+    escalation_notice,
+    event_fields,
+    quarantine_notice,
+)
 from relay.metrics import RelayMetrics
 from relay.settings import RelaySettings
 from relay.store import Commit, Pending, RelayStore
@@ -183,6 +191,10 @@ class Relay:
         policies = load_policies(self.settings.policies_dir)
         recipients = recipients_by_policy(self.settings)
         routes = []
+        key_ids = [r.key_id for r in recipients.values() if r is not None]
+        self.seals = SealCache(
+            self.keys.derive("relay-seal-index", self.community_id), self.store.sealed_values(key_ids)
+        )
         for up in self.config.upstreams:
             policy = policies.get(up.policy_name)
             if policy is None:
@@ -194,7 +206,8 @@ class Relay:
             if up.seal and recipient is None:
                 log.warning("relay: %s has no encryption key registered; its sealed fields are left out", up.name)
             seal_key = self.keys.derive("seal", policy.consumer)
-            routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key, up.rules_fingerprint()))
+            rules = up.rules_fingerprint()
+            routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key, rules, self.seals))
         return routes
 
     def _destination(self, name: str, client: BufferedClient) -> Destination:
@@ -444,6 +457,7 @@ class Relay:
             dest.settle()
         with self._published_lock:
             commit.published, self._published = self._published, []
+        commit.sealed = self.seals.take_fresh()
         stamp = time.time()
         for key in in_batch:  # seen from now on: a copy in a later batch commits after this one
             self._seen[key] = stamp

@@ -21,7 +21,7 @@ from sqlalchemy import Table, create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import Engine
 
 from relay.lifecycle import Alarm
-from relay.models import AlarmLifecycleEvent, InboundSeen, OutboxMessage, RelayAlarm
+from relay.models import AlarmLifecycleEvent, InboundSeen, OutboxMessage, RelayAlarm, SealedValue
 from warehouse.control import UTCDateTime, engine_for
 
 # Core tables, not the ORM: executemany without per-row ORM bookkeeping (the hot path).
@@ -29,6 +29,7 @@ ALARMS: Table = RelayAlarm.__table__  # type: ignore[assignment]
 EVENTS: Table = AlarmLifecycleEvent.__table__  # type: ignore[assignment]
 OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 SEEN: Table = InboundSeen.__table__  # type: ignore[assignment]
+SEALED: Table = SealedValue.__table__  # type: ignore[assignment]
 _ALARM_COLUMNS = [c.name for c in ALARMS.columns]
 
 
@@ -84,6 +85,8 @@ class _Statements:
 
         seen_conflict = " ON CONFLICT (msg_key) DO NOTHING" if dialect in ("sqlite", "postgresql") else ""
         self.insert_seen = f"INSERT INTO {SEEN.name} (msg_key, seen_at) VALUES ({marks(2)}){seen_conflict}"
+        sealed_conflict = " ON CONFLICT (lookup) DO NOTHING" if dialect in ("sqlite", "postgresql") else ""
+        self.insert_sealed = f"INSERT INTO {SEALED.name} (lookup, key_id, sealed) VALUES ({marks(3)}){sealed_conflict}"
         self.alarm_columns = tuple(_ALARM_COLUMNS)  # alarm_id first (asserted below)
         self.insert_alarm = (
             f"INSERT INTO {ALARMS.name} ({', '.join(self.alarm_columns)}) VALUES ({marks(len(self.alarm_columns))})"
@@ -120,6 +123,7 @@ class Commit:
     changed_alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     published: list[int] = field(default_factory=list)  # outbox rows their broker acknowledged
+    sealed: list[tuple[str, str, str]] = field(default_factory=list)  # newly sealed (lookup, key id, value)
 
     def alarm(self, alarm: Alarm, is_new: bool) -> None:
         row = alarm.row()
@@ -129,7 +133,7 @@ class Commit:
             self.changed_alarms[alarm.alarm_id] = row
 
     def __bool__(self) -> bool:
-        return bool(self.seen or self.events or self.outbox or self.published or self.changed_alarms)
+        return bool(self.seen or self.events or self.outbox or self.published or self.changed_alarms or self.sealed)
 
     @classmethod
     def merged(cls, commits: list[Commit]) -> Commit:
@@ -143,6 +147,7 @@ class Commit:
             out.events += c.events
             out.outbox += c.outbox
             out.published += c.published
+            out.sealed += c.sealed
             out.new_alarms.update(c.new_alarms)
             for alarm_id, row in c.changed_alarms.items():
                 target = out.new_alarms if alarm_id in out.new_alarms else out.changed_alarms
@@ -248,6 +253,8 @@ class RelayStore:
         sql, ts = self._sql, self._timestamp
         written: list[tuple[str, Pending]] = []
         with self._transaction() as cur:
+            if commit.sealed:
+                cur.executemany(sql.insert_sealed, commit.sealed)
             if commit.seen:
                 cur.executemany(sql.insert_seen, [(r["msg_key"], ts(r["seen_at"])) for r in commit.seen])
             if commit.new_alarms:
@@ -332,6 +339,14 @@ class RelayStore:
             values["sealed"] = json.loads(values["sealed"]) if values["sealed"] else {}
             alarms.append(Alarm(**values))
         return alarms
+
+    def sealed_values(self, key_ids: list[str]) -> dict[str, str]:
+        """The values already sealed to these recipient keys, by lookup."""
+        if not key_ids:
+            return {}
+        query = select(SealedValue.lookup, SealedValue.sealed).where(SealedValue.key_id.in_(key_ids))
+        with self.engine.connect() as conn:
+            return {str(lookup): str(sealed) for lookup, sealed in conn.execute(query)}
 
     def seen_since(self, since: datetime) -> set[str]:
         with self.engine.connect() as conn:

@@ -8,12 +8,16 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import text
+
 from privacy.seal import open_sealed
 from relay.destinations import wait_for
 from relay.run import BackgroundRelay
 from relay.service import Relay
 from simulator.devices_publish import publish_messages
 from tests.relay.rig import START, Consumer, alarm, relay_rig, signed_ack
+from warehouse.control import engine_for
 
 
 class FakeClock:
@@ -132,3 +136,33 @@ def test_an_acknowledgement_not_signed_by_the_consumer_s_own_key_is_refused(tmp_
             clock.set(t0 + timedelta(seconds=120))  # the fence's (high) deadline
             assert wait_for(lambda: [p["state"] for p in district.payloads()].count("escalated") == 3, 15)
             assert 'neuron_relay_rejections_total{kind="acknowledgement"} 3.0' in relay.metrics.text()
+
+
+def test_a_restarted_relay_does_not_seal_again_what_it_sealed_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealed values are kept (by a keyed hash, never the raw value) across restarts: the next run
+    sends the same sealed ids for the same device without another X25519 exchange."""
+    import relay.messages
+
+    with relay_rig(tmp_path) as rig:
+        police = rig.consumer("police")
+        detector = rig.fleet.detectors[0]
+        with BackgroundRelay(rig.hub):
+            publish_messages(rig.community.host, rig.community.port, [alarm(rig.fleet, detector, 1, "raised", START)])
+            assert wait_for(lambda: len(police.payloads()) == 1, 15)
+        first = police.payloads()[0]["sealed"]
+
+        def no_sealing(*_: object) -> str:
+            raise AssertionError("sealed again after a restart")
+
+        monkeypatch.setattr(relay.messages, "seal", no_sealing)
+        # The detector raises again: its raw identifiers come with it and are sealed from the cache.
+        again = alarm(rig.fleet, detector, 2, "raised", START + timedelta(minutes=1))
+        with BackgroundRelay(rig.hub):
+            publish_messages(rig.community.host, rig.community.port, [again])
+            assert wait_for(lambda: len(police.payloads()) == 2, 15)
+        assert police.payloads()[1]["state"] == "updated" and police.payloads()[1]["sealed"] == first
+        with engine_for(rig.hub.control_url).connect() as conn:
+            stored = " ".join(conn.execute(text("SELECT lookup || ' ' || sealed FROM relay_sealed")).scalars())
+        assert detector.device_id not in stored and detector.info["household_id"] not in stored
