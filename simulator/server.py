@@ -37,6 +37,7 @@ class _State:
         self.key = hashlib.sha256(f"{sim.seed}:{sim.community_id}:{token}".encode()).digest()
         self.lock = threading.Lock()
         self.count = 0
+        self.slowed = 0  # requests held back by the `slow_every` fault
 
     def sign(self, body: bytes) -> str:
         return _b64(hmac.new(self.key, body, hashlib.sha256).digest()[:16])
@@ -103,6 +104,8 @@ class _Handler(JsonHandler):
             n = state.count
         faults = state.sim.faults
         if faults.slow_every and n % faults.slow_every == 0:
+            with state.lock:
+                state.slowed += 1
             time.sleep(faults.slow_seconds)
         if faults.error_every and n % faults.error_every == 0:
             self._send(503, {"error": "upstream busy"})
@@ -208,6 +211,12 @@ class RunningServer:
         """Authorised requests to the passes endpoint so far (the count the fault schedule uses)."""
         with self._httpd.state.lock:
             return self._httpd.state.count
+
+    @property
+    def slowed_count(self) -> int:
+        """Requests the `slow_every` fault held back so far."""
+        with self._httpd.state.lock:
+            return self._httpd.state.slowed
 
     def stop(self) -> None:
         """Stop serving, close the socket and join the serving thread; safe to call twice."""
