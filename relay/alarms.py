@@ -24,6 +24,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from privacy.deidentify import staging_key
+from privacy.keys import HubKeys
+from privacy.pseudonymise import pseudonym
 from relay.settings import SEVERITIES
 from schemas.contract import Contract, ContractField, PrivacyClass, load_contract
 
@@ -100,6 +103,32 @@ def device_is_direct(family: str) -> bool:
     """Whether a family's device id is a direct identifier (an in-home device bound to people)."""
     stream = FAMILY_STREAMS.get(family)
     return stream is None or contract(stream).field("device_id").privacy is PrivacyClass.DIRECT
+
+
+class DeviceTokens:
+    """The id the relay stores for a device: for an in-home device, the hub's staging token (the
+    same token as the device's batch stream in staging, so history joins); otherwise its public id.
+    Cached per device: an HMAC per alarm is wasted work on the relay's hot path."""
+
+    def __init__(self, keys: HubKeys) -> None:
+        self.keys = keys
+        self._tokens: dict[str, str] = {}
+        self._staging_keys: dict[Any, bytes] = {}
+
+    def __call__(self, family: str, device_id: str) -> str:
+        if not device_is_direct(family):
+            return device_id
+        token = self._tokens.get(device_id)
+        if token is None:
+            kind = contract(FAMILY_STREAMS[family]).field("device_id").identifier_kind
+            key = self._staging_keys.get(kind)
+            if key is None:
+                key = self._staging_keys[kind] = staging_key(self.keys, kind)
+            token = self._tokens[device_id] = pseudonym(key, device_id)
+        return token
+
+    def of(self, alarm: DeviceAlarm) -> str:
+        return self(alarm.family, alarm.device_id)
 
 
 def msg_key(topic: str, msg_id: str) -> str:

@@ -31,19 +31,15 @@ from connectors.mqtt_socket import BufferedClient
 from neuron.errors import ConfigError
 from neuron.logging import flush_logs
 from neuron.settings import Settings
-from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
-from privacy.pseudonymise import pseudonym
 from privacy.recipients import recipients_by_policy
 from relay.acks import AckVerifier
 from relay.alarms import (
     FAMILY_STREAMS,
-    DeviceAlarm,
+    DeviceTokens,
     Rejection,
-    contract,
     contract_shape,
-    device_is_direct,
     parse_alarm,
 )
 from relay.destinations import Destination, connect, upstream_client, wait_for
@@ -129,6 +125,7 @@ class Relay:
         self.mqtt = settings.mqtt
         self.store = RelayStore(settings.control_url, self.config.sqlite_synchronous)
         self.keys = keys or HubKeys.load(settings)
+        self.device_tokens = DeviceTokens(self.keys)
         self.signer = Signer(self.keys.active_signing_key)
         self.routes = self._routes()
         self._upstreams = {route.upstream.name: route.upstream for route in self.routes}
@@ -139,12 +136,10 @@ class Relay:
         self.outbox_of = {name: name + suffix for name in [COMMUNITY, *(r.upstream.name for r in self.routes)]}
         self.metrics = RelayMetrics(self.depth)
         self.lifecycles = Lifecycles(
-            self.config.deadline_for, timedelta(seconds=self.config.flap_window_seconds), self._device_token
+            self.config.deadline_for, timedelta(seconds=self.config.flap_window_seconds), self.device_tokens.of
         )
         for stream in FAMILY_STREAMS.values():
             _ = contract_shape(stream)  # parsed now, not by the first alarm of each family (~50 ms of YAML)
-        self._tokens: dict[str, str] = {}
-        self._staging_keys: dict[Any, bytes] = {}
         self._seen: dict[str, float] = {}
         self.intake: Intake[Inbound] = Intake(
             lambda item: item.received, self.config.commit_max_messages, self.config.commit_max_ms / 1000
@@ -216,22 +211,9 @@ class Relay:
         )
         return dest
 
-    def _device_token(self, alarm: DeviceAlarm) -> str:
-        """The id the relay stores for a device: the hub's staging token for an in-home device."""
-        return self.device_token(alarm.family, alarm.device_id)
-
     def device_token(self, family: str, device_id: str) -> str:
-        if not device_is_direct(family):
-            return device_id
-        token = self._tokens.get(device_id)
-        if token is None:
-            kind = contract(FAMILY_STREAMS[family]).field("device_id").identifier_kind
-            key = self._staging_keys.get(kind)
-            if key is None:
-                key = self._staging_keys[kind] = staging_key(self.keys, kind)
-            # The same token as the device's batch stream in staging, so history joins.
-            token = self._tokens[device_id] = pseudonym(key, device_id)
-        return token
+        """The id the relay stores for a device (`DeviceTokens`)."""
+        return self.device_tokens(family, device_id)
 
     def owns(self, topic: str) -> bool:
         """Whether this shard relays an alarm on `topic`: by a hash of its device's stored id (so the

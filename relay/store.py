@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, create_engine, delete, event, func, or_, select
+from sqlalchemy import Table, delete, func, or_, select
 from sqlalchemy.engine import Engine
 
 from relay.lifecycle import Alarm
@@ -31,23 +31,6 @@ OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 SEEN: Table = InboundSeen.__table__  # type: ignore[assignment]
 SEALED: Table = SealedValue.__table__  # type: ignore[assignment]
 _ALARM_COLUMNS = [c.name for c in ALARMS.columns]
-
-
-def _sqlite_engine(url: str, synchronous: str) -> Engine:
-    """The relay's own SQLite engine with a lighter fsync policy (opt-in, see RelaySettings)."""
-    if not url.startswith("sqlite:///"):
-        return engine_for(url)  # PostgreSQL: durability is the server's synchronous_commit
-    engine = create_engine(url, connect_args={"timeout": 30})
-
-    def pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'normal' else 'FULL'}")
-        cur.close()
-
-    event.listen(engine, "connect", pragmas)
-    return engine
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -218,8 +201,9 @@ class RelayStore:
     """Reads and writes of the relay's tables."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "full") -> None:
-        full = sqlite_synchronous == "full"
-        self.engine: Engine = engine_for(url) if full else _sqlite_engine(url, sqlite_synchronous)
+        # Reads, start-up and pruning; the group commits (and their fsync policy) go through the
+        # committer's own connection on SQLite (`_SqliteWriter`).
+        self.engine: Engine = engine_for(url)
         # A msg_id seen again after it left the in-memory window (a very late resend) must not
         # fail the whole group commit: the row is already there (ON CONFLICT DO NOTHING).
         dialect = self.engine.dialect.name

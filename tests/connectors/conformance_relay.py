@@ -15,13 +15,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
-from privacy.pseudonymise import pseudonym
-from relay.alarms import FAMILY_STREAMS, DeviceAlarm, parse_alarm
+from relay.alarms import DeviceTokens, parse_alarm
 from relay.lifecycle import Lifecycles
 from relay.store import Commit, RelayStore
-from schemas.contract import load_contract
 from simulator.community import Community
 from simulator.devices import DeviceFleet
 from tests.connectors.hub_sources import hub_settings
@@ -40,13 +37,7 @@ def alarm_lifecycle(tmp: Path) -> Iterator[Any]:
     keys = HubKeys.load(settings)
     fleet = DeviceFleet(Community(seed=3, households_count=150))
 
-    def token(d: DeviceAlarm) -> str:
-        if not d.device_is_direct:
-            return d.device_id
-        kind = load_contract(FAMILY_STREAMS[d.family]).field("device_id").identifier_kind
-        return pseudonym(staging_key(keys, kind), d.device_id)
-
-    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), token)
+    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), DeviceTokens(keys).of)
     store = RelayStore(settings.control_url)
     windows = [pipeline.local_day_window(settings, d) for d in DAYS]
     devices = [*fleet.detectors[:6], *fleet.wristbands[:4], *fleet.fence[:3], *fleet.covers[:2]]

@@ -23,13 +23,10 @@ from connectors.collector_progress import landed_through
 from connectors.collector_run import BackgroundCollector
 from connectors.mqtt import FAMILIES, MqttSettings, landing_root
 from neuron.settings import Settings
-from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
-from privacy.pseudonymise import pseudonym
-from relay.alarms import FAMILY_STREAMS, DeviceAlarm, parse_alarm
+from relay.alarms import DeviceTokens, parse_alarm
 from relay.lifecycle import Lifecycles
 from relay.store import Commit, RelayStore
-from schemas.contract import load_contract
 from simulator.community import Community
 from simulator.devices import CST, DeviceFleet
 from simulator.devices_broker import Broker
@@ -119,13 +116,7 @@ def _alarm_lifecycle(settings: Settings, fleet: DeviceFleet, start: datetime) ->
     """The relay's lifecycle logic records a few device alarms raised and cleared during the day."""
     keys = HubKeys.load(settings)
 
-    def token(d: DeviceAlarm) -> str:
-        if not d.device_is_direct:
-            return d.device_id
-        kind = load_contract(FAMILY_STREAMS[d.family]).field("device_id").identifier_kind
-        return pseudonym(staging_key(keys, kind), d.device_id)
-
-    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), token)
+    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), DeviceTokens(keys).of)
     commit = Commit()
     devices = [*fleet.detectors[:6], *fleet.wristbands[:4], *fleet.fence[:3], *fleet.covers[:2]]
     for i, device in enumerate(devices):
