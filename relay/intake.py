@@ -1,9 +1,11 @@
 """The hand-off from paho's network threads to the relay's worker: a buffer taken in group commits.
 
 The worker takes the buffer once it holds `limit` messages or its oldest message is `age`
-seconds old. The first message into an empty buffer wakes the worker at once (it then
-waits out the age, usually a millisecond or two); without that wake-up a lone alarm waited
-for the worker's idle poll, up to 50 ms — most of the relay's latency at low rates.
+seconds old. The first message into an empty buffer wakes the worker at once; without that
+wake-up a lone alarm waited for the worker's idle poll, up to 50 ms. With `age` 0 (the
+relay's default) this is natural batching: the worker takes at once whatever arrived while
+it was busy with the previous group, so groups are as large as the load makes them and no
+alarm waits for a group to fill.
 """
 
 from __future__ import annotations

@@ -38,16 +38,7 @@ def run_relay(
     if config.shards > 1 and not as_shard:
         return _run_shards(settings, config, stop)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # the relay's own process (`neuron relay`)
-    relay = Relay(settings, config)
-    import os
-
-    if os.environ.get("GCX"):
-        import gc
-
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*map(int, os.environ["GCX"].split(",")))
-    return relay.run(stop)
+    return Relay(settings, config).run(stop)
 
 
 def lean_logging() -> None:

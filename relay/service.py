@@ -2,7 +2,7 @@
 
 Threads: paho's network threads only buffer what arrives (device alarms from the community
 broker, acknowledgements from the consumers' brokers); the worker takes the buffer in
-group commits (`commit_max_messages` or `commit_max_ms`), records each alarm's lifecycle
+group commits (whatever arrived while it was busy, relay/intake.py), records each alarm's lifecycle
 event, its signed messages for every destination and its msg_id in one transaction, and
 only then acknowledges the inbound messages (paho's manual acknowledgement). Killed at any
 instant, the relay leaves every unacknowledged alarm with the broker (a persistent MQTT 5

@@ -119,7 +119,6 @@ class Rig:
 def relay_config(district: Broker, police: Broker, **overrides: Any) -> RelaySettings:
     values: dict[str, Any] = {
         "metrics_port": 0,
-        "commit_max_ms": 2.0,
         "drain_seconds": 5,
         "upstreams": [
             Upstream(name="district", port=district.port),
