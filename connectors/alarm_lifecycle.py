@@ -17,9 +17,11 @@ import pyarrow as pa
 
 from connectors.base import records_to_raw_batch
 from connectors.sql import read_only_engine, read_window
+from privacy.keys import HubKeys
+from relay.rooms import RoomCipher
 from schemas.contract import Contract, load_contract
 
-TABLE = "relay_lifecycle"  # declared by relay/models.py (connectors do not import the relay)
+TABLE = "relay_lifecycle"  # declared by relay/models.py (its table is read as any SQL source's)
 UTC_ZONE = ZoneInfo("UTC")  # the control database stores UTC (naive on SQLite)
 
 
@@ -36,8 +38,13 @@ class AlarmLifecycle:
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
         """Yield one raw batch per page of events recorded in the window."""
         engine = read_only_engine(self.settings.control_url)
+        rooms = RoomCipher(HubKeys.load(self.settings), self.settings.community_id)
         try:
             for page in read_window(engine, TABLE, self.contract.cursor_field, since, until, self.batch_size, UTC_ZONE):
+                for row in page:
+                    # Kept encrypted by the relay; raw from here on, as every raw batch is (the
+                    # landing encrypts it, de-identification pseudonymises and seals it).
+                    row["room_no"] = rooms.decrypt(row.get("room_no"))
                 yield records_to_raw_batch(self.contract, page)
         finally:
             engine.dispose()

@@ -38,7 +38,7 @@ class Alarm:
     state: str
     building: str | None
     unit: str | None
-    room_no: str | None
+    room_no: str | None  # encrypted (relay/rooms.py); the raw room is in `raw`, memory only
     detected_at: datetime
     raised_at: datetime
     last_event_time: datetime
@@ -119,10 +119,16 @@ class Lifecycles:
         deadline_for: Callable[[str], float],
         flap_window: timedelta,
         device_token: Callable[[DeviceAlarm], str],
+        room_of: Callable[[DeviceAlarm], str | None] = lambda _: None,
+        store_room: Callable[[str], str] | None = None,
     ) -> None:
         self.deadline_for = deadline_for
         self.flap_window = flap_window
         self.device_token = device_token
+        # The room of an in-home device's household (relay/rooms.py): raw in memory only, for
+        # sealing; `room_no` holds what the database may keep (encrypted by `store_room`).
+        self.room_of = room_of
+        self.store_room = store_room
         self.by_key: dict[tuple[str, str], Alarm] = {}
         self.by_id: dict[str, Alarm] = {}
         self.earliest: datetime | None = None  # the nearest deadline: scans only when it has passed
@@ -169,8 +175,11 @@ class Lifecycles:
             current.severity = severity_max(current.severity, d.severity)
             current.updates += 1
             current.last_event_time = max(current.last_event_time, d.event_time)
-            current.raw, current.readings = dict(d.identifiers, device_id=d.device_id), dict(d.readings)
+            current.raw, current.readings = self._raw(d), dict(d.readings)
+            if current.room_no is None:
+                current.room_no = self._stored_room(current.raw)
             return self._event(current, "updated", d.event_time, "device", now)
+        raw = self._raw(d)
         alarm = Alarm(
             alarm_id=_alarm_id(d),
             community_id=d.community_id,
@@ -181,16 +190,27 @@ class Lifecycles:
             state="raised",
             building=d.building,
             unit=d.unit,
-            room_no=None,
+            room_no=self._stored_room(raw),
             detected_at=d.event_time,
             raised_at=now,
             last_event_time=d.event_time,
-            raw=dict(d.identifiers, device_id=d.device_id),
+            raw=raw,
             readings=dict(d.readings),
         )
         self._deadline(alarm, now)
         self._track(alarm)
         return self._event(alarm, "raised", d.event_time, "device", now)
+
+    def _raw(self, d: DeviceAlarm) -> dict[str, str]:
+        raw = dict(d.identifiers, device_id=d.device_id)
+        room = self.room_of(d)
+        if room is not None:
+            raw["room_no"] = room
+        return raw
+
+    def _stored_room(self, raw: dict[str, str]) -> str | None:
+        room = raw.get("room_no")
+        return None if room is None or self.store_room is None else self.store_room(room)
 
     def on_ack(self, alarm_id: str, actor: str, now: datetime) -> LifecycleEvent | None:
         """A consumer's acknowledgement; None for an unknown, cleared or already acknowledged alarm."""

@@ -174,7 +174,7 @@ def consumer_payload(
         for name in up.seal:
             if name == "device_id" and "device_id" in payload:
                 continue  # a public id, sent as it is
-            value = a.raw.get(name) if name != "room_no" else a.room_no
+            value = a.raw.get(name)  # the room too: `room_no` itself is only its encrypted form
             if value is not None:
                 sealed[name] = route.sealed(value, name)
             elif name in kept:

@@ -55,6 +55,7 @@ from relay.messages import (
     quarantine_notice,
 )
 from relay.metrics import RelayMetrics
+from relay.rooms import RoomCipher, RoomDirectory
 from relay.settings import RelaySettings
 from relay.store import Commit, Pending, RelayStore
 
@@ -135,8 +136,14 @@ class Relay:
         # Outbox rows are named by destination and shard: each shard's publishers read only its own.
         self.outbox_of = {name: name + suffix for name in [COMMUNITY, *(r.upstream.name for r in self.routes)]}
         self.metrics = RelayMetrics(self.depth)
+        self.rooms = RoomDirectory(settings.platform, self.community_id, self.config.rooms_refresh_seconds)
+        self.room_cipher = RoomCipher(self.keys, self.community_id)
         self.lifecycles = Lifecycles(
-            self.config.deadline_for, timedelta(seconds=self.config.flap_window_seconds), self.device_tokens.of
+            self.config.deadline_for,
+            timedelta(seconds=self.config.flap_window_seconds),
+            self.device_tokens.of,
+            room_of=lambda alarm: self.rooms.room_of(alarm.identifiers.get("household_id")),
+            store_room=self.room_cipher.encrypt,
         )
         for stream in FAMILY_STREAMS.values():
             _ = contract_shape(stream)  # parsed now, not by the first alarm of each family (~50 ms of YAML)
@@ -540,6 +547,7 @@ class Relay:
                 self.metrics.serve(self.config.metrics_host, self.config.metrics_port + self.config.shard)
             except OSError as exc:  # alarms matter more than their metrics: relay anyway
                 log.error("relay: cannot serve /metrics on port %d (%s)", self.config.metrics_port, exc.strerror)
+        self.rooms.start()
         self._committer.start()
         checkpoints_done = threading.Event()
         checkpointer = threading.Thread(
@@ -566,6 +574,7 @@ class Relay:
             self._committer.join(30)
             checkpoints_done.set()
             checkpointer.join(10)
+            self.rooms.stop()
             for dest in self.destinations.values():
                 dest.stop()
             for client in [self.community, *self.upstream_clients.values()]:

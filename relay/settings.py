@@ -69,7 +69,7 @@ def _default_upstreams() -> list[Upstream]:
             topic="police/{district}/{community}/alarm/{category}",
             ack_topic="police/{district}/{community}/alarm-ack/+",
             location="unit",
-            seal=["device_id", "household_id"],
+            seal=["device_id", "household_id", "room_no"],
         ),
     ]
 
@@ -103,6 +103,8 @@ class RelaySettings(BaseModel):
     # but a power cut may lose the last commits; an fsync here costs ~6 ms (bench/RESULTS.md).
     sqlite_synchronous: Literal["full", "normal"] = "full"
     inflight_per_upstream: int = Field(1000, ge=1)  # published, not yet acknowledged by the upstream
+    # How often the rooms of the households are read again from the platform (relay/rooms.py).
+    rooms_refresh_seconds: float = Field(600, gt=0)
     seen_retention_hours: float = Field(48, gt=0)  # msg_ids remembered to drop redeliveries
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no /metrics endpoint

@@ -128,7 +128,7 @@ def relay_config(district: Broker, police: Broker, **overrides: Any) -> RelaySet
                 topic="police/{district}/{community}/alarm/{category}",
                 ack_topic="police/{district}/{community}/alarm-ack/+",
                 location="unit",
-                seal=["device_id", "household_id"],
+                seal=["device_id", "household_id", "room_no"],
             ),
         ],
         **overrides,
