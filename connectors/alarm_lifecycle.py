@@ -18,10 +18,10 @@ import pyarrow as pa
 from connectors.base import records_to_raw_batch
 from connectors.sql import read_only_engine, read_window
 from privacy.keys import HubKeys
-from relay.rooms import RoomCipher
+from privacy.room_cipher import RoomCipher
 from schemas.contract import Contract, load_contract
 
-TABLE = "relay_lifecycle"  # declared by relay/models.py (its table is read as any SQL source's)
+TABLE = "relay_lifecycle"  # declared by relay/models.py (connectors do not import the relay)
 UTC_ZONE = ZoneInfo("UTC")  # the control database stores UTC (naive on SQLite)
 
 

@@ -8,35 +8,27 @@ relay reads it — read-only, as the platform's connectors do — at start-up an
 
 A room is a direct identifier. It leaves the relay sealed to an entitled consumer (the
 `seal` list of its upstream), and reaches the control database only encrypted
-(`RoomCipher`, AES-256-GCM under a key derived from the master secret), as the raw vault
-keeps raw values: the `alarm_lifecycle` stream opens it on its way into the encrypted raw
+(`privacy.room_cipher.RoomCipher`, AES-256-GCM under a key derived from the master secret),
+as the raw vault keeps raw values: the `alarm_lifecycle` stream opens it on its way into the encrypted raw
 landing, and de-identification pseudonymises and seals it there like any raw room.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.sql import read_only_engine
-from neuron.errors import IntegrityError, NeuronError
+from neuron.errors import NeuronError
 from neuron.settings import SqlSource
-from privacy.keys import HubKeys
 
 log = logging.getLogger(__name__)
 
-PURPOSE = "relay-room"
-AAD = b"neuron-hub/relay-room/v1"
-PREFIX = "enc:"
 # The platform's address as residents write it: 3号楼2单元302室 (building, entrance, room).
 _ROOM = re.compile(r"^[0-9]+号楼[0-9]+单元([0-9]{3,4})室$")
 
@@ -45,38 +37,6 @@ def room_of_address(address: str | None) -> str | None:
     """The room number in a platform address, or None when the address is not one."""
     found = _ROOM.match(address.strip()) if address else None
     return found.group(1) if found else None
-
-
-class RoomCipher:
-    """A room encrypted for the control database: `enc:{master version}:{nonce + ciphertext}`."""
-
-    def __init__(self, keys: HubKeys, community_id: str) -> None:
-        self.keys, self.community_id = keys, community_id
-        self._ciphers: dict[int, AESGCM] = {}
-
-    def _cipher(self, version: int) -> AESGCM:
-        if version not in self._ciphers:
-            self._ciphers[version] = AESGCM(self.keys.derive(PURPOSE, self.community_id, version=version))
-        return self._ciphers[version]
-
-    def encrypt(self, room: str) -> str:
-        nonce = os.urandom(12)
-        version = self.keys.master_version
-        body = nonce + self._cipher(version).encrypt(nonce, room.encode(), AAD)
-        return f"{PREFIX}{version}:{base64.urlsafe_b64encode(body).decode()}"
-
-    def decrypt(self, stored: str | None) -> str | None:
-        """The room of a stored value (None stays None)."""
-        if stored is None:
-            return None
-        if not stored.startswith(PREFIX):
-            raise IntegrityError("a stored room is not encrypted (refused rather than passed on)")
-        version, _, text = stored.removeprefix(PREFIX).partition(":")
-        body = base64.urlsafe_b64decode(text)
-        try:
-            return self._cipher(int(version)).decrypt(body[:12], body[12:], AAD).decode()
-        except (InvalidTag, ValueError) as exc:
-            raise IntegrityError("a stored room does not decrypt (altered, or another hub's)") from exc
 
 
 def read_rooms(source: SqlSource, community_id: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ from neuron.settings import Settings
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
 from privacy.recipients import recipients_by_policy
+from privacy.room_cipher import RoomCipher
 from relay.acks import AckVerifier
 from relay.alarms import (
     FAMILY_STREAMS,
@@ -55,7 +56,7 @@ from relay.messages import (
     quarantine_notice,
 )
 from relay.metrics import RelayMetrics
-from relay.rooms import RoomCipher, RoomDirectory
+from relay.rooms import RoomDirectory
 from relay.settings import RelaySettings
 from relay.store import Commit, Pending, RelayStore
 

@@ -16,9 +16,10 @@ from connectors.alarm_lifecycle import AlarmLifecycle
 from neuron.errors import IntegrityError
 from neuron.settings import Settings, SqlSource
 from privacy.keys import HubKeys
+from privacy.room_cipher import RoomCipher
 from privacy.seal import open_sealed
 from relay.destinations import wait_for
-from relay.rooms import RoomCipher, RoomDirectory, room_of_address
+from relay.rooms import RoomDirectory, room_of_address
 from relay.run import BackgroundRelay
 from simulator.community import Community
 from simulator.devices_publish import publish_messages
