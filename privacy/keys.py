@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from neuron.errors import ConfigError, NotInitialised
+from neuron.errors import ConfigError, IntegrityError, NotInitialised
 from neuron.settings import Settings
 from privacy.master import load_master_secrets, write_secret
 
@@ -118,6 +120,24 @@ class HubKeys:
         if version not in self._masters:
             raise ConfigError(f"master-secret version {version} is not available")
         return derive_key(self._masters[version], purpose, *context, version=version)
+
+    def encrypt_at_rest(self, purpose: str, plaintext: bytes, aad: bytes, *context: str) -> bytes:
+        """`plaintext` encrypted for the hub's own storage (the roster, a stored room): the master
+        secret's version (2 bytes, so it opens after a rotation), a fresh nonce (12), AES-256-GCM
+        under the key derived for `purpose` and `context`."""
+        nonce = os.urandom(12)
+        version = self.master_version
+        key = self.derive(purpose, *context, version=version)
+        return version.to_bytes(2, "big") + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+    def decrypt_at_rest(self, purpose: str, blob: bytes, aad: bytes, *context: str, what: str) -> bytes:
+        """The inverse of `encrypt_at_rest`; IntegrityError naming `what` (never its value) if the
+        blob was altered or is another hub's."""
+        version, nonce, ciphertext = int.from_bytes(blob[:2], "big"), blob[2:14], blob[14:]
+        try:
+            return AESGCM(self.derive(purpose, *context, version=version)).decrypt(nonce, ciphertext, aad)
+        except InvalidTag as exc:
+            raise IntegrityError(f"{what} does not decrypt (altered, or another hub's)") from exc
 
     @property
     def active_signing_key(self) -> SigningKey:

@@ -11,10 +11,6 @@ import json
 import os
 from collections.abc import Iterable
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from neuron.errors import IntegrityError
 from neuron.settings import Settings
 from privacy.keys import HubKeys
 
@@ -24,9 +20,7 @@ AAD = b"neuron-hub/roster/v1"
 def save_roster(settings: Settings, keys: HubKeys, names: Iterable[str]) -> int:
     """Replace the roster with `names` (encrypted, atomically); returns how many names it holds."""
     body = json.dumps(sorted({n.strip() for n in names if n.strip()}), ensure_ascii=False).encode()
-    nonce = os.urandom(12)
-    version = keys.master_version
-    blob = version.to_bytes(2, "big") + nonce + AESGCM(keys.derive("roster", version=version)).encrypt(nonce, body, AAD)
+    blob = keys.encrypt_at_rest("roster", body, AAD)
     path = settings.state_path / "roster.enc"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
@@ -42,10 +36,5 @@ def load_roster(settings: Settings, keys: HubKeys) -> frozenset[str]:
     path = settings.state_path / "roster.enc"
     if not path.exists():
         return frozenset()
-    blob = path.read_bytes()
-    version, nonce, ciphertext = int.from_bytes(blob[:2], "big"), blob[2:14], blob[14:]
-    try:
-        body = AESGCM(keys.derive("roster", version=version)).decrypt(nonce, ciphertext, AAD)
-    except InvalidTag as exc:
-        raise IntegrityError(f"{path}: the roster does not decrypt (altered, or another hub's)") from exc
+    body = keys.decrypt_at_rest("roster", path.read_bytes(), AAD, what=f"{path}: the roster")
     return frozenset(json.loads(body))

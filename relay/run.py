@@ -42,7 +42,7 @@ def run_relay(
     relay = Relay(settings, config)
     # Everything imported and built so far lives as long as the process. Frozen, the cyclic
     # collector no longer walks it: a full collection under load walked ~100,000 start-up
-    # objects and held the GIL 30-60 ms, the relay's largest latency spikes (bench/RESULTS.md).
+    # objects and held the GIL 27-63 ms, the relay's largest latency spikes (bench/RESULTS.md).
     gc.collect()
     gc.freeze()
     return relay.run(stop)
