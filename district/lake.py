@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 LEDGER = "neuron.partitions"
 COMPACTION = "neuron.compaction"
+FEED = "neuron.feed"  # the table property naming the feed (table names lose the feed's dots)
 COMMUNITY = "community_id"
 TIME_COLUMNS = ("day", "month")
 # Appends merge small manifests as they go, so the manifest list stays short without a rewrite.
@@ -159,6 +160,14 @@ class Lake:
         """The names of the district's tables (feed names with dots as underscores)."""
         return sorted(ident[-1] for ident in self.catalog.list_tables(self.settings.namespace))
 
+    def feeds(self) -> dict[str, str]:
+        """Feed name → table name, for every table of the district."""
+        found = {}
+        for name in self.tables():
+            table = self.catalog.load_table(f"{self.settings.namespace}.{name}")
+            found[table.properties.get(FEED, name)] = name
+        return found
+
     def held(self, feed: str) -> dict[tuple[str, str], Held]:
         table = self.load(feed)
         return {} if table is None else ledger(table)
@@ -170,7 +179,7 @@ class Lake:
     def _create(self, feed: str, schema: pa.Schema, time: str) -> Table:
         # Field ids are assigned by the catalog; the spec needs them, so create, then set the spec.
         table = self.catalog.create_table_if_not_exists(
-            self.identifier(feed), schema=_nullable(schema), properties=TABLE_PROPERTIES
+            self.identifier(feed), schema=_nullable(schema), properties={**TABLE_PROPERTIES, FEED: feed}
         )
         if table.spec().is_unpartitioned():
             granularity = self.settings.partition_granularity

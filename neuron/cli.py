@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from district.cli import app as district_app
 from neuron.errors import NeuronError
 from neuron.logging import setup_logging
 from neuron.settings import Settings, load_settings
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+app.add_typer(district_app, name="district")  # the district office's application (district/cli.py)
 console = Console()
 
 
