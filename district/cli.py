@@ -112,7 +112,7 @@ def gather(
         report = run(settings, hubs=hub, lake=lake)
         write_receipts(settings, lake, hub)
         if as_json:
-            console.print_json(json.dumps(report.to_json()))
+            print(json.dumps(report.to_json(), ensure_ascii=False))
         else:
             console.print(
                 f"run {report.run}: {report.hubs} hub(s), {report.committed} partition version(s) committed "

@@ -9,6 +9,9 @@ Engines (the same SQL, the same results; the test checks they agree):
   where it is installed; DuckDB downloads extensions on first use, which an offline machine
   cannot (this one answers "Failed to download extension"), so it is never the default.
 
+Means are taken over DECIMAL values: a float sum depends on the order rows arrive in, which
+differs between engines, and a mean on a rounding boundary would then round both ways.
+
 Each query sees the tables by name (`env_air_quality_hourly`, `safety_alarms`, …) and
 `communities` (community_id, subdistrict: from the district's config).
 """
@@ -43,10 +46,10 @@ QUESTIONS: dict[str, Question] = {
         SELECT hour_start,
                count(DISTINCT community_id) AS communities,
                count(*) AS stations,
-               round(avg(pm25_avg), 1) AS pm25_avg,
+               round(avg(pm25_avg::DECIMAL(18, 3)), 1)::DOUBLE AS pm25_avg,
                max(pm25_max) AS pm25_max,
-               round(avg(pm10_avg), 1) AS pm10_avg,
-               round(avg(noise_laeq_db), 1) AS noise_laeq_db
+               round(avg(pm10_avg::DECIMAL(18, 3)), 1)::DOUBLE AS pm10_avg,
+               round(avg(noise_laeq_db::DECIMAL(18, 3)), 1)::DOUBLE AS noise_laeq_db
         FROM env_air_quality_hourly
         GROUP BY hour_start
         ORDER BY hour_start
@@ -104,16 +107,17 @@ def connect(settings: DistrictSettings, lake: Lake, engine: Engine = "arrow", ta
         if engine == "arrow":
             con.register(name, table.scan().to_arrow())
         elif engine == "files":
-            paths = [task.file.file_path for task in table.scan().plan_files()]
-            if any(task.delete_files for task in table.scan().plan_files()):
+            tasks = list(table.scan().plan_files())
+            if any(task.delete_files for task in tasks):
                 raise ConfigError(f"table {name} has delete files; use --engine arrow")
-            if paths:
-                local = [p.removeprefix("file://") for p in paths]
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet(?, union_by_name = true)", [local])
+            if tasks:
+                local = [task.file.file_path.removeprefix("file://") for task in tasks]
+                con.read_parquet(local, union_by_name=True).create_view(name)
             else:
                 con.register(name, table.schema().as_arrow().empty_table())
         else:
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM iceberg_scan(?)", [table.metadata_location])
+            location = table.metadata_location.replace("'", "''")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM iceberg_scan('{location}')")
     return con
 
 
