@@ -140,6 +140,7 @@ class Community:
     slow_seconds: float = 0.0
     faults: dict[tuple[str, str], str] = field(default_factory=dict)  # (feed, partition key) → fault
     served: int = 0
+    forged: dict[int, Version] = field(default_factory=dict)  # seq → what `foreign_rows` serves instead
 
     @property
     def jwks(self) -> dict[str, Any]:
@@ -173,6 +174,7 @@ class FeedServer:
         handler = type("Handler", (_Handler,), {"hubs": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]  # clients that left
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -193,18 +195,27 @@ class FeedServer:
         self.communities[community] = played
         return played
 
-    def publish(self, community: str, feed: str, day: date, version: int = 1, table: pa.Table | None = None) -> Version:
-        """Publish one partition version (rows generated unless given), as a hub's publisher would."""
+    def publish(
+        self, community: str, feed: str, day: date, version: int | None = None, table: pa.Table | None = None
+    ) -> Version:
+        """Publish one partition version (rows generated unless given), as a hub's publisher would:
+        by default the next version of the partition, and none when the bytes are unchanged."""
         played = self.communities[community]
         spec = self.feeds[feed]
         time_column = "month" if "month" in spec.partition_by else "day"
         if time_column == "month":
             day = day.replace(day=1)
+        key = f"community_id={community}/{time_column}={day.isoformat()}"
+        previous = [v for v in played.versions if v.feed == feed and v.partition_key == key]
+        latest = max(previous, key=lambda v: v.version) if previous else None
+        explicit = version is not None
+        version = version if version is not None else (latest.version + 1 if latest else 1)
         if table is None:
             table = partition_table(spec, self.granted[feed], community, day, version)
-        key = f"community_id={community}/{time_column}={day.isoformat()}"
         data = parquet(table)
         digest = hashlib.sha256(data).hexdigest()
+        if latest is not None and not explicit and latest.sha256 == digest:
+            return latest
         now = datetime.now(UTC)
         manifest = {
             "feed": feed,
@@ -231,7 +242,7 @@ class FeedServer:
             played.versions.append(published)
         return published
 
-    def publish_day(self, community: str, day: date, version: int = 1) -> list[Version]:
+    def publish_day(self, community: str, day: date, version: int | None = None) -> list[Version]:
         """Every granted feed's partition of one day (monthly feeds: that day's month)."""
         return [self.publish(community, feed, day, version) for feed in sorted(self.granted)]
 
@@ -306,7 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         limit = min(int(params.get("limit") or 1000), 1000)
         listed = []
-        for v in played.latest(feed, after)[:limit]:
+        for latest in played.latest(feed, after)[:limit]:
+            v = self._served(played, latest)
             listed.append(
                 {
                     "id": f"p{v.seq}",
@@ -332,11 +344,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._signed(played, 404, {"detail": "not found"})
             return
         fault = played.faults.get((feed, found.partition_key))
+        found = self._served(played, found)
         data = found.data
         if fault == "tamper_manifest":
             data = data[:-8] + bytes(8)  # the hub signs these bytes, but they are not the manifest's
-        elif fault == "foreign_rows":
-            data, found = self._foreign(played, found)
         headers = {
             "Content-Type": PARQUET,
             "Neuron-Manifest": found.manifest_jws,
@@ -346,7 +357,16 @@ class _Handler(BaseHTTPRequestHandler):
         tampered = fault == "tamper_body"
         self._send(played, 200, data, headers, tamper=tampered)
 
-    def _foreign(self, played: Community, found: Version) -> tuple[bytes, Version]:
+    def _served(self, played: Community, found: Version) -> Version:
+        """The version as the hub serves it: under `foreign_rows`, a forged one it lists and signs."""
+        if played.faults.get((found.feed, found.partition_key)) != "foreign_rows":
+            return found
+        with self.hubs.lock:
+            if found.seq not in played.forged:
+                played.forged[found.seq] = self._foreign(played, found)
+            return played.forged[found.seq]
+
+    def _foreign(self, played: Community, found: Version) -> Version:
         """The partition re-made with another community's rows and a valid manifest for them."""
         spec = self.hubs.feeds[found.feed]
         day = date.fromisoformat(found.partition_key.rsplit("=", 1)[1])
@@ -358,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
             found.seq, found.feed, found.partition_key, found.version, data, manifest["sha256"], table.num_rows,
             sign_json(manifest, played.key), found.published_at,
         )
-        return data, forged
+        return forged
 
     def _signed(self, played: Community, status: int, body: Any, extra: dict[str, str] | None = None) -> None:
         payload = json.dumps(body, separators=(",", ":")).encode()
@@ -376,7 +396,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a client that timed out (the `slow` fault) has gone
 
     def _plain(self, status: int, body: bytes) -> None:
         self.send_response(status)

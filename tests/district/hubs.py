@@ -46,12 +46,14 @@ class RealHub:
     jwks: dict[str, Any]
     published: list[tuple[str, str, int, pa.Table]] = field(default_factory=list)  # feed, key, version, rows
 
-    def publish(self, feed: str, day: date, version: int = 1) -> None:
+    def publish(self, feed: str, day: date, version: int | None = None) -> None:
+        """The next version of the feed's partition of `day` (of its month for monthly feeds)."""
         spec = load_feeds()[feed]
         time = "month" if "month" in spec.partition_by else "day"
         day = day.replace(day=1) if time == "month" else day
-        table = partition_table(spec, district_fields()[feed], self.community_id, day, version)
         key = f"community_id={self.community_id}/{time}={day.isoformat()}"
+        version = version or 1 + max((v for f, k, v, _ in self.published if (f, k) == (feed, key)), default=0)
+        table = partition_table(spec, district_fields()[feed], self.community_id, day, version)
         watermark = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
         publish_table(self.settings, self.key, "district", feed, key, version, table, watermark)
         self.published.append((feed, key, version, table))

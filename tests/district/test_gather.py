@@ -54,6 +54,8 @@ def test_a_tampered_partition_is_refused_reported_and_never_committed(tmp_path: 
         bench.server.communities["played-000"].faults[(ALARMS, key)] = fault
         report = gather(bench.settings)
         assert [(r.hub, r.feed, r.partition) for r in report.refusals] == [("played-000", ALARMS, f"{key}@v1")]
+        reason = {"tamper_body": "digest the hub signed", "tamper_manifest": "does not match its manifest"}
+        assert reason.get(fault, "another community") in report.refusals[0].reason
         assert report.committed == 1
         assert ("played-000", key) not in bench.lake().held(ALARMS)
         assert "played-000" in (bench.settings.home_path / "refusals.jsonl").read_text()
