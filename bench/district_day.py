@@ -11,10 +11,11 @@ every response (RFC 9421) and every manifest (JWS). The district verifies everyt
 - day 2: the next day everywhere, and a second version of 10% of day 1's partitions;
 - floor: the same day-1 partitions' Arrow tables appended with pyiceberg, one commit per table,
   no HTTP, no verification (what writing the lake costs by itself);
-- failures: FAILURES (100) injected over rounds of 20 (one kill, 5 down, 4 slow, 10 tampered) at FAIL_COMMUNITIES communities: kill -9 of the
-  district mid-commit (before or after the catalog update), hubs down, hubs slower than the
-  timeout, tampered partitions (three kinds); after every round the tables hold only verified
-  versions, none doubled; after a last clean round, exactly the newest version of everything.
+- failures: FAILURES (100) injected over rounds of 20 (one kill, 5 down, 4 slow, 10 tampered) at
+  FAIL_COMMUNITIES communities: kill -9 of the district mid-commit (before or after the catalog
+  update), hubs down, hubs slower than the timeout, tampered partitions (three kinds); after every
+  round the tables hold only verified versions, none doubled; after a last clean round, exactly
+  the newest version of everything.
 
     .venv/bin/python -m bench district_day
     NEURON_BENCH_DISTRICT_COMMUNITIES=100 .venv/bin/python -m bench district_day
@@ -34,9 +35,6 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 REPO = Path(__file__).resolve().parent.parent
 COMMUNITIES = int(os.environ.get("NEURON_BENCH_DISTRICT_COMMUNITIES", "260"))
@@ -68,7 +66,9 @@ def _run(args: list[str], config: Path | None = None) -> dict[str, Any]:
     if config is not None:
         env["NEURON_DISTRICT_CONFIG"] = str(config)
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     out = proc.stdout.read() if proc.stdout else b""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -88,7 +88,13 @@ def _tables(settings: Any) -> dict[str, dict[str, int]]:
         table = lake.catalog.load_table(f"{settings.namespace}.{name}")
         out[feed] = {
             "snapshots": len(table.snapshots()),
-            "commits": len({s.summary.additional_properties.get("neuron.run", "") + str(s.parent_snapshot_id) for s in table.snapshots()}),
+            "commits": len(
+                {
+                    (s.summary.additional_properties.get("neuron.run", "") if s.summary else "")
+                    + str(s.parent_snapshot_id)
+                    for s in table.snapshots()
+                }
+            ),
             "data_files": len(table.inspect.files()),
             "manifests": len(table.inspect.manifests()),
             "rows": table.scan().to_arrow().num_rows,
@@ -129,7 +135,7 @@ def district_day(tmp: Path) -> dict[str, Any]:
         result["day1_tables"] = _tables(bench.settings)
         result["replay"] = _run(gather, config)
         rng = random.Random(21)
-        for community, played in bench.server.communities.items():
+        for community in bench.server.communities:
             bench.server.publish_day(community, DAY + timedelta(days=1))
             for feed in sorted(bench.server.granted):
                 if rng.random() < 0.1:
@@ -154,7 +160,7 @@ def _check(bench: Any, final: bool) -> dict[str, int]:
     for community, played in bench.server.communities.items():
         for v in played.versions:
             published.setdefault((community, v.feed, v.partition_key), {})[v.version] = (v.sha256, v.rows)
-    problems = Counter()
+    problems: Counter[str] = Counter()
     for feed in FAIL_FEEDS:
         table = lake.load(feed)
         if table is None:
@@ -162,7 +168,13 @@ def _check(bench: Any, final: bool) -> dict[str, int]:
         held = ledger(table)
         rows = table.scan().to_arrow()
         time_column = "month" if "month" in rows.column_names else "day"
-        counts = Counter(zip(rows.column("community_id").to_pylist(), [str(d) for d in rows.column(time_column).to_pylist()]))
+        counts = Counter(
+            zip(
+                rows.column("community_id").to_pylist(),
+                [str(d) for d in rows.column(time_column).to_pylist()],
+                strict=True,
+            )
+        )
         for (hub, key), h in held.items():
             versions = published.get((hub, feed, key), {})
             if versions.get(h.version, ("", 0))[0] != h.sha256:
@@ -174,7 +186,9 @@ def _check(bench: Any, final: bool) -> dict[str, int]:
             problems["rows without a ledger entry"] += 1
         if final:
             for (community, f, key), versions in published.items():
-                if f == feed and held.get((community, key)) is None or (f == feed and held[(community, key)].version != max(versions)):
+                if (f == feed and held.get((community, key)) is None) or (
+                    f == feed and held[(community, key)].version != max(versions)
+                ):
                     problems["newest version missing"] += 1
     return dict(problems)
 
@@ -214,7 +228,9 @@ def failures(tmp: Path) -> dict[str, Any]:
                 injected["hub slower than the timeout"] += 1
             for community in victims[9:19]:
                 played = bench.server.communities[community]
-                newest = [v for v in played.versions if v.seq == max(x.seq for x in played.versions if x.feed == v.feed)]
+                newest = [
+                    v for v in played.versions if v.seq == max(x.seq for x in played.versions if x.feed == v.feed)
+                ]
                 target = rng.choice(newest)
                 kind = rng.choice(["tamper_body", "tamper_manifest", "foreign_rows"])
                 played.faults[(target.feed, target.partition_key)] = kind
@@ -223,7 +239,14 @@ def failures(tmp: Path) -> dict[str, Any]:
             crash = _run(["-m", "tests.district.crash", str(settings_file), str(rng.randint(1, len(FAIL_FEEDS))), when])
             injected[f"kill -9 mid-commit ({when} the catalog update)"] += 1
             report = gather(settings)
-            rounds.append({"killed": crash["code"] == -signal.SIGKILL, "refused": len(report.refusals), "unavailable": len(report.unavailable), "problems": _check(bench, final=False)})
+            rounds.append(
+                {
+                    "killed": crash["code"] == -signal.SIGKILL,
+                    "refused": len(report.refusals),
+                    "unavailable": len(report.unavailable),
+                    "problems": _check(bench, final=False),
+                }
+            )
         for played in bench.server.communities.values():
             played.down, played.slow_seconds = False, 0.0
             played.faults.clear()
@@ -261,10 +284,12 @@ def report(r: dict[str, Any]) -> str:
         f" {r['partitions']:,} partition versions a day; setup (publishing them) {r['setup_s']:.0f} s, not counted",
         f"- **day 1: {d1['wall_s']:.1f} s wall, {d1['cpu_s']:.1f} s CPU** of the district process"
         f" (`neuron district gather`, 8 pull threads; goal < 600 s): {d1['report'].get('committed', 0):,} partition"
-        f" versions verified and committed, {d1['report'].get('rows', 0):,} rows, {d1['report'].get('commits', 0)} commits;"
+        f" versions verified and committed, {d1['report'].get('rows', 0):,} rows,"
+        f" {d1['report'].get('commits', 0)} commits;"
         f" exit {d1['code']}",
         f"- floor, the same partitions appended by pyiceberg alone (one commit per table, no HTTP, no verification):"
-        f" {fl['wall_s']:.1f} s wall, {fl['cpu_s']:.1f} s CPU → the district costs {d1['cpu_s'] / max(fl['cpu_s'], 1e-9):.1f}×"
+        f" {fl['wall_s']:.1f} s wall, {fl['cpu_s']:.1f} s CPU → the district costs"
+        f" {d1['cpu_s'] / max(fl['cpu_s'], 1e-9):.1f}×"
         f" the floor's CPU (process start and imports: {r['import_s']:.1f} s of it)",
         f"- replay of day 1 (nothing new): {rp['wall_s']:.1f} s wall, {rp['cpu_s']:.1f} s CPU,"
         f" {rp['report'].get('committed', '?')} committed (the cursors had moved past everything; with the cursors"
@@ -273,7 +298,8 @@ def report(r: dict[str, Any]) -> str:
         f" {d2['cpu_s']:.1f} s CPU, {d2['report'].get('committed', 0):,} committed ({d2['report'].get('replaced', 0)}"
         f" superseding), {d2['report'].get('commits', 0)} commits",
         "",
-        "| table | snapshots day 1 | data files day 1 | manifests day 1 | snapshots day 2 | data files day 2 | manifests day 2 | rows day 2 |",
+        "| table | snapshots day 1 | data files day 1 | manifests day 1 | snapshots day 2 | data files day 2"
+        " | manifests day 2 | rows day 2 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for feed in sorted(t2):

@@ -90,7 +90,9 @@ def hubs(config: ConfigOption = None) -> None:
         table = Table("community", "subdistrict", "url", "pinned", "feeds pulled")
         for hub in settings.hubs:
             pinned = str(hub.jwks_file) if hub.jwks_file else (hub.jwks_fingerprint or "")[:19] + "…"
-            table.add_row(hub.community_id, hub.subdistrict, hub.url, pinned, str(len(cursors.cursors.get(hub.community_id, {}))))
+            table.add_row(
+                hub.community_id, hub.subdistrict, hub.url, pinned, str(len(cursors.cursors.get(hub.community_id, {})))
+            )
         console.print(table)
 
 
@@ -121,7 +123,10 @@ def gather(
                 soft_wrap=True,
             )
             for refusal in report.refusals:
-                console.print(f"[red]refused[/red] {refusal.hub} {refusal.feed} {refusal.partition}: {refusal.reason}", soft_wrap=True)
+                console.print(
+                    f"[red]refused[/red] {refusal.hub} {refusal.feed} {refusal.partition}: {refusal.reason}",
+                    soft_wrap=True,
+                )
             for name, reason in sorted(report.unavailable.items()):
                 console.print(f"[yellow]unavailable[/yellow] {name}: {reason}", soft_wrap=True)
             for feed, reason in sorted(report.failed_commits.items()):
@@ -132,9 +137,13 @@ def gather(
 
 @app.command()
 def query(
-    name: Annotated[str | None, typer.Argument(help="air_quality_by_hour, alarm_response_by_subdistrict, holdings")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="air_quality_by_hour, alarm_response_by_subdistrict, holdings")
+    ] = None,
     sql: Annotated[str | None, typer.Option(help="Your own SQL over the tables and `communities` instead.")] = None,
-    engine: Annotated[str, typer.Option(help="arrow (pyiceberg scan), files (DuckDB reads the data files), iceberg.")] = "arrow",
+    engine: Annotated[
+        str, typer.Option(help="arrow (pyiceberg scan), files (DuckDB reads the data files), iceberg.")
+    ] = "arrow",
     limit: Annotated[int, typer.Option(help="Rows shown at most.")] = 50,
     csv: Annotated[Path | None, typer.Option(help="Write the whole answer as CSV here.")] = None,
     config: ConfigOption = None,
@@ -209,7 +218,9 @@ def status(config: ConfigOption = None) -> None:
 @app.command()
 def receipt(
     hub: Annotated[str, typer.Argument(help="The community id of the hub.")],
-    out: Annotated[Path | None, typer.Option(help="Write the receipt (compact JWS) here instead of printing it.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the receipt (compact JWS) here instead of printing it.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """A signed receipt of what the district holds of one hub (compact JWS, the district's receipt key)."""

@@ -204,7 +204,9 @@ def _batches(items: list[Verified], settings: DistrictSettings) -> Iterator[list
     batch: list[Verified] = []
     size = 0
     for item in items:
-        if batch and (len(batch) >= settings.commit_max_partitions or size + item.rows.nbytes > settings.commit_max_bytes):
+        if batch and (
+            len(batch) >= settings.commit_max_partitions or size + item.rows.nbytes > settings.commit_max_bytes
+        ):
             yield batch
             batch, size = [], 0
         batch.append(item)

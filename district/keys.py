@@ -73,4 +73,6 @@ def receipts_jwks(settings: DistrictSettings) -> dict[str, Any]:
     """The JWKS a community's console pins to check the district's receipts."""
     private = load_key(settings.resolve(settings.receipt_key_file))
     kid = receipt_kid(private, settings.name)
-    return {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64u(_raw(private)), "kid": kid, "use": "sig", "alg": "Ed25519"}]}
+    return {
+        "keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64u(_raw(private)), "kid": kid, "use": "sig", "alg": "Ed25519"}]
+    }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
@@ -27,7 +27,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, Or
-from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform, MonthTransform
 
@@ -182,11 +182,11 @@ class Lake:
             self.identifier(feed), schema=_nullable(schema), properties={**TABLE_PROPERTIES, FEED: feed}
         )
         if table.spec().is_unpartitioned():
-            granularity = self.settings.partition_granularity
-            transform = MonthTransform() if time == "month" or granularity == "month" else DayTransform()
+            monthly = time == "month" or self.settings.partition_granularity == "month"
+            transform: MonthTransform | DayTransform = MonthTransform() if monthly else DayTransform()
             with table.update_spec() as update:
                 update.add_identity(COMMUNITY)
-                update.add_field(time, transform, f"{time}_{'month' if isinstance(transform, MonthTransform) else 'day'}")
+                update.add_field(time, transform, f"{time}_{'month' if monthly else 'day'}")
             table = self.catalog.load_table(self.identifier(feed))
         return table
 
@@ -231,7 +231,8 @@ class Lake:
                     tx.append(data, snapshot_properties=properties)
             table = table.refresh()
             result.committed, result.replaced = fresh, len(replaced)
-            result.snapshot_id = table.current_snapshot().snapshot_id if table.current_snapshot() else None
+            current = table.current_snapshot()
+            result.snapshot_id = current.snapshot_id if current is not None else None
         log.info("%s: committed %d partition version(s), %d replaced", feed, len(fresh), len(replaced))
         return result
 
@@ -262,14 +263,14 @@ class Lake:
             for row in files:
                 part = tuple(sorted(row["partition"].items()))
                 counts[part] = counts.get(part, 0) + 1
-            crowded = [dict(p) for p, n in counts.items() if n > 1]
+            crowded = [p for p, n in counts.items() if n > 1]
             if not crowded:
                 return before, before
             spec = table.spec()
             names = {f.name: table.schema().find_column_name(f.source_id) for f in spec.fields}
             filters = []
-            for part in crowded:
-                filters.append(_partition_value_filter(part, names, spec))
+            for members in crowded:
+                filters.append(_partition_value_filter(dict(members), names, spec))
             where = reduce(Or, filters) if len(filters) > 1 else filters[0]
             rows = table.scan(row_filter=where).to_arrow()
             with table.transaction() as tx:
@@ -278,7 +279,9 @@ class Lake:
             return before, len(table.inspect.files())
 
 
-def _partition_value_filter(part: dict[str, Any], names: dict[str, str | None], spec: PartitionSpec) -> BooleanExpression:
+def _partition_value_filter(
+    part: dict[str, Any], names: dict[str, str | None], spec: PartitionSpec
+) -> BooleanExpression:
     """Rows of one Iceberg partition (identity community, day or month of the time column)."""
     from datetime import timedelta
 
@@ -287,18 +290,24 @@ def _partition_value_filter(part: dict[str, Any], names: dict[str, str | None], 
         source = names[field_.name]
         value = part[field_.name]
         if isinstance(field_.transform, IdentityTransform):
-            clauses.append(EqualTo(str(source), value))
+            clauses.append(_predicate(EqualTo, str(source), value))
         elif isinstance(field_.transform, DayTransform):
             day = date(1970, 1, 1) + timedelta(days=int(value))
-            clauses.append(EqualTo(str(source), day.isoformat()))
+            clauses.append(_predicate(EqualTo, str(source), day.isoformat()))
         else:  # month: months since 1970-01
             from pyiceberg.expressions import GreaterThanOrEqual, LessThan
 
             first = date(1970 + int(value) // 12, int(value) % 12 + 1, 1)
             following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-            clauses.append(GreaterThanOrEqual(str(source), first.isoformat()))
-            clauses.append(LessThan(str(source), following.isoformat()))
+            clauses.append(_predicate(GreaterThanOrEqual, str(source), first.isoformat()))
+            clauses.append(_predicate(LessThan, str(source), following.isoformat()))
     return reduce(And, clauses)
+
+
+def _predicate(kind: Callable[..., BooleanExpression], column: str, value: str) -> BooleanExpression:
+    # Called through Callable: pydantic's mypy plugin reads the model's fields, not pyiceberg's own
+    # (term, literal) __init__.
+    return kind(column, value)
 
 
 def _partitions_filter(items: list[Verified]) -> BooleanExpression:
@@ -306,7 +315,7 @@ def _partitions_filter(items: list[Verified]) -> BooleanExpression:
     for item in items:
         values = item.values
         time = next(c for c in TIME_COLUMNS if c in values)
-        clauses.append(And(EqualTo(COMMUNITY, values[COMMUNITY]), EqualTo(time, values[time])))
+        clauses.append(And(_predicate(EqualTo, COMMUNITY, values[COMMUNITY]), _predicate(EqualTo, time, values[time])))
     return reduce(Or, clauses) if len(clauses) > 1 else clauses[0]
 
 

@@ -88,7 +88,9 @@ def _communities(settings: DistrictSettings) -> pa.Table:
     )
 
 
-def connect(settings: DistrictSettings, lake: Lake, engine: Engine = "arrow", tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    settings: DistrictSettings, lake: Lake, engine: Engine = "arrow", tables: list[str] | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the district's tables (all, or those named) as views."""
     con = duckdb.connect()
     con.register("communities", _communities(settings))
@@ -123,8 +125,7 @@ def connect(settings: DistrictSettings, lake: Lake, engine: Engine = "arrow", ta
 
 def holdings_sql(tables: list[str]) -> str:
     parts = [
-        f"SELECT '{name}' AS table_name, count(DISTINCT community_id) AS communities, "
-        f"count(*) AS row_count FROM {name}"
+        f"SELECT '{name}' AS table_name, count(DISTINCT community_id) AS communities, count(*) AS row_count FROM {name}"
         for name in tables
     ]
     return " UNION ALL ".join(parts) + " ORDER BY table_name" if parts else "SELECT NULL AS table_name WHERE false"

@@ -44,7 +44,9 @@ def _holdings(settings: DistrictSettings, lake: Lake) -> dict[str, dict[str, Any
     return holdings
 
 
-def receipt_payload(settings: DistrictSettings, hub: str, feeds: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+def receipt_payload(
+    settings: DistrictSettings, hub: str, feeds: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
     """What the district holds of one hub, feed by feed."""
     issued = (now or datetime.now(UTC)).isoformat()
     return {"typ": TYPE, "district": settings.name, "hub": hub, "issued_at": issued, "feeds": feeds}

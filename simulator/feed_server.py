@@ -21,6 +21,7 @@ partition holding another community's rows).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,8 +30,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
@@ -158,7 +159,9 @@ class Community:
 def _signing_key(community: str) -> SigningKey:
     private = Ed25519PrivateKey.generate()
     now = datetime.now(UTC)
-    return SigningKey(f"{community}-{hashlib.sha256(community.encode()).hexdigest()[:6]}", private, now, now + timedelta(days=365))
+    return SigningKey(
+        f"{community}-{hashlib.sha256(community.encode()).hexdigest()[:6]}", private, now, now + timedelta(days=365)
+    )
 
 
 class FeedServer:
@@ -174,7 +177,7 @@ class FeedServer:
         handler = type("Handler", (_Handler,), {"hubs": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
-        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]  # clients that left
+        self.httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]  # clients that left
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -251,10 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
     hubs: FeedServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the tests and the bench read the district's report, not access logs
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         parts = path.split("/")
         if len(parts) < 4 or parts[1] != "c" or parts[2] not in self.hubs.communities:
@@ -375,8 +378,15 @@ class _Handler(BaseHTTPRequestHandler):
         manifest = json.loads(_payload(found.manifest_jws))
         manifest |= {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": table.num_rows}
         forged = Version(
-            found.seq, found.feed, found.partition_key, found.version, data, manifest["sha256"], table.num_rows,
-            sign_json(manifest, played.key), found.published_at,
+            found.seq,
+            found.feed,
+            found.partition_key,
+            found.version,
+            data,
+            manifest["sha256"],
+            table.num_rows,
+            sign_json(manifest, played.key),
+            found.published_at,
         )
         return forged
 
@@ -396,10 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out has gone
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # a client that timed out (the `slow` fault) has gone
 
     def _plain(self, status: int, body: bytes) -> None:
         self.send_response(status)

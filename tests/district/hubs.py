@@ -24,7 +24,8 @@ from district.config import DistrictSettings, HubEntry
 from district.keys import init_keys, load_key, public_pem
 from district.lake import Lake, table_name
 from neuron.settings import ApiSettings, Settings
-from privacy.keys import HubKeys, SigningKey, init_keys as init_hub_keys
+from privacy.keys import HubKeys, SigningKey
+from privacy.keys import init_keys as init_hub_keys
 from schemas.feeds import load_feeds
 from simulator.feed_server import FeedServer, district_fields, partition_table
 from tests.api.hub import ROOMY, ServerThread
@@ -142,7 +143,14 @@ def district_bench(
             hub = stack.enter_context(real_hub(home / community, community, key, feeds))
             hubs[community] = hub
             (pins / f"{community}.json").write_text(json.dumps(hub.jwks))
-            entries.append(HubEntry(community_id=community, subdistrict="changshou-road", url=hub.url, jwks_file=pins / f"{community}.json"))
+            entries.append(
+                HubEntry(
+                    community_id=community,
+                    subdistrict="changshou-road",
+                    url=hub.url,
+                    jwks_file=pins / f"{community}.json",
+                )
+            )
         from district.keys import key_id
 
         for i in range(played):
@@ -153,7 +161,14 @@ def district_bench(
             (pins / f"{community}.json").write_text(json.dumps(server.communities[community].jwks))
             subdistrict = "changshou-road" if i % 2 else "caoyang-xincun"
             entries.append(
-                HubEntry(community_id=community, subdistrict=subdistrict, url=server.base_url(community), jwks_file=pins / f"{community}.json", retries=0, timeout_seconds=5)
+                HubEntry(
+                    community_id=community,
+                    subdistrict=subdistrict,
+                    url=server.base_url(community),
+                    jwks_file=pins / f"{community}.json",
+                    retries=0,
+                    timeout_seconds=5,
+                )
             )
         settings = DistrictSettings(home=base.home_path, hubs=entries, **options)
         yield Bench(home, server, hubs, settings)
@@ -176,7 +191,7 @@ def assert_lake_holds(bench: Bench, refused: set[tuple[str, str, str]] = frozens
         actual = table.scan().to_arrow()
         target = actual.schema
         expected_tables = []
-        for (community, key), (version, rows) in partitions.items():
+        for (community, key), (_, rows) in partitions.items():
             if (community, feed, key) in refused:
                 continue
             expected_tables.append(rows.select(target.names).cast(target))

@@ -26,7 +26,10 @@ def test_killed_mid_commit_the_next_run_completes_without_doubles(tmp_path: Path
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         done = subprocess.run(
             [sys.executable, "-m", "tests.district.crash", str(settings_file), "1", when],
-            cwd=REPO, env=env, capture_output=True, timeout=120,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=120,
         )
         assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
         report = gather(bench.settings)

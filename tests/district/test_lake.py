@@ -17,7 +17,7 @@ from district.ingest import gather
 from district.keys import receipts_jwks
 from district.lake import Lake
 from district.locks import committer_lock
-from district.query import run_question, run_sql
+from district.query import run_question
 from district.receipts import receipt_for, verify_receipt
 from neuron.errors import IntegrityError, RetriableError
 from tests.district.hubs import DAY, Bench, assert_lake_holds, district_bench
@@ -58,7 +58,7 @@ def test_alarm_response_times_by_subdistrict(bench: Bench) -> None:
 def test_duckdbs_iceberg_extension_is_refused_with_a_reason_offline(bench: Bench) -> None:
     try:
         answer = run_question(bench.settings, "air_quality_by_hour", "iceberg")
-    except Exception as exc:  # noqa: BLE001 - offline: the extension cannot be downloaded
+    except Exception as exc:
         assert "iceberg extension" in str(exc)
     else:
         assert answer.equals(run_question(bench.settings, "air_quality_by_hour", "arrow"))

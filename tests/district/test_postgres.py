@@ -18,7 +18,10 @@ AIR = "env.air_quality_hourly"
 
 
 def test_a_postgresql_catalog_holds_the_lake_exactly_once(tmp_path: Path) -> None:
-    with temporary_postgres_database() as url, district_bench(tmp_path, played=2, real=1, feeds=[AIR], catalog_uri=url) as bench:
+    with (
+        temporary_postgres_database() as url,
+        district_bench(tmp_path, played=2, real=1, feeds=[AIR], catalog_uri=url) as bench,
+    ):
         assert gather(bench.settings).committed == 3
         bench.server.publish("played-000", AIR, DAY, version=2)
         report = gather(bench.settings)
