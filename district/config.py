@@ -90,7 +90,10 @@ class DistrictSettings(BaseSettings):
     receipt_key_file: Path = Path("keys/receipts.pem")  # signs the receipts the district hands back
     workers: int = Field(8, ge=1)  # hubs pulled at once (network-bound; verification is the CPU part)
     commit_hubs: int = Field(130, ge=1)  # hubs pulled before each round of commits (bounds memory)
-    commit_max_partitions: int = Field(512, ge=1)  # partition versions per Iceberg commit at most
+    # Partition versions per Iceberg commit at most: pyiceberg's write of one commit grows faster than
+    # linearly with its partitions (260 community-days in one commit cost 4× the CPU of 8 commits of
+    # 32; bench/district_day.py), and 32 keeps the snapshots few.
+    commit_max_partitions: int = Field(32, ge=1)
     commit_max_bytes: int = Field(256 << 20, ge=1 << 20)
     lock_timeout_seconds: float = Field(60, gt=0)
     hubs: list[HubEntry] = []

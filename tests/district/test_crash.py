@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 FEEDS = ["env.air_quality_hourly", "safety.alarms"]
 
 
+@pytest.mark.slow  # a district process of its own per case
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_killed_mid_commit_the_next_run_completes_without_doubles(tmp_path: Path, when: str) -> None:
     with district_bench(tmp_path, played=3, real=1, feeds=FEEDS) as bench:
