@@ -289,7 +289,8 @@ def report(r: dict[str, Any]) -> str:
         f" versions verified and committed, {d1['report'].get('rows', 0):,} rows,"
         f" {d1['report'].get('commits', 0)} commits;"
         f" exit {d1['code']}",
-        f"- floor, the same partitions appended by pyiceberg alone (commits of the same size, no HTTP, no verification):"
+        f"- floor, the same partitions appended by pyiceberg alone (commits of the same size, no HTTP, no"
+        " verification):"
         f" {fl['wall_s']:.1f} s wall, {fl['cpu_s']:.1f} s CPU → the district costs"
         f" {d1['cpu_s'] / max(fl['cpu_s'], 1e-9):.1f}×"
         f" the floor's CPU (process start and imports: {r['import_s']:.1f} s of it)",
