@@ -100,3 +100,18 @@ def test_a_jwks_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
         report = gather(bench.settings.model_copy(update={"hubs": hubs}))
         assert report.unavailable == {"played-000": "its answers do not verify"}
         assert {hub for hub, _ in bench.lake().held(AIR)} == {"played-001"}
+
+
+def test_a_hub_pinned_by_fingerprint(tmp_path: Path) -> None:
+    from district.config import jwks_fingerprint
+
+    with district_bench(tmp_path, played=2, real=0, feeds=[AIR]) as bench:
+        right = jwks_fingerprint(bench.server.communities["played-000"].jwks)
+        hubs = [
+            bench.settings.hubs[0].model_copy(update={"jwks_file": None, "jwks_fingerprint": right}),
+            bench.settings.hubs[1].model_copy(update={"jwks_file": None, "jwks_fingerprint": right}),
+        ]
+        report = gather(bench.settings.model_copy(update={"hubs": hubs}))
+        assert report.committed == 1  # played-000's JWKS is the pinned one; played-001's is not
+        assert report.unavailable == {"played-001": "its answers do not verify"}
+        assert "pinned fingerprint" in report.refusals[0].reason
