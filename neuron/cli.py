@@ -226,6 +226,27 @@ def consumers_list() -> None:
     console.print(table)
 
 
+@consumers_app.command("receipt")
+def consumers_receipt(
+    receipt: Annotated[Path, typer.Argument(help="The district's receipt (compact JWS, `neuron district receipt`).")],
+    district_jwks: Annotated[Path, typer.Option(help="The district's receipts JWKS (`neuron district keys`).")],
+    consumer: Annotated[str, typer.Option(help="The consumer the district is registered as here.")] = "district",
+) -> None:
+    """Check a district's signed receipt against what this hub published for it."""
+    from api.district_receipts import check_receipt
+
+    settings = _settings()
+    try:
+        found = check_receipt(settings, receipt.read_text().strip(), json.loads(district_jwks.read_text()), consumer)
+    except NeuronError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{found.district} (receipt of {found.issued_at}): holds {found.held} newest version(s)")
+    for line in found.behind:
+        console.print(f"  not yet held: {line}", soft_wrap=True)
+    for line in found.mismatched:
+        console.print(f"  [red]held with other bytes:[/red] {line}", soft_wrap=True)
+
+
 @consumers_app.command("revoke")
 def consumers_revoke(
     name: str, key_id: Annotated[str | None, typer.Option(help="Revoke only this key.")] = None

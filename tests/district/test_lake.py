@@ -77,6 +77,24 @@ def test_a_signed_receipt_lists_what_the_district_holds_of_a_hub(bench: Bench) -
         verify_receipt(forged, receipts_jwks(bench.settings))
 
 
+def test_the_hub_checks_a_receipt_against_what_it_published(bench: Bench) -> None:
+    from api.district_receipts import check_receipt
+
+    hub = bench.real["real-0"]
+    token = receipt_for(bench.settings, bench.lake(), "real-0")
+    found = check_receipt(hub.settings, token, receipts_jwks(bench.settings), "district")
+    assert (found.held, found.behind, found.mismatched) == (2, [], [])
+    hub.publish(AIR, DAY)  # a version the district has not fetched yet
+    found = check_receipt(hub.settings, token, receipts_jwks(bench.settings), "district")
+    assert found.behind == [f"{AIR} community_id=real-0/day={DAY} v2"]
+    assert gather(bench.settings).committed == 1  # and the next run catches up (the module's lake stays whole)
+    token = receipt_for(bench.settings, bench.lake(), "real-0")
+    assert check_receipt(hub.settings, token, receipts_jwks(bench.settings), "district").held == 2
+    other = receipt_for(bench.settings, bench.lake(), "played-000")
+    with pytest.raises(IntegrityError, match="for this community"):
+        check_receipt(hub.settings, other, receipts_jwks(bench.settings), "district")
+
+
 def test_one_committer_per_table(bench: Bench) -> None:
     settings = bench.settings.model_copy(update={"lock_timeout_seconds": 0.2})
     held, release = threading.Event(), threading.Event()
