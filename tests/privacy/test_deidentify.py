@@ -130,5 +130,7 @@ def test_free_text_and_phones_reach_each_consumer_only_as_its_policy_says(tmp_pa
     district = pq.read_table(next((settings.lake_path / "district").rglob("*.parquet"))).to_pylist()
     assert any("[NAME]" in r["description"] for r in district) and all("****" in r["phone"] for r in district)
     police_rows = pq.read_table(next((settings.lake_path / "public_security").rglob("*.parquet"))).to_pylist()
-    assert {open_sealed(r["phone"], police, "phone") for r in police_rows} <= set(truth["phones"])
+    assert {
+        open_sealed(r["phone"], police, "phone", consumer="public_security", feed=FEED.name) for r in police_rows
+    } <= set(truth["phones"])
     assert "description" not in police_rows[0]
