@@ -249,3 +249,33 @@ def test_the_installed_kit_pulls_and_verifies_from_a_real_hub(
         [tool, *pull_args, "--pin", "x", "--out", str(tmp_path / "x")], capture_output=True, text=True
     )
     assert unpinned.returncode == 3 and "pinned" in unpinned.stderr and "Traceback" not in unpinned.stderr
+
+
+def _seal_v1(value: str, recipient: X25519PrivateKey, key_id: str, field: str) -> str:
+    """A value sealed the way the hub sealed before HPKE (privacy/seal.py up to this change)."""
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from privacy.keys import b64u
+
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    seed = hmac.digest(b"h" * 32, f"{key_id}\x1f{field}\x1f{value}".encode(), "sha256")
+    ephemeral = X25519PrivateKey.from_private_bytes(seed)
+    eph, mine = ephemeral.public_key().public_bytes(*raw), recipient.public_key().public_bytes(*raw)
+    info = b"neuron-hub/seal/v1\x1f" + field.encode()
+    key = HKDF(hashes.SHA256(), 32, eph + mine, info).derive(ephemeral.exchange(recipient.public_key()))
+    sealed = AESGCM(key).encrypt(b"\x00" * 12, value.encode(), f"nhs1\x1f{key_id}\x1f{field}".encode())
+    return f"nhs1.{key_id}.{b64u(eph + sealed)}"
+
+
+def test_values_sealed_before_hpke_still_open_in_the_kit() -> None:
+    police = X25519PrivateKey.generate()
+    token = _seal_v1("沪A12345", police, "public_security-x25519", "plate_no")
+    assert unseal(token, police, "public_security", "traffic.vehicle_passes", "plate_no") == "沪A12345"
+    with pytest.raises(IntegrityError):
+        unseal(token, police, "public_security", "traffic.vehicle_passes", "gate_code")
+    with pytest.raises(IntegrityError):
+        unseal(token, X25519PrivateKey.generate(), "public_security", "traffic.vehicle_passes", "plate_no")
