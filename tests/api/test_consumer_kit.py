@@ -26,7 +26,7 @@ from neuron_consumer.ballot import verify_ballot as kit_verify_ballot
 from neuron_consumer.cli import main
 from neuron_consumer.client import Hub
 from neuron_consumer.dataset import STATE_DIR
-from neuron_consumer.keys import thumbprint
+from neuron_consumer.keys import thumbprint, verify_jws
 from neuron_consumer.pull import pull
 from neuron_consumer.unseal import unseal
 from neuron_consumer.verify import verify_folder
@@ -279,3 +279,16 @@ def test_values_sealed_before_hpke_still_open_in_the_kit() -> None:
         unseal(token, police, "public_security", "traffic.vehicle_passes", "gate_code")
     with pytest.raises(IntegrityError):
         unseal(token, X25519PrivateKey.generate(), "public_security", "traffic.vehicle_passes", "plate_no")
+
+
+def test_the_catalog_describes_each_field_as_the_files_hold_it(fresh_hub: LiveHub, tmp_path: Path) -> None:
+    with kit(fresh_hub, "public_security") as hub:
+        detail = hub.feed(FEED)
+        pull(hub, FEED, tmp_path)
+    manifest = verify_jws(next((tmp_path / STATE_DIR / FEED).rglob("*.jws")).read_text(), kit(fresh_hub).keys)
+    assert [(f["name"], f["parquet_type"]) for f in detail["fields"]] == [
+        (c["name"], c["type"]) for c in manifest["schema"]
+    ]
+    for field in detail["fields"]:
+        assert field["meaning"]["zh"] and field["meaning"]["en"] and field["treatment_text"]["en"] == "as recorded"
+        assert field["legal_basis"] == detail["legal_basis"]
