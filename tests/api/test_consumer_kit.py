@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -210,7 +211,9 @@ def kit_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("kit") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-c", str(root / "constraints.txt"), str(root / "clients" / "python")], check=True)
+    # From a copy: building in place would leave build/ and *.egg-info in the repository.
+    source = shutil.copytree(root / "clients" / "python", venv.parent / "source")
+    subprocess.run([*pip, "-c", str(root / "constraints.txt"), str(source)], check=True)
     return venv
 
 
