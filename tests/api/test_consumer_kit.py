@@ -7,8 +7,11 @@ from __future__ import annotations
 import ast
 import json
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -38,6 +41,19 @@ from tests.api.hub import FLOW_FIELDS, LiveHub
 from tests.api.lake import COMMUNITY, FEED, flow_rows, publish_table
 from tests.api.proxy import TamperingProxy, flip_last_body_byte
 from warehouse.merkle import ballot_leaf, inclusion_proof, merkle_root, new_receipt, receipt_commitment
+
+
+@contextmanager
+def monkeypatch_sleep() -> Iterator[None]:
+    """The kit's retries without their waits."""
+    import neuron_consumer.client as kit_client
+
+    original = kit_client.wait
+    kit_client.wait = lambda seconds: None
+    try:
+        yield
+    finally:
+        kit_client.wait = original
 
 
 def pins(hub: LiveHub) -> set[str]:
@@ -295,3 +311,27 @@ def test_the_catalog_describes_each_field_as_the_files_hold_it(fresh_hub: LiveHu
     for field in detail["fields"]:
         assert field["meaning"]["zh"] and field["meaning"]["en"] and field["treatment_text"]["en"] == "as recorded"
         assert field["legal_basis"] == detail["legal_basis"]
+
+
+def test_a_refusal_and_an_unreachable_hub_are_one_line_and_their_own_exit_code(
+    fresh_hub: LiveHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identity = fresh_hub.identities["district"]
+    key = tmp_path / "district.pem"
+    key.write_bytes(
+        identity.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    common = ["--key-id", identity.key_id, "--private-key", str(key), "--out", str(tmp_path / "out")]
+    pin_args = [a for p in pins(fresh_hub) for a in ("--pin", p)]
+    assert main(["pull", "no.such_feed", "--hub", fresh_hub.url, *common, *pin_args]) == 4
+    assert "refused the request (404)" in capsys.readouterr().err
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    argv = ["pull", FEED, "--hub", f"http://127.0.0.1:{port}", *common, *pin_args]
+    with monkeypatch_sleep():
+        assert main(argv) == 5
+    err = capsys.readouterr().err
+    assert "unreachable" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -29,6 +29,7 @@ from neuron_consumer.keys import pinned_keys, verify_jws
 from neuron_consumer.signatures import sign_request, signed_sha256, utcnow, verify_response
 
 CHUNK = 1 << 20
+wait = time.sleep  # how retries wait (tests replace it)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Hub:
         backoff: float = 1.0,
         window_seconds: int = 300,
         now: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConsumerError(f"the hub URL must start with http:// or https://, not {base_url!r}")
@@ -102,7 +103,8 @@ class Hub:
         self.consumer = consumer or key_id.rsplit("-", 1)[0]
         self.pins = set(pins)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        self.window_seconds, self.now, self.sleep = window_seconds, now, sleep
+        self.window_seconds, self.now = window_seconds, now
+        self.sleep = sleep or wait
         self._private_key = private_key
         self._session = requests.Session()
         self._keys: dict[str, Ed25519PublicKey] | None = None
