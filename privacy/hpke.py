@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -86,12 +87,18 @@ def encap(recipient: X25519PublicKey, ikm_e: bytes) -> tuple[bytes, bytes]:
     return labeled_expand(KEM_SUITE_ID, eae_prk, b"shared_secret", kem_context, 32), enc
 
 
+@lru_cache(maxsize=1024)
+def _context(aead: int, info: bytes) -> bytes:
+    # The same for every value of a column (one info per consumer, feed and field).
+    sid = suite_id(aead)
+    psk_id_hash = labeled_extract(sid, b"", b"psk_id_hash", b"")
+    return bytes([MODE_BASE]) + psk_id_hash + labeled_extract(sid, b"", b"info_hash", info)
+
+
 def key_schedule(shared_secret: bytes, info: bytes, aead: int) -> tuple[bytes, bytes, bytes]:
     """RFC 9180 §5.1 KeySchedule, mode base (no PSK): (key, base_nonce, exporter_secret)."""
     sid = suite_id(aead)
-    psk_id_hash = labeled_extract(sid, b"", b"psk_id_hash", b"")
-    info_hash = labeled_extract(sid, b"", b"info_hash", info)
-    context = bytes([MODE_BASE]) + psk_id_hash + info_hash
+    context = _context(aead, info)
     secret = labeled_extract(sid, shared_secret, b"secret", b"")
     nk = _AEADS[aead][0]
     key = labeled_expand(sid, secret, b"key", context, nk)
