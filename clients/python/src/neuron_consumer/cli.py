@@ -1,4 +1,4 @@
-"""neuron-consumer: pull, verify, unseal, verify-ballot, thumbprint.
+"""neuron-consumer: pull, verify, unseal, ballot-proof, verify-ballot, thumbprint.
 
 Every failure is one line on stderr and a non-zero exit (3: something did not verify,
 4: the hub refused, 5: the hub is unavailable, 1: anything else you can fix), never a traceback.
@@ -85,6 +85,17 @@ def _verify_ballot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ballot_proof(args: argparse.Namespace) -> int:
+    from neuron_consumer.client import Hub
+    from neuron_consumer.keys import load_signing_key
+
+    key = load_signing_key(args.private_key)
+    with Hub(args.hub, args.key_id, key, _pins(args.pin), consumer=args.consumer) as hub:
+        proof = hub.ballot_proof(args.receipt)  # signed by the hub; still checked offline by verify-ballot
+    print(json.dumps(proof, ensure_ascii=False, indent=1))
+    return 0
+
+
 def _thumbprint(args: argparse.Namespace) -> int:
     from neuron_consumer.keys import thumbprint
 
@@ -137,6 +148,15 @@ def parser() -> argparse.ArgumentParser:
     ballot.add_argument("--area", type=float, required=True, help="your floor area counted for the vote (m²)")
     ballot.add_argument("--root", help="the motion's merkle_root from the published feed")
     ballot.set_defaults(run=_verify_ballot)
+
+    fetch = sub.add_parser("ballot-proof", help="fetch the inclusion proof of a ballot receipt (prints JSON)")
+    fetch.add_argument("receipt")
+    fetch.add_argument("--hub", required=True)
+    fetch.add_argument("--key-id", required=True)
+    fetch.add_argument("--private-key", type=Path, required=True)
+    fetch.add_argument("--pin", action="append", metavar="THUMBPRINT", help=PIN_HELP)
+    fetch.add_argument("--consumer")
+    fetch.set_defaults(run=_ballot_proof)
 
     thumb = sub.add_parser(
         "thumbprint", help="the RFC 7638 thumbprints of a JWKS file's keys (to compare with the hub's letter)"
