@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neuron.settings import Settings
-from privacy.keys import HubKeys, rotate_signing_key
+from privacy.keys import HubKeys, jwk_thumbprint, rotate_signing_key
 from privacy.master import list_master_versions, rotate_master_secret
 from privacy.retention import run_retention
 from warehouse.audit import append_audit
@@ -22,8 +22,11 @@ def keys_show(settings: Settings) -> dict[str, Any]:
     """The public JWKS, each signing key's periods, and the master-secret versions (no secrets)."""
     keys = HubKeys.load(settings)
     active = keys.active_signing_key.kid
+    jwks = keys.jwks()
     return {
-        "jwks": keys.jwks(),
+        "jwks": jwks,
+        # What consumers pin (RFC 7638): give them with the JWKS, out of band (docs/consumers.md).
+        "thumbprints": {str(k["kid"]): jwk_thumbprint(k) for k in jwks["keys"]},
         "signing_keys": [
             {
                 "kid": k.kid,
