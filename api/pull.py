@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from api.client import HubClient
-from neuron.errors import ConfigError, IntegrityError
+from kernel.errors import ConfigError, IntegrityError
 
 STATE_DIR = ".neuron-pull"
 DATASET_FILE = "part-0.parquet"

@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.hpke import AEAD_AES_256_GCM, ikm_for, seal_base
 from privacy.keys import b64u, b64u_decode
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
+from kernel.settings import Settings
 from neuron.cli import app
-from neuron.settings import Settings
 from privacy.feed_dictionary import received_fields, render_feeds
 from privacy.policy import load_policies
 from schemas.feeds import load_feeds
