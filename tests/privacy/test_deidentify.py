@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -138,8 +139,6 @@ def test_free_text_and_phones_reach_each_consumer_only_as_its_policy_says(tmp_pa
 
 def test_a_value_sealed_for_two_feeds_is_refused_with_the_field_and_feeds_named() -> None:
     # A sealed value is bound to one feed (HPKE info), and one staging column serves a consumer.
-    import pytest
-
     other = FEED.model_copy(update={"name": "services.repairs_other"})
     grants = {name: {"fields": {"request_id": "keep", "phone": "seal_to"}} for name in (FEED.name, other.name)}
     body = {"consumer": "public_security", "version": 1, "title": "ps", "legal_basis": "test", "retention_days": 30}
