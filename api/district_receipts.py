@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from neuron.errors import IntegrityError
-from neuron.settings import Settings
+from kernel.errors import IntegrityError
+from kernel.settings import Settings
 from privacy.jws import verify_json
-from warehouse.control import Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import Partition
 
 RECEIPT_TYPE = "neuron-district-receipt"
 

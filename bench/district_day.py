@@ -329,7 +329,8 @@ def report(r: dict[str, Any]) -> str:
         f"- the district was killed mid-commit in {f['killed']} of {len(f['rounds'])} rounds; after every round"
         f" the tables held only versions published intact, each once: problems found"
         f" {sum(sum(x['problems'].values()) for x in f['rounds'])}",
-        f"- the hubs back ({f['catch_up_runs']} clean run(s) until none was unavailable): {f['held']} partitions held, newest versions all, problems"
+        f"- the hubs back ({f['catch_up_runs']} clean run(s) until none was unavailable): {f['held']} partitions"
+        " held, newest versions all, problems"
         f" {sum(f['final_problems'].values())} {f['final_problems'] or ''}; a replay committed {f['replay_committed']}",
         f"- machine load average at start (shared by the team): {', '.join(f'{x:.1f}' for x in r['load_avg'])}",
     ]

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from district.config import DistrictSettings, load_district_settings
-from neuron.errors import NeuronError
+from kernel.errors import NeuronError
 
 app = typer.Typer(
     help="The district's lake: every hub's feeds, verified, in Iceberg tables exactly once; queries across "
@@ -33,7 +33,7 @@ def _district(config: Path | None) -> Iterator[DistrictSettings]:
     """The settings, with user errors (config, verification, missing keys) as one line."""
     from pydantic import ValidationError
 
-    from neuron.logging import setup_logging
+    from kernel.logging import setup_logging
 
     setup_logging()
     if config is not None:

@@ -140,7 +140,7 @@ class DistrictSettings(BaseSettings):
         for hub in self.hubs:
             if hub.community_id == community_id:
                 return hub
-        from neuron.errors import ConfigError
+        from kernel.errors import ConfigError
 
         raise ConfigError(f"no hub {community_id!r} in the district's config; add it under [[hubs]]")
 

@@ -35,7 +35,7 @@ from district.config import DistrictSettings, HubEntry
 from district.keys import key_id, load_key
 from district.lake import Held, Lake, Verified, table_name
 from district.verify import check_fingerprint, check_rows, pinned_jwks
-from neuron.errors import IntegrityError, NeuronError, RetriableError
+from kernel.errors import IntegrityError, NeuronError, RetriableError
 
 log = logging.getLogger(__name__)
 Ledgers = dict[str, dict[tuple[str, str], Held]]  # table name → (hub, partition) → held

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from district.config import DistrictSettings
-from neuron.errors import ConfigError, NotInitialised
+from kernel.errors import ConfigError, NotInitialised
 from privacy.keys import b64u
 
 

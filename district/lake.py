@@ -33,7 +33,7 @@ from pyiceberg.transforms import DayTransform, IdentityTransform, MonthTransform
 
 from district.config import DistrictSettings
 from district.locks import committer_lock
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 
 log = logging.getLogger(__name__)
 

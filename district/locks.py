@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from district.config import DistrictSettings
-from neuron.errors import RetriableError
+from kernel.errors import RetriableError
 
 POLL_SECONDS = 0.05
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from district.config import DistrictSettings
 from district.lake import Lake
-from neuron.errors import ConfigError
+from kernel.errors import ConfigError
 
 Engine = Literal["arrow", "files", "iceberg"]
 

@@ -82,7 +82,7 @@ def write_receipts(settings: DistrictSettings, lake: Lake, hubs: list[str] | Non
 
 def verify_receipt(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
     """A receipt's payload, once its signature verifies against the district's JWKS (IntegrityError else)."""
-    from neuron.errors import IntegrityError
+    from kernel.errors import IntegrityError
 
     payload = verify_json(token, jwks)
     if payload.get("typ") != TYPE:

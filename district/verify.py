@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from district.config import HubEntry, jwks_fingerprint
 from district.lake import COMMUNITY, parse_partition_key
-from neuron.errors import ConfigError, IntegrityError
+from kernel.errors import ConfigError, IntegrityError
 
 
 def pinned_jwks(hub: HubEntry, home: Path) -> dict[str, Any] | None:

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from neuron.errors import ConfigError, IntegrityError, NotInitialised
-from neuron.settings import Settings
+from kernel.errors import ConfigError, IntegrityError, NotInitialised
+from kernel.settings import Settings
 from privacy.master import load_master_secrets, write_secret
 
 HKDF_SALT = b"neuron-hub/v1"
@@ -36,6 +36,12 @@ DEFAULT_SIGNATURE_LIFETIME = timedelta(days=3650)
 def b64u(data: bytes) -> str:
     """Unpadded base64url, as JOSE uses it."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint (SHA-256, base64url) of an OKP public key: what consumers pin."""
+    members = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}
+    return b64u(hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest())
 
 
 def b64u_decode(text: str) -> bytes:

@@ -1,6 +1,6 @@
 """What each consumer receives: its minimised view of a lifecycle event, signed (compact JWS, Ed25519).
 
-Per upstream (relay/settings.py `Upstream`): the location down to its level (community,
+Per upstream (kernel/relay_settings.py `Upstream`): the location down to its level (community,
 building or unit), readings from its allow-list, and the direct identifiers it is entitled
 to sealed to its own X25519 key (privacy/seal.py: only its private key opens them). An
 in-home device's id is a direct identifier: it is never sent in clear. Public-space devices
@@ -19,12 +19,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from kernel.relay_settings import Upstream
 from privacy.jws import ALGORITHM
 from privacy.keys import SigningKey
-from privacy.seal import Recipient, seal
+from privacy.seal import RELAY_FEED, Recipient, seal
 from relay.alarms import device_is_direct
 from relay.lifecycle import Alarm, LifecycleEvent
-from relay.settings import Upstream
 
 # `privacy.jws.canonical_json`'s encoding, with the encoder built once rather than per message.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -78,7 +78,8 @@ class SealCache:
         self._fresh: list[tuple[str, str, str]] = []
 
     def lookup(self, key_id: str, context: str, value: str) -> str:
-        return hmac.new(self.index_key, f"{key_id}\x1f{context}\x1f{value}".encode(), "sha256").hexdigest()
+        # "v2": values cached when sealing was the own ECIES (nhs1) are never found again.
+        return hmac.new(self.index_key, f"v2\x1f{key_id}\x1f{context}\x1f{value}".encode(), "sha256").hexdigest()
 
     def sealed(self, value: str, recipient: Recipient, seal_key: bytes, context: str) -> str:
         lookup = self.lookup(recipient.key_id, context, value)
@@ -86,7 +87,7 @@ class SealCache:
         if found is None:
             if len(self.known) >= self.LIMIT:
                 self.known.clear()
-            found = self.known[lookup] = seal(value, recipient, seal_key, context)
+            found = self.known[lookup] = seal(value, recipient, seal_key, context, feed=RELAY_FEED)
             self._fresh.append((lookup, recipient.key_id, found))
         return found
 
@@ -116,7 +117,7 @@ class Route:
         """`value` sealed to this consumer (deterministic, so cached per value)."""
         assert self.recipient is not None
         if self.seals is None:
-            return seal(value, self.recipient, self.seal_key, context)
+            return seal(value, self.recipient, self.seal_key, context, feed=RELAY_FEED)
         return self.seals.sealed(value, self.recipient, self.seal_key, context)
 
     def topic(self, district: str, alarm: Alarm) -> str:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+import pipeline
 from api.app import create_app
 from api.client import HubRefused
 from connectors.sql import SqlSource
@@ -27,11 +28,11 @@ from tests.conftest import make_settings
 from tests.connectors.hub_sources import hub_settings
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
 from tests.warehouse.marts.test_service_feeds import BALLOTS, COUNTED, RECEIPTS, ballot, build_fixture, stage
-from warehouse import pipeline
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
 from warehouse.marts import build_marts
 from warehouse.merkle import format_receipt, normalise_receipt, receipt_commitment, verify_ballot
 from warehouse.migrations import migrate
+from warehouse.models import AuditEntry
 from warehouse.staging import warehouse
 
 VOTES = "governance.votes"
@@ -205,3 +206,18 @@ def test_the_simulated_platform_s_receipts_prove_end_to_end(tmp_path: Path) -> N
     with session_scope(settings.control_url) as session:
         texts += [(f"audit {e.seq}", f"{e.path} {e.detail}") for e in session.scalars(select(AuditEntry))]
     assert find_leaks([*receipts.values(), *digits], texts) == []
+
+
+def test_the_standalone_kit_fetches_and_checks_the_same_proofs(votes_hub: LiveHub) -> None:
+    from neuron_consumer.ballot import verify_ballot as kit_verify
+    from neuron_consumer.client import Hub
+    from neuron_consumer.keys import thumbprint
+
+    roots = published_roots(votes_hub, "district")
+    identity = votes_hub.identities["district"]
+    pins = {thumbprint(k) for k in votes_hub.jwks["keys"]}
+    with Hub(votes_hub.url, identity.key_id, identity.private_key, pins) as hub:
+        for key, motion, choice, centi in COUNTED:
+            proof = hub.ballot_proof(RECEIPTS[key])
+            assert kit_verify(proof, RECEIPTS[key], choice, centi / 100, root=roots[motion])
+            assert not kit_verify(proof, RECEIPTS[key], choice, centi / 100 + 1, root=roots[motion])

@@ -23,7 +23,7 @@ from api.consumers import register_consumer
 from district.config import DistrictSettings, HubEntry
 from district.keys import init_keys, load_key, public_pem
 from district.lake import Lake, table_name
-from neuron.settings import ApiSettings, Settings
+from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys, SigningKey
 from privacy.keys import init_keys as init_hub_keys
 from schemas.feeds import load_feeds

@@ -19,7 +19,7 @@ from district.lake import Lake
 from district.locks import committer_lock
 from district.query import run_question
 from district.receipts import receipt_for, verify_receipt
-from neuron.errors import IntegrityError, RetriableError
+from kernel.errors import IntegrityError, RetriableError
 from tests.district.hubs import DAY, Bench, assert_lake_holds, district_bench
 
 AIR = "env.air_quality_hourly"

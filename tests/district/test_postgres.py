@@ -10,7 +10,7 @@ import pytest
 
 from district.ingest import gather
 from district.locks import committer_lock
-from neuron.errors import RetriableError
+from kernel.errors import RetriableError
 from tests.district.hubs import DAY, assert_lake_holds, district_bench
 from tests.services import temporary_postgres_database
 

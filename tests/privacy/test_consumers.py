@@ -16,19 +16,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
 
+import pipeline
 from api.app import create_app
 from api.client import HubClient
 from api.consumers import register_consumer
-from neuron.errors import PublishBlocked
-from neuron.settings import Settings
-from privacy.recipients import register_encryption_key
+from kernel.errors import PublishBlocked
+from kernel.settings import Settings
 from privacy.seal import open_sealed
 from simulator.community import Community
 from simulator.parking import ParkingSimulator
 from tests.api.hub import ServerThread, public_pem
 from tests.leaks import find_leaks, jws_payloads, texts_of_consumer_lake
-from warehouse import pipeline
-from warehouse.control import AuditEntry, Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry, Partition
+from warehouse.recipients import register_encryption_key
 
 FLOW, PASSES = "traffic.vehicle_flow_hourly", "traffic.vehicle_passes"
 DAYS = (date(2026, 11, 20), date(2026, 11, 21))
@@ -98,7 +99,7 @@ def test_no_consumer_receives_an_identifier_it_is_not_entitled_to(
             texts += [(f"api:{consumer} (signed)", t) for p in pages for t in jws_payloads(p)]
             assert len(texts) > 4
             if consumer == "public_security":
-                assert sum(p.count('"plate_no": "nhs1.') for p in pages) > 1000  # served, sealed
+                assert sum(p.count('"plate_no": "nhs2.') for p in pages) > 1000  # served, sealed
             assert find_leaks(identifiers, texts) == [], consumer
 
 
@@ -118,9 +119,12 @@ def test_only_public_security_gets_passes_and_its_plates_open_only_with_its_key(
         "new_energy",
         "plate_no",
     }
-    opened = {open_sealed(p["plate_no"], police_key, "plate_no") for p in passes}
+    opened = {
+        open_sealed(p["plate_no"], police_key, "plate_no", consumer="public_security", feed="traffic.vehicle_passes")
+        for p in passes
+    }
     assert opened <= simulator.all_plates() and len(opened) > 100
-    assert all(p["plate_no"].startswith("nhs1.public_security-enc-") for p in passes)
+    assert all(p["plate_no"].startswith("nhs2.public_security-enc-") for p in passes)
     # Sealing is deterministic: re-running a window gives the same bytes, so no new version.
     assert pipeline.run_window(hub, "vehicle_passes", *pipeline.local_day_window(hub, DAYS[1]))["published"] == 0
 

@@ -12,12 +12,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import create_engine, insert, text
 
-from connectors.alarm_lifecycle import AlarmLifecycle
-from neuron.errors import IntegrityError
-from neuron.settings import Settings, SqlSource
+from connectors.registry import make_stream
+from kernel.errors import IntegrityError
+from kernel.settings import Settings, SqlSource
 from privacy.keys import HubKeys, b64u_decode
 from privacy.room_cipher import RoomCipher
-from privacy.seal import open_sealed
+from privacy.seal import RELAY_FEED, open_sealed
 from relay.destinations import wait_for
 from relay.rooms import RoomDirectory, room_of_address
 from relay.run import BackgroundRelay
@@ -120,7 +120,10 @@ def test_public_security_gets_the_room_sealed_the_district_none_and_the_database
 
         sealed = police.payloads()[0]["sealed"]
         assert set(sealed) == {"device_id", "household_id", "room_no"}
-        assert open_sealed(sealed["room_no"], rig.police_key, "room_no") == home.room
+        assert (
+            open_sealed(sealed["room_no"], rig.police_key, "room_no", consumer="public_security", feed=RELAY_FEED)
+            == home.room
+        )
         assert "sealed" not in district.payloads()[0] and "room" not in str(district.payloads()[0]["location"])
 
         cipher = RoomCipher(HubKeys.load(hub), hub.community_id)
@@ -142,7 +145,7 @@ def test_public_security_gets_the_room_sealed_the_district_none_and_the_database
         # The batch path: the stream opens the room into the raw batch (landed encrypted, then
         # pseudonymised and sealed by de-identification like any raw room).
         since = datetime.now(UTC) - timedelta(hours=1)
-        batches = list(AlarmLifecycle(hub).extract(since, datetime.now(UTC) + timedelta(minutes=1)))
+        batches = list(make_stream("alarm_lifecycle", hub).extract(since, datetime.now(UTC) + timedelta(minutes=1)))
         rooms = pa.concat_tables([pa.Table.from_batches([b]) for b in batches]).column("room_no").to_pylist()
         assert rooms == [home.room]
 

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+import pipeline
 from api.consumers import register_consumer
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
 from privacy.pseudonymise import pseudonym
-from privacy.recipients import register_encryption_key
 from privacy.seal import open_sealed
 from schemas.feeds import load_feeds
 from tests.leaks import find_leaks, jws_payloads, texts_of_lake
@@ -50,7 +50,7 @@ from tests.warehouse.marts.fixtures_devices import (
     tokens,
     versions,
 )
-from warehouse import pipeline
+from warehouse.recipients import register_encryption_key
 
 ENV, INFRA, CARE, ALARMS = "env.air_quality_hourly", "infra.assets_status", "care.elderly_daily", "safety.alarms"
 C = "music-square"
@@ -224,7 +224,10 @@ def test_alarms_with_their_lifecycle_at_each_consumers_level(hub: Settings) -> N
     police = consumer_partitions(hub, "public_security", ALARMS)
     assert all(t.column_names == [*BUILDING_LEVEL, "unit", "room_no"] for t in police.values())
     opened = {
-        day: [(*r[:-1], r[-1] and open_sealed(r[-1], POLICE, "room_no")) for r in day_rows]
+        day: [
+            (*r[:-1], r[-1] and open_sealed(r[-1], POLICE, "room_no", consumer="public_security", feed=ALARMS))
+            for r in day_rows
+        ]
         for day, day_rows in published(hub, "public_security", ALARMS).items()
     }
     with_rooms = [(*r[:-1], ROOMS.get(r[2])) for r in expected]
