@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from district.cli import app as district_app
-from kernel.errors import FatalError, NeuronError, NotInitialised
+from kernel.errors import ConfigError, FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
 from neuron.user_errors import user_error
@@ -261,11 +261,11 @@ def consumers_receipt(
     """Check a district's signed receipt against what this hub published for it."""
     from api.district_receipts import check_receipt
 
-    settings = _settings()
     try:
-        found = check_receipt(settings, receipt.read_text().strip(), json.loads(district_jwks.read_text()), consumer)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+        jwks = json.loads(district_jwks.read_text())
+    except ValueError:
+        raise ConfigError(f"{district_jwks} is not a JWKS (JSON); take it from `neuron district keys`") from None
+    found = check_receipt(_hub(), receipt.read_text().strip(), jwks, consumer)
     console.print(f"{found.district} (receipt of {found.issued_at}): holds {found.held} newest version(s)")
     for line in found.behind:
         console.print(f"  not yet held: {line}", soft_wrap=True)
