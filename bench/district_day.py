@@ -115,8 +115,8 @@ def _floor(bench: Any, home: Path) -> dict[str, float]:
     size = settings.commit_max_partitions
     for feed, partitions in sorted(expected.items()):
         batch = [Verified(c, feed, k, v, "floor", rows) for (c, k), (v, rows) in partitions.items()]
-        for start in range(0, len(batch), size):
-            lake.commit(feed, batch[start : start + size])
+        for first in range(0, len(batch), size):
+            lake.commit(feed, batch[first : first + size])
     return {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}
 
 
