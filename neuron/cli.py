@@ -15,6 +15,7 @@ from rich.table import Table
 from neuron.errors import NeuronError
 from neuron.logging import setup_logging
 from neuron.settings import Settings, load_settings
+from neuron.viid_cli import register as register_viid
 
 app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+register_viid(app)  # `neuron viid`: the GA/T 1400 cascade
 console = Console()
 
 

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from connectors.collector_settings import MqttSettings
+from peers.viid.settings import ViidSettings
 from relay.settings import RelaySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
     intercom: IntercomSource = IntercomSource()
     mqtt: MqttSettings = MqttSettings()
     relay: RelaySettings = RelaySettings()
+    viid: ViidSettings = ViidSettings()
     api: ApiSettings = ApiSettings()
 
     @classmethod

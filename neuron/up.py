@@ -351,6 +351,8 @@ def hub_services(
         services.append(Service("collector", [*neuron, "collect"]))
     if relay and relay_available(settings):
         services.append(Service("relay", [*neuron, "relay"]))
+    if getattr(getattr(settings, "viid", None), "configured", False):  # [viid] names an upper platform
+        services.append(Service("viid", [*neuron, "viid"]))
     return services
 
 

@@ -12,3 +12,4 @@ import privacy.consent  # privacy: consent records
 import privacy.recipients  # noqa: F401  (privacy: consumers' encryption keys)
 import relay.models  # noqa: F401  (relay: alarms, lifecycle history, outbox)
 import warehouse.quality_models  # noqa: F401  (warehouse: kept validation results per batch)
+import warehouse.viid_models  # noqa: F401  (peers/viid: the VIID cascade's subscriptions and outbox)

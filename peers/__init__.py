@@ -1,0 +1,1 @@
+"""Outbound peers: the hub meeting other platforms on their own protocols (front doors, like api/ and relay/)."""
