@@ -64,6 +64,7 @@ class DigestGate:
         self._nonces: dict[str, float] = {}  # nonce → issued (monotonic); removed when used
         self._lock = threading.Lock()
         self.stats = DigestStats()
+        self.expire_next = 0  # fault: the next N right answers find their nonce expired
 
     def forget(self) -> None:
         """A restart: every outstanding nonce (and the opaque) is lost."""
@@ -83,7 +84,9 @@ class DigestGate:
         return header + (", stale=true" if stale else "")
 
     def check(self, method: str, path: str, header: str | None) -> Verdict:
-        params = parse_digest(header or "")
+        if not header:
+            return Verdict.DENIED  # the first request of every exchange: challenged, not counted as refused
+        params = parse_digest(header)
         needed = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
         password = self.users.get(params.get("username", ""))
         well_formed = (
@@ -103,6 +106,9 @@ class DigestGate:
         with self._lock:
             issued = self._nonces.pop(params["nonce"], None)  # single use: consumed even if late
             fresh = issued is not None and time.monotonic() - issued < self.nonce_ttl
+            if fresh and self.expire_next > 0:
+                self.expire_next -= 1
+                fresh = False
             opaque_ok = params.get("opaque") == self.opaque
         # A nonce from before a restart comes with the old opaque: stale, not denied.
         return self._count(Verdict.OK if fresh and opaque_ok else Verdict.STALE)

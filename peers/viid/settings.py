@@ -50,7 +50,9 @@ class ViidSettings(BaseModel):
     # Notifications per request. 1 = stop-and-wait, the rule vendor documents give; more carries
     # several SubscribeNotificationObjects in one list, each acknowledged by its own status.
     window: int = Field(1, ge=1, le=32)
-    max_objects: int = Field(50, ge=1, le=500)  # MotorVehicleObjects per notification
+    # MotorVehicleObjects per notification. InfoIDs (A.20) lists their 48-digit ids, comma-separated,
+    # in at most 1024 characters: 21 ids fit (21 × 48 + 20 = 1028 would not; 20 × 48 + 19 = 979 does).
+    max_objects: int = Field(20, ge=1, le=20)
     timeout_seconds: float = Field(5.0, gt=0)
     retry_min_seconds: float = Field(0.2, gt=0)
     retry_max_seconds: float = Field(10.0, gt=0)

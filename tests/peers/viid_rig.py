@@ -81,21 +81,23 @@ class Rig:
         return Counter((str(opener(v["PlateNo"])), str(v["PassTime"])) for v in vehicles)
 
 
-def hub_settings(home: Path, vendor_url: str, upper_url: str, **viid: Any) -> Settings:
+def hub_settings(home: Path, vendor_url: str, upper_url: str, control_url: str = "", **viid: Any) -> Settings:
     config = ViidSettings(upper_url=upper_url, password=PASSWORD, listen_port=0, **(FAST | viid))  # type: ignore[arg-type]
-    return make_settings(home, vendor_url, viid=config)
+    return make_settings(home, vendor_url, viid=config, control_db_url=control_url)
 
 
 @contextmanager
-def viid_rig(tmp_path: Path, upper: UpperConfig | None = None, **viid: Any) -> Iterator[Rig]:
+def viid_rig(tmp_path: Path, control_url: str = "", upper: UpperConfig | None = None, **viid: Any) -> Iterator[Rig]:
+    """The rig; `control_url`: an already migrated control database (else one is made)."""
     live = LiveParking()
     police = X25519PrivateKey.generate()
     config = upper or UpperConfig()
     config.password, config.plate_opener = PASSWORD, plate_opener(police)
     with start_parking_api(live, token=TOKEN) as vendor, UpperPlatform(config) as platform:
-        settings = hub_settings(tmp_path / "hub", vendor.url, platform.url, **viid)
+        settings = hub_settings(tmp_path / "hub", vendor.url, platform.url, control_url, **viid)
         init_keys(settings)
-        migrate(settings.control_url)
+        if not control_url:
+            migrate(settings.control_url)
         register_consumer(settings, "public_security", pem(Ed25519PrivateKey.generate().public_key()))
         register_encryption_key(settings, "public_security", pem(police.public_key()))
         try:
