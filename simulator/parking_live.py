@@ -45,8 +45,9 @@ class LiveParking:
                 vehicle = self._rng.choice(self._vehicles)
                 gate = self._rng.choice(sorted(GATES))
                 now = datetime.now(CST)
-                record = {
-                    "record_id": f"{self.park_code}-LIVE-{self._count:08d}",
+                record_id = f"{self.park_code}-LIVE-{self._count:08d}"
+                record: dict[str, Any] = {
+                    "record_id": record_id,
                     "park_code": self.park_code,
                     "community_id": self.community_id,
                     "gate_code": gate,
@@ -59,9 +60,9 @@ class LiveParking:
                     "updated_at": now.isoformat(),
                     "fee_fen": None,
                 }
-                self._served.append((now, record["record_id"], record))
-                self.made[record["record_id"]] = time.monotonic()
-                made.append(record["record_id"])
+                self._served.append((now, record_id, record))
+                self.made[record_id] = time.monotonic()
+                made.append(record_id)
         return made
 
     def records(self) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ answer), `restart()` and `disconnect()` on demand.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import socket
@@ -223,10 +224,8 @@ class UpperPlatform:
             open_ = list(self.connections)
             self.connections.clear()
         for conn in open_:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         return len(open_)
 
     def restart(self, down_seconds: float = 0.0) -> None:
@@ -279,7 +278,9 @@ class UpperPlatform:
             return
         key = "RegisterObject" if register else "UnRegisterObject"
         data = handler.json_body(body)
-        device = data.get(key, {}).get("DeviceID") if isinstance(data, dict) and isinstance(data.get(key), dict) else None
+        device = (
+            data.get(key, {}).get("DeviceID") if isinstance(data, dict) and isinstance(data.get(key), dict) else None
+        )
         if device != self.config.lower_id:
             handler.send_json(200, {"ResponseStatusObject": status(handler.path, BAD_CONTENT, key, str(device or ""))})
             return
@@ -328,7 +329,9 @@ class UpperPlatform:
         items = wrapper.get("SubscribeNotificationObject") if isinstance(wrapper, dict) else None
         if not isinstance(items, list):
             code = BAD_JSON if data is None else BAD_CONTENT
-            handler.send_json(200, {"ResponseStatusObject": status(handler.path, code, "SubscribeNotificationListObject")})
+            handler.send_json(
+                200, {"ResponseStatusObject": status(handler.path, code, "SubscribeNotificationListObject")}
+            )
             return
         replies, accepted_now = [], []
         with self.lock:
@@ -341,10 +344,8 @@ class UpperPlatform:
             with self.lock:
                 self.received.dropped += 1
             handler.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         delivered = handler.send_json(200, {"ResponseStatusListObject": {"ResponseStatusObject": replies}})
         if delivered:
@@ -432,7 +433,9 @@ class UpperPlatform:
             **(extra or {}),
         }
         body = {"SubscribeListObject": {"SubscribeObject": [obj]}}
-        reply = self._session.post(lower_url.rstrip("/") + "/VIID/Subscribes", json=body, headers=self._headers(), timeout=10)
+        reply = self._session.post(
+            lower_url.rstrip("/") + "/VIID/Subscribes", json=body, headers=self._headers(), timeout=10
+        )
         reply.raise_for_status()
         code = int(reply.json()["ResponseStatusListObject"]["ResponseStatusObject"][0]["StatusCode"])
         if code == OK:

@@ -58,11 +58,10 @@ def subscription_problem(obj: Any) -> str | None:
         return "ResultImageDeclare: images are not granted"
     if str(obj.get("ResultFeatureDeclare", "-1")).strip() not in ("-1", ""):
         return "ResultFeatureDeclare: feature vectors are not granted"
-    try:
-        resource_class = int(obj.get("ResourceClass"))
-    except (TypeError, ValueError):
+    raw_class = obj.get("ResourceClass")
+    if isinstance(raw_class, bool) or not isinstance(raw_class, int | str) or not str(raw_class).isdigit():
         return "ResourceClass"
-    if resource_class not in RESOURCE_CLASSES:
+    if int(raw_class) not in RESOURCE_CLASSES:
         return "ResourceClass: not supported by this platform"
     if not str(obj.get("ResourceURI") or "").strip() or len(str(obj.get("ResourceURI"))) > 256:
         return "ResourceURI"
@@ -186,8 +185,8 @@ class ViidServer:
             obj = data.get("SubscribeObject") if isinstance(data, dict) else None
             code, text = self._put(match.group(1), obj)
             return 200, {"ResponseStatusObject": status_object(path, code, text, match.group(1))}
-        listed = data.get("SubscribeListObject") if isinstance(data, dict) else None
-        objects = listed.get("SubscribeObject") if isinstance(listed, dict) else None
+        wrapper = data.get("SubscribeListObject") if isinstance(data, dict) else None
+        objects = wrapper.get("SubscribeObject") if isinstance(wrapper, dict) else None
         if not isinstance(objects, list):
             return 200, {"ResponseStatusObject": status_object(path, BAD_CONTENT, "SubscribeListObject")}
         replies = []

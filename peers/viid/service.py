@@ -94,7 +94,9 @@ class ViidService:
         policies = {p.consumer: p for p in load_policies(settings.policies_dir).values()}
         policy = policies.get(self.config.consumer)
         if policy is None:
-            raise ConfigError(f"[viid] consumer {self.config.consumer!r} has no sharing policy in {settings.policies_dir}")
+            raise ConfigError(
+                f"[viid] consumer {self.config.consumer!r} has no sharing policy in {settings.policies_dir}"
+            )
         self.policy = policy
         feed = load_feeds()[FEED]
         recipient = recipients_by_policy(settings).get(policy.consumer)
@@ -321,6 +323,8 @@ class ViidService:
                 log.error("viid: the upper refused a notification's content (StatusCode %s); not resent", code)
             elif code == INVALID_OPERATION:
                 log.warning("viid: the upper does not know the subscription (StatusCode 4); retrying later")
-        if len(acked) < len(pending) and any(codes.get(p.notification_id) not in (OK, BAD_CONTENT, BAD_JSON) for p in pending):
+        if len(acked) < len(pending) and any(
+            codes.get(p.notification_id) not in (OK, BAD_CONTENT, BAD_JSON) for p in pending
+        ):
             return "failed"
         return "progress"

@@ -136,7 +136,9 @@ class ViidStore:
             known: set[str] = set()
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                known |= set(session.execute(select(ViidPassSeen.record_key).where(ViidPassSeen.record_key.in_(chunk))).scalars())
+                known |= set(
+                    session.execute(select(ViidPassSeen.record_key).where(ViidPassSeen.record_key.in_(chunk))).scalars()
+                )
             fresh, taken = [], set(known)
             for p in passes:
                 if p.record_key not in taken:
@@ -153,7 +155,9 @@ class ViidStore:
                     queued.append((self._add_notification(session, sub, group, unit_code, now), group))
             cursor = session.get(Cursor, (CURSOR_STREAM, community_id))
             if cursor is None:
-                session.add(Cursor(stream=CURSOR_STREAM, community_id=community_id, value=until.isoformat(), updated_at=now))
+                session.add(
+                    Cursor(stream=CURSOR_STREAM, community_id=community_id, value=until.isoformat(), updated_at=now)
+                )
             else:
                 cursor.value, cursor.updated_at = until.isoformat(), now
         return queued
@@ -204,7 +208,9 @@ class ViidStore:
     def attempted(self, seqs: list[int]) -> None:
         with self._session() as session, session.begin():
             session.execute(
-                update(ViidNotification).where(ViidNotification.seq.in_(seqs)).values(attempts=ViidNotification.attempts + 1)
+                update(ViidNotification)
+                .where(ViidNotification.seq.in_(seqs))
+                .values(attempts=ViidNotification.attempts + 1)
             )
 
     def acknowledge(
@@ -243,7 +249,9 @@ class ViidStore:
     def refuse(self, pending: Pending, reason: str) -> None:
         """The upper refused the content (StatusCode 8): kept for the operator, never resent."""
         with self._session() as session, session.begin():
-            session.execute(update(ViidNotification).where(ViidNotification.seq == pending.seq).values(refused=reason[:200]))
+            session.execute(
+                update(ViidNotification).where(ViidNotification.seq == pending.seq).values(refused=reason[:200])
+            )
 
     def backlog(self) -> int:
         with self._session() as session:

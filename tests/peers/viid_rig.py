@@ -93,7 +93,9 @@ def viid_rig(tmp_path: Path, control_url: str = "", upper: UpperConfig | None = 
     police = X25519PrivateKey.generate()
     config = upper or UpperConfig()
     config.password, config.plate_opener = PASSWORD, plate_opener(police)
-    with start_parking_api(live, token=TOKEN) as vendor, UpperPlatform(config) as platform:
+    # LiveParking serves the same API as the day simulator (records_updated_between, faults, seed).
+    vendor_api = start_parking_api(live, token=TOKEN)  # type: ignore[arg-type]
+    with vendor_api as vendor, UpperPlatform(config) as platform:
         settings = hub_settings(tmp_path / "hub", vendor.url, platform.url, control_url, **viid)
         init_keys(settings)
         if not control_url:
