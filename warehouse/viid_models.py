@@ -45,7 +45,7 @@ class ViidNotification(Base):
     body: Mapped[str] = mapped_column(Text)  # the SubscribeNotificationObject, plates as the policy treats them
     objects: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed sends so far
     # Set when the upper refused the content (StatusCode 8): kept for the operator, never resent.
     refused: Mapped[str | None] = mapped_column(String(200), nullable=True)
 

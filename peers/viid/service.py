@@ -110,6 +110,7 @@ class ViidService:
         self._reregister = threading.Event()
         self._work = threading.Event()
         self._stop = threading.Event()
+        self._recent: dict[str, float] = {}  # record key → when a poll of this process last handled it
         self._extracted: dict[str, float] = {}  # NotificationID → when its passes were extracted (monotonic)
         self._lock = threading.Lock()
 
@@ -232,13 +233,14 @@ class ViidService:
         # First run: from now (minus the overlap). History travels by the batch pipeline and the pull
         # API; the cascade carries what happens from the moment it is configured.
         since = (cursor or until) - overlap
-        passes: list[ChannelPass] = []
-        for batch in self.source.extract(since, until):
-            found, skipped = self.view.passes(pa.Table.from_batches([batch]))
-            passes += found
-            self.stats.skipped.update(skipped)
+        batches = list(self.source.extract(since, until))
         extracted = time.monotonic()
         self.stats.polls += 1
+        passes: list[ChannelPass] = []
+        for batch in batches:
+            found, skipped = self.view.passes(self._unseen(pa.Table.from_batches([batch])))
+            passes += found
+            self.stats.skipped.update(skipped)
         self.stats.passes_read += len(passes)
         subs = self.store.active(until)
         if not subs and not passes:
@@ -259,6 +261,22 @@ class ViidService:
         if queued:
             self._work.set()
         return count
+
+    def _unseen(self, raw: pa.Table) -> pa.Table:
+        """The rows not handled by a recent poll of this process (the overlap re-reads them each
+        time): the policy, sealing included, runs once per pass. The control DB's record of queued
+        passes stays the truth (store.queue); this only saves work."""
+        now = time.monotonic()
+        horizon = self.config.poll_overlap_seconds + 60
+        self._recent = {k: t for k, t in self._recent.items() if now - t < horizon}
+        communities = raw.column("community_id").to_pylist()
+        ids = raw.column("record_id").to_pylist()
+        keep = []
+        for community, record_id in zip(communities, ids, strict=True):
+            key = self.view.record_key(f"{community}\x1f{record_id}")
+            keep.append(key not in self._recent)
+            self._recent.setdefault(key, now)
+        return raw.filter(pa.array(keep, pa.bool_()))
 
     # --- pusher ------------------------------------------------------------------------------
 
@@ -291,18 +309,21 @@ class ViidService:
 
     def _send(self, sub: Subscription, pending: list[Pending]) -> str:
         """One request; "progress", "failed" (retry after a backoff) or "unregistered"."""
-        self.store.attempted([p.seq for p in pending])
         self.stats.requests += 1
         try:
             codes = self.client.notify(sub.receive_addr, [p.body for p in pending])
         except NotRegistered:
             log.info("viid: the upper platform no longer knows us (401); registering again")
             self._lost_registration()
+            self.store.attempted([p.seq for p in pending])
             return "unregistered"
         except UpperUnavailable as exc:
             log.warning("viid: %s; the notification stays queued", exc)
+            self.store.attempted([p.seq for p in pending])  # failed attempts only: no commit on the happy path
             return "failed"
         acked = [p for p in pending if codes.get(p.notification_id) == OK]
+        if len(acked) < len(pending):
+            self.store.attempted([p.seq for p in pending if p not in acked])
         if acked:
             fields = self.view.fields
             self.store.acknowledge(acked, sub, self.policy.consumer, self.policy.fingerprint, fields)

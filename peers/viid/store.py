@@ -240,7 +240,7 @@ class ViidStore:
                         "fields": fields,
                         "notification_id": p.notification_id,
                         "subscribe_id": sub.subscribe_id,
-                        "attempts": p.attempts,
+                        "attempts": p.attempts + 1,  # the failed ones recorded, and this one
                         "response_digest": "sha256:" + digest.hexdigest(),
                     },
                     at=now,
