@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from neuron.errors import NeuronError
 from neuron.logging import setup_logging
@@ -20,7 +21,7 @@ def viid() -> None:
     try:
         stats = run_viid(load_settings())
     except NeuronError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=1) from None
     console.print(
         f"viid stopped: {stats.objects_acknowledged} passes acknowledged in {stats.acknowledged} notifications, "

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.vehicle_passes import VehiclePasses
 from neuron.errors import ConfigError, NeuronError
@@ -217,7 +218,7 @@ class ViidService:
             started = time.monotonic()
             try:
                 self.poll_once()
-            except NeuronError as exc:
+            except (NeuronError, SQLAlchemyError) as exc:  # the next poll reads the same window again
                 self.stats.poll_failures += 1
                 log.warning("viid: reading the parking vendor failed (%s); next poll as usual", exc)
             if started - last_purge > PURGE_EVERY:
@@ -237,9 +238,12 @@ class ViidService:
         extracted = time.monotonic()
         self.stats.polls += 1
         passes: list[ChannelPass] = []
+        handled: list[str] = []
         for batch in batches:
-            found, skipped = self.view.passes(self._unseen(pa.Table.from_batches([batch])))
+            unseen, keys = self._unseen(pa.Table.from_batches([batch]))
+            found, skipped = self.view.passes(unseen)
             passes += found
+            handled += keys
             self.stats.skipped.update(skipped)
         self.stats.passes_read += len(passes)
         subs = self.store.active(until)
@@ -252,6 +256,8 @@ class ViidService:
         queued = self.store.queue(
             self.settings.community_id, passes, until, routes, self.config.device_id, self.config.max_objects
         )
+        # Remembered only once queued (committed): a failed poll leaves them to the next one.
+        self._recent.update(dict.fromkeys(handled, extracted))
         with self._lock:
             for nid, _ in queued:
                 self._extracted[nid] = extracted
@@ -262,21 +268,22 @@ class ViidService:
             self._work.set()
         return count
 
-    def _unseen(self, raw: pa.Table) -> pa.Table:
-        """The rows not handled by a recent poll of this process (the overlap re-reads them each
-        time): the policy, sealing included, runs once per pass. The control DB's record of queued
-        passes stays the truth (store.queue); this only saves work."""
+    def _unseen(self, raw: pa.Table) -> tuple[pa.Table, list[str]]:
+        """The rows not queued by a recent poll of this process (the overlap re-reads them each
+        time), and their keys: the policy, sealing included, runs once per pass. The control DB's
+        record of queued passes stays the truth (store.queue); this only saves work."""
         now = time.monotonic()
         horizon = self.config.poll_overlap_seconds + 60
         self._recent = {k: t for k, t in self._recent.items() if now - t < horizon}
         communities = raw.column("community_id").to_pylist()
         ids = raw.column("record_id").to_pylist()
-        keep = []
+        keep, keys = [], []
         for community, record_id in zip(communities, ids, strict=True):
             key = self.view.record_key(f"{community}\x1f{record_id}")
             keep.append(key not in self._recent)
-            self._recent.setdefault(key, now)
-        return raw.filter(pa.array(keep, pa.bool_()))
+            if keep[-1]:
+                keys.append(key)
+        return raw.filter(pa.array(keep, pa.bool_())), keys
 
     # --- pusher ------------------------------------------------------------------------------
 
@@ -291,7 +298,11 @@ class ViidService:
                 pending = self.store.pending(sub.subscribe_id, self.config.window)
                 if not pending or self._stop.is_set():
                     continue
-                outcome = self._send(sub, pending)
+                try:
+                    outcome = self._send(sub, pending)
+                except SQLAlchemyError as exc:  # the control DB is busy or away: the rows stay queued
+                    log.warning("viid: the control database failed (%s); retrying", type(exc).__name__)
+                    outcome = "failed"
                 progressed |= outcome == "progress"
                 failed |= outcome == "failed"
                 if outcome == "unregistered":

@@ -119,7 +119,8 @@ def test_100_upper_restarts_lose_no_pass_and_accept_no_duplicate(
                 time.sleep(0.03)
                 rig.upper.restart()
             rig.live.wait_done(30)
-            assert wait_for(lambda: rig.received() == rig.expected(), 60), "passes lost"
+            lost = not wait_for(lambda: rig.received() == rig.expected(), 60)
+            assert not lost, f"passes lost: hub {hub.stats}, upper {rig.upper.summary()} {rig.upper.received.problems}"
             assert hub.wait_until(lambda s: not outbox(rig), 20)
         upper = rig.upper.received
         assert rig.upper.restarts == 100
