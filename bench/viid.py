@@ -15,7 +15,7 @@ counts duplicates. Vendor, hub and upper share this process (and its GIL) on 2 c
 from __future__ import annotations
 
 import json
-import statistics
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -107,31 +107,32 @@ def run_path(name: str, poll: float, window: int) -> dict[str, Any]:
     live = LiveParking()
     opener = _opener(police)
     config = UpperConfig(password=PASSWORD, plate_opener=opener)
-    with tempfile.TemporaryDirectory() as tmp, start_parking_api(live, token=TOKEN) as vendor:  # type: ignore[arg-type]
-        with UpperPlatform(config) as upper:
-            settings = _hub(Path(tmp), vendor.url, upper.url, poll, window)
-            register_encryption_key(settings, "public_security", _pem(police.public_key()))
-            with BackgroundViid(settings) as hub:
-                upper.subscribe(hub.viid.server.url)
-                time.sleep(poll * 2)  # the subscription is in place before the first pass
-                started = time.time()
-                live.run_at(RATE, RATE * SECONDS)
-                live.wait_done(SECONDS + 30)
-                total = RATE * SECONDS
-                hub.wait_until(lambda s: s.objects_acknowledged >= total, 30)
-                stats = hub.stats
-                extracted_to_ack = list(stats.latencies)
-            # End to end (made at the vendor → accepted by the upper), matched by opened plate and PassTime.
-            made: dict[tuple[str, str], list[float]] = defaultdict(list)
-            for r in live.records():
-                when = datetime.fromisoformat(r["pass_time"])
-                made[(r["plate_no"], when.astimezone(LOCAL).strftime("%Y%m%d%H%M%S"))].append(when.timestamp())
-            end_to_end = []
-            for vid, vehicle in upper.received.vehicles.items():
-                times = made.get((str(opener(vehicle["PlateNo"])), str(vehicle["PassTime"])))
-                if times:
-                    end_to_end.append(upper.received.accept_times[vid] - times.pop(0))
-            floor = _floor(upper, hub_body(upper))
+    # LiveParking serves the day simulator's API (records_updated_between, faults, seed).
+    vendor_api = start_parking_api(live, token=TOKEN)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as tmp, vendor_api as vendor, UpperPlatform(config) as upper:
+        settings = _hub(Path(tmp), vendor.url, upper.url, poll, window)
+        register_encryption_key(settings, "public_security", _pem(police.public_key()))
+        with BackgroundViid(settings) as hub:
+            upper.subscribe(hub.viid.server.url)
+            time.sleep(poll * 2)  # the subscription is in place before the first pass
+            started = time.time()
+            live.run_at(RATE, RATE * SECONDS)
+            live.wait_done(SECONDS + 30)
+            total = RATE * SECONDS
+            hub.wait_until(lambda s: s.objects_acknowledged >= total, 30)
+            stats = hub.stats
+            extracted_to_ack = list(stats.latencies)
+        # End to end (made at the vendor → accepted by the upper), matched by opened plate and PassTime.
+        made: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for r in live.records():
+            when = datetime.fromisoformat(r["pass_time"])
+            made[(r["plate_no"], when.astimezone(LOCAL).strftime("%Y%m%d%H%M%S"))].append(when.timestamp())
+        end_to_end = []
+        for vid, vehicle in upper.received.vehicles.items():
+            times = made.get((str(opener(vehicle["PlateNo"])), str(vehicle["PassTime"])))
+            if times:
+                end_to_end.append(upper.received.accept_times[vid] - times.pop(0))
+        floor = _floor(upper, hub_body(upper))
     return {
         "path": name,
         "made": total,
@@ -186,7 +187,8 @@ def _floor(upper: UpperPlatform, vehicles: list[dict[str, Any]], n: int = 300) -
 
 
 def run() -> dict[str, Any]:
-    return {"rows": [run_path(*path) for path in PATHS]}
+    rows = [run_path(*path) for path in PATHS]
+    return {"rows": rows, "load_average": list(os.getloadavg())}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -204,11 +206,18 @@ def report(result: dict[str, Any]) -> str:
     ]
     for r in result["rows"]:
         x, e, f = r["extracted"], r["end_to_end"], r["floor"]
+        ms = " / ".join(f"{x[k] * 1e3:.1f}" for k in ("p50", "p95", "p99", "max"))
         lines.append(
-            f"| {r['path']} | {x['p50'] * 1e3:.1f} / {x['p95'] * 1e3:.1f} / {x['p99'] * 1e3:.1f} / {x['max'] * 1e3:.1f} "
+            f"| {r['path']} | {ms} "
             f"| {e['p50'] * 1e3:.0f} / {e['p95'] * 1e3:.0f} | {f['p50'] * 1e3:.2f} / {f['p95'] * 1e3:.2f} "
             f"| {r['acknowledged']} / {r['made']} | {r['duplicates']} |"
         )
+    load = result.get("load_average")
+    if load:
+        lines += [
+            "",
+            f"Load average at the end of the run (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, 2 cores.",
+        ]
     lines.append("")
     for r in result["rows"]:
         x, f = r["extracted"], r["floor"]
