@@ -9,6 +9,12 @@ any other operator gets the staging pseudonym, as the publisher would. Then the 
 MotorVehicleObject that the export API's `viid` format uses (schemas/viid.py). Raw values never
 leave this module; rows that break the contract are skipped with a reason naming the field (the
 batch pipeline quarantines the same rows from the same vendor).
+
+Ambiguity: A.11 gives PlateNo as string(15); a plate sealed to public security's key is ~100
+characters (`nhs1.<key id>.<base64url>`). The policy entitles the platform to the plate only
+sealed, so PlateNo carries the sealed value, which the platform opens with its private key before
+applying the 15-character rule (the simulated upper does exactly that); an upper that cannot is a
+deployment agreement to make, not a reason to send the raw plate.
 """
 
 from __future__ import annotations

@@ -232,7 +232,10 @@ class ViidService:
         cursor = self.store.cursor(self.settings.community_id)
         overlap = timedelta(seconds=self.config.poll_overlap_seconds)
         # First run: from now (minus the overlap). History travels by the batch pipeline and the pull
-        # API; the cascade carries what happens from the moment it is configured.
+        # API; the cascade carries what happens from the moment it is configured. Likewise a new
+        # subscription whose BeginTime lies in the past gets the passes read after it was accepted
+        # (the standard does not say whether a subscription reaches back; backfilling history to
+        # police was not asked for by the policy's owner).
         since = (cursor or until) - overlap
         batches = list(self.source.extract(since, until))
         extracted = time.monotonic()
@@ -287,6 +290,10 @@ class ViidService:
 
     # --- pusher ------------------------------------------------------------------------------
 
+    # ReportInterval (A.19) is not used to pace pushes: the sources disagree on whether it is a
+    # minimum spacing or a batching period (dossier-aggr defaults it to 30 s), and spacing
+    # notifications of at most 20 vehicles 30 s apart could not carry a gate's traffic. Passes are
+    # pushed as they arrive; stop-and-wait on the upper's acknowledgements is the back-pressure.
     def _pusher(self) -> None:
         delay = self.config.retry_min_seconds
         while not self._stop.is_set():
@@ -354,6 +361,9 @@ class ViidService:
                 self.stats.refused += 1
                 log.error("viid: the upper refused a notification's content (StatusCode %s); not resent", code)
             elif code == INVALID_OPERATION:
+                # Unknown or cancelled subscription at the upper. The standard gives no rule; a cancel
+                # reaches us by PUT, so this is taken as the upper's state being behind (a restore):
+                # kept and retried with backoff rather than dropped.
                 log.warning("viid: the upper does not know the subscription (StatusCode 4); retrying later")
         if len(acked) < len(pending) and any(
             codes.get(p.notification_id) not in (OK, BAD_CONTENT, BAD_JSON) for p in pending
