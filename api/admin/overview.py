@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from api.admin.shared import EXPORT_ACTIONS
 from neuron.errors import NeuronError
 from neuron.settings import Settings
 from warehouse.control import AuditEntry, LoadRecord, session_scope
@@ -68,7 +69,7 @@ def today(settings: Settings, now: datetime) -> Today:
             .where(
                 AuditEntry.at >= start,
                 AuditEntry.at < start + timedelta(days=1),
-                AuditEntry.action == "request",
+                AuditEntry.action.in_(EXPORT_ACTIONS),
                 AuditEntry.outcome == "ok",
                 AuditEntry.feed.is_not(None),
                 AuditEntry.rows > 0,

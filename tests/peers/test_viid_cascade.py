@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from api.admin.shared import ExportFilter, list_exports
 from peers.viid.protocol import OK
 from peers.viid.run import BackgroundViid
 from simulator.viid_upper import UpperConfig
@@ -67,6 +68,11 @@ def test_passes_reach_the_upper_as_the_policy_entitles(tmp_path: Path, migrated_
         with session_scope(rig.settings.control_url) as session:
             assert verify_chain(session) == []
         assert outbox(rig) == []
+        shown, _ = list_exports(rig.settings, ExportFilter(consumer="public_security"))  # the console's list
+        assert {(e.feed, e.format, e.rows) for e in shown} == {
+            ("traffic.vehicle_passes", "viid", e.rows) for e in shown
+        }
+        assert sum(e.rows for e in shown) == 25
 
 
 def test_outbox_resumes_after_an_outage_with_the_same_notification_ids(tmp_path: Path, migrated_control: str) -> None:
