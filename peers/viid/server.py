@@ -202,7 +202,7 @@ class ViidServer:
         return 200, {"ResponseStatusListObject": {"ResponseStatusObject": replies}}
 
     def _create(self, ident: str, obj: Any) -> tuple[int, str]:
-        problem = subscription_problem(obj)
+        problem = subscription_problem(obj) or self._receive_host_problem(obj)
         if problem is not None:
             log.info("viid: subscription refused (%s)", problem)
             return INVALID_OPERATION if "granted" in problem or "supported" in problem else BAD_CONTENT, problem
@@ -228,6 +228,11 @@ class ViidServer:
         )
         log.info("viid: subscription accepted (motor vehicles)")
         return OK, "OK"
+
+    def _receive_host_problem(self, obj: dict[str, Any]) -> str | None:
+        host = urlsplit(str(obj["ReceiveAddr"])).hostname
+        allowed = {urlsplit(self.config.upper_url).hostname, *self.config.receive_hosts}
+        return None if host in allowed else "ReceiveAddr: not a host of the upper platform (not granted)"
 
     def _put(self, subscribe_id: str, obj: Any) -> tuple[int, str]:
         if not isinstance(obj, dict) or str(obj.get("OperateType", "")) != "1":

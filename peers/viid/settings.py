@@ -41,6 +41,9 @@ class ViidSettings(BaseModel):
     # Where the upper reaches us for /VIID/Subscribes, /VIID/APEs, /VIID/Tollgates.
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8703, ge=0, le=65535)
+    # Hosts the upper may name as a subscription's ReceiveAddr besides its own (upper_url's): the hub
+    # POSTs passes there, so an address the upper merely asserts must not point anywhere else.
+    receive_hosts: list[str] = []
     consumer: str = "public_security"  # whose sharing policy decides what is pushed
     keepalive_seconds: float = Field(30.0, gt=0)
     poll_seconds: float = Field(1.0, gt=0)  # how often the parking vendor is read for this channel

@@ -63,6 +63,7 @@ def test_create_list_cancel(pair: Pair) -> None:
         ({"resource_class": 3}, INVALID_OPERATION),  # cases
         ({"extra": {"ReceiveAddr": "ftp://x"}}, 8),
         ({"extra": {"EndTime": "20200101000000"}}, 8),
+        ({"extra": {"ReceiveAddr": "http://10.0.0.9/VIID/SubscribeNotifications"}}, INVALID_OPERATION),  # elsewhere
     ],
 )
 def test_only_what_the_policy_grants_is_accepted(pair: Pair, kwargs: dict[str, object], code: int) -> None:
