@@ -5,11 +5,14 @@ that cannot work refused with one actionable line."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from api.consumers import register_consumer
 from connectors.base import records_to_raw_batch
 from neuron.errors import ConfigError
 from neuron.settings import Settings
@@ -23,7 +26,7 @@ from schemas.feeds import load_feeds
 from tests.conftest import make_settings
 from tests.peers.viid_rig import pem
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "record_id": "MSQ-LIVE-00000001",
     "park_code": "MSQ",
     "community_id": "music-square",
@@ -52,14 +55,11 @@ def view_for(settings: Settings) -> PassView:
     return PassView(settings, keys, policy, load_feeds()[FEED], recipients_by_policy(settings).get("public_security"))
 
 
-def raw(*records: dict[str, object]) -> pa.Table:
+def raw(*records: dict[str, Any]) -> pa.Table:
     return pa.Table.from_batches([records_to_raw_batch(load_contract("vehicle_passes"), records)])
 
 
 def test_the_plate_is_sealed_as_the_published_feed_seals_it(hub: Settings) -> None:
-    from api.consumers import register_consumer
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     police = X25519PrivateKey.generate()
     register_consumer(hub, "public_security", pem(Ed25519PrivateKey.generate().public_key()))
     register_encryption_key(hub, "public_security", pem(police.public_key()))
@@ -90,5 +90,5 @@ def test_without_the_consumers_key_the_channel_does_not_start(hub: Settings) -> 
 
 def test_a_policy_that_does_not_grant_the_feed_is_refused(hub: Settings) -> None:
     policy = load_policies(hub.policies_dir)["district"]
-    with pytest.raises(ConfigError, match="does not grant traffic.vehicle_passes"):
+    with pytest.raises(ConfigError, match=r"does not grant traffic\.vehicle_passes"):
         PassView(hub, HubKeys.load(hub), policy, load_feeds()[FEED], None)
