@@ -375,7 +375,9 @@ class UpperPlatform:
             rec.refused_subscription += 1
             return INVALID_OPERATION, "no such active subscription", nid
         if nid in rec.notifications:
-            # Accepted before: a duplicate only if its acknowledgement had been delivered. Never stored twice.
+            # Accepted before: a duplicate only if its acknowledgement had been delivered. Never stored
+            # twice. The standard has no status for a duplicate; it is answered 0 (with the reason in
+            # StatusString), so a lower that lost the acknowledgement moves on instead of retrying forever.
             if nid in rec.acked:
                 rec.duplicates += 1
                 return OK, "duplicate NotificationID: already accepted", nid

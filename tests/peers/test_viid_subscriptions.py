@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime
 
 import pytest
@@ -85,3 +86,15 @@ def test_directory_lists_each_gate_and_its_cameras(pair: Pair) -> None:
     assert all(len(g["TollgateID"]) == 20 and g["TollgateID"].isdigit() for g in gates)
     assert len(apes) == 4 and {a["TollgateID"] for a in apes} == {g["TollgateID"] for g in gates}
     assert len({a["ApeID"] for a in apes}) == 4
+
+
+def test_neuron_up_runs_the_cascade_only_when_configured(tmp_path: Path) -> None:
+    from neuron.settings import load_settings
+    from neuron.up import AirflowPorts, hub_services
+
+    ports = AirflowPorts(api=18080, scheduler_health=18974, log_server=18793)
+    plain = load_settings(home=tmp_path, viid=ViidSettings())  # type: ignore[call-arg]
+    assert "viid" not in [s.name for s in hub_services(plain, ports)]
+    cascade = load_settings(home=tmp_path, viid=ViidSettings(upper_url="http://127.0.0.1:9"))  # type: ignore[call-arg]
+    viid = [s for s in hub_services(cascade, ports) if s.name == "viid"]
+    assert len(viid) == 1 and viid[0].argv[-1] == "viid"
