@@ -121,8 +121,10 @@ def test_100_upper_restarts_lose_no_pass_and_accept_no_duplicate(
         with BackgroundViid(rig.settings) as hub:
             rig.upper.subscribe(hub.viid.server.url)
             rig.live.run_at(rate=100, total=500)
-            for _ in range(100):
-                time.sleep(0.03)
+            for _ in range(100):  # each round: a network cut (registration kept), then a restart (forgotten)
+                time.sleep(0.015)
+                rig.upper.disconnect()
+                time.sleep(0.015)
                 rig.upper.restart()
             rig.live.wait_done(30)
             lost = not wait_for(lambda: rig.received() == rig.expected(), 60)
