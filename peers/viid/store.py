@@ -78,18 +78,23 @@ class ViidStore:
 
     def save_subscription(self, row: ViidSubscription) -> None:
         with self._session() as session, session.begin():
-            session.merge(row)
+            # Write first, read never: on SQLite a transaction that reads and then writes fails at
+            # once (SQLITE_BUSY, no waiting) if another connection committed in between.
+            session.execute(delete(ViidSubscription).where(ViidSubscription.subscribe_id == row.subscribe_id))
+            session.add(row)
 
     def set_status(self, subscribe_id: str, status: int, body: dict[str, Any] | None = None) -> bool:
         """Cancel or expire a subscription (its queued notifications are dropped); False if unknown."""
         now = datetime.now(UTC)
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if body is not None:
+            values["body"] = json.dumps(body, ensure_ascii=False)
         with self._session() as session, session.begin():
-            row = session.get(ViidSubscription, subscribe_id)
-            if row is None:
+            found = session.execute(
+                update(ViidSubscription).where(ViidSubscription.subscribe_id == subscribe_id).values(**values)
+            )
+            if not getattr(found, "rowcount", 0):
                 return False
-            row.status, row.updated_at = status, now
-            if body is not None:
-                row.body = json.dumps(body, ensure_ascii=False)
             # After a cancel or expiry nothing more is pushed (GA/T 1400.4 cascade, GAT1400-cascade.md §7.4).
             session.execute(delete(ViidNotification).where(ViidNotification.subscribe_id == subscribe_id))
         return True
@@ -132,6 +137,17 @@ class ViidStore:
         now = datetime.now(UTC)
         queued: list[tuple[str, list[ChannelPass]]] = []
         with self._session() as session, session.begin():
+            # The cursor first: the write lock before any read (see save_subscription).
+            moved = session.execute(
+                update(Cursor)
+                .where(Cursor.stream == CURSOR_STREAM, Cursor.community_id == community_id)
+                .values(value=until.isoformat(), updated_at=now)
+            )
+            if not getattr(moved, "rowcount", 0):
+                session.add(
+                    Cursor(stream=CURSOR_STREAM, community_id=community_id, value=until.isoformat(), updated_at=now)
+                )
+                session.flush()
             keys = [p.record_key for p in passes]
             known: set[str] = set()
             for start in range(0, len(keys), 500):
@@ -153,13 +169,6 @@ class ViidStore:
                 for start in range(0, len(chosen), max_objects):
                     group = chosen[start : start + max_objects]
                     queued.append((self._add_notification(session, sub, group, unit_code, now), group))
-            cursor = session.get(Cursor, (CURSOR_STREAM, community_id))
-            if cursor is None:
-                session.add(
-                    Cursor(stream=CURSOR_STREAM, community_id=community_id, value=until.isoformat(), updated_at=now)
-                )
-            else:
-                cursor.value, cursor.updated_at = until.isoformat(), now
         return queued
 
     @staticmethod
