@@ -23,6 +23,7 @@ from simulator.viid_upper import UpperConfig
 from tests.peers.viid_rig import Rig, viid_rig
 from warehouse.audit import verify_chain
 from warehouse.control import AuditEntry, session_scope
+from warehouse.migrations import migrate
 from warehouse.viid_models import ViidNotification
 
 
@@ -75,8 +76,9 @@ def test_passes_reach_the_upper_as_the_policy_entitles(tmp_path: Path, migrated_
         assert sum(e.rows for e in shown) == 25
 
 
-def test_outbox_resumes_after_an_outage_with_the_same_notification_ids(tmp_path: Path, migrated_control: str) -> None:
-    with viid_rig(tmp_path, migrated_control, max_objects=4) as rig:
+def test_outbox_resumes_after_an_outage_with_the_same_notification_ids(tmp_path: Path, control_url: str) -> None:
+    migrate(control_url)  # SQLite, and PostgreSQL where it runs
+    with viid_rig(tmp_path, control_url, max_objects=4) as rig:
         with BackgroundViid(rig.settings) as first:
             rig.upper.subscribe(first.viid.server.url)
             rig.upper.stop()  # the upper goes away
