@@ -205,7 +205,7 @@ class UpperPlatform:
         server.platform = self
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="viid-upper", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.01,), name="viid-upper", daemon=True)
         self._thread.start()
         return self
 

@@ -122,7 +122,7 @@ def test_100_upper_restarts_lose_no_pass_and_accept_no_duplicate(
     with viid_rig(tmp_path, migrated_control, upper=faults, window=window, max_objects=5) as rig:
         with BackgroundViid(rig.settings) as hub:
             rig.upper.subscribe(hub.viid.server.url)
-            rig.live.run_at(rate=100, total=500)
+            rig.live.run_at(rate=100, total=300)
             for _ in range(100):  # each round: a network cut (registration kept), then a restart (forgotten)
                 time.sleep(0.015)
                 rig.upper.disconnect()
