@@ -276,6 +276,8 @@ class UpperPlatform:
             reply = status(handler.path, INVALID_OPERATION, "unauthorized")
             handler.send_json(401, {"ResponseStatusObject": reply}, {"WWW-Authenticate": challenge})
             return
+        if not self._content_type_ok(handler):
+            return
         key = "RegisterObject" if register else "UnRegisterObject"
         data = handler.json_body(body)
         device = (
