@@ -28,11 +28,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from neuron.errors import IntegrityError
-from neuron.settings import REPO_ROOT, ParkingSource, Settings
+from kernel.errors import IntegrityError
+from kernel.settings import REPO_ROOT, HttpSource, Settings
+from kernel.viid_settings import ViidSettings
 from peers.viid.client import UpperClient
 from peers.viid.run import BackgroundViid
-from peers.viid.settings import ViidSettings
 from privacy.seal import open_sealed
 from simulator.parking_live import LiveParking
 from simulator.server import start_parking_api
@@ -67,7 +67,7 @@ def _hub(home: Path, vendor_url: str, upper_url: str, poll: float, window: int) 
         control_db_url="",
         master_secret=None,
         policies_dir=REPO_ROOT / "config" / "policies",
-        parking=ParkingSource(base_url=vendor_url, token=TOKEN),  # type: ignore[arg-type]
+        parking=HttpSource(base_url=vendor_url, token=TOKEN),  # type: ignore[arg-type]
         viid=viid,
     )
     init_keys(settings)
@@ -101,7 +101,7 @@ def _opener(key: X25519PrivateKey) -> Any:
 
 
 def run_path(name: str, poll: float, window: int) -> dict[str, Any]:
-    from privacy.recipients import register_encryption_key
+    from warehouse.recipients import register_encryption_key
 
     police = X25519PrivateKey.generate()
     live = LiveParking()

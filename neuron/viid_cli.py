@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from neuron.errors import NeuronError
-from neuron.logging import setup_logging
-from neuron.settings import load_settings
+from kernel.logging import setup_logging
+from kernel.settings import load_settings
 
 console = Console()
 
@@ -18,11 +16,7 @@ def viid() -> None:
     from peers.viid.run import run_viid
 
     setup_logging()
-    try:
-        stats = run_viid(load_settings())
-    except NeuronError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(code=1) from None
+    stats = run_viid(load_settings())  # the hub's errors become one line (neuron.cli)
     console.print(
         f"viid stopped: {stats.objects_acknowledged} passes acknowledged in {stats.acknowledged} notifications, "
         f"{stats.refused} refused, {stats.registrations} registrations"

@@ -19,7 +19,7 @@ from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from schemas.contract import load_contract
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # PassTime is local time (GA/T 1400 has no zone designator)

@@ -14,10 +14,10 @@ from typing import Any
 
 import requests
 
-from neuron.errors import FatalError, RetriableError
+from kernel.errors import FatalError, RetriableError
+from kernel.viid_settings import ViidSettings
 from peers.viid.digest import authorization, parse_challenge
 from peers.viid.protocol import LOCAL, OK, VIID_JSON, parse_viid_time, status_code, status_list
-from peers.viid.settings import ViidSettings
 
 log = logging.getLogger(__name__)
 

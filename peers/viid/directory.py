@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peers.viid.settings import ViidSettings
+from kernel.viid_settings import ViidSettings
 from schemas.viid import device_id, tollgate_id
 
 # TollgateCat / TollgateUsage codes are not in the sources read [unverified]: 99 other, and usage

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import EXTRA_COLUMN
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.settings import Settings
 from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
 from privacy.operators import OperatorContext

@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 
-from neuron.background import BackgroundService
-from neuron.settings import Settings
+from kernel.background import BackgroundService
+from kernel.settings import Settings
+from kernel.viid_settings import ViidSettings
 from peers.viid.service import ViidService, ViidStats
-from peers.viid.settings import ViidSettings
 
 
 def run_viid(settings: Settings, stop_event: threading.Event | None = None) -> ViidStats:

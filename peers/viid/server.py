@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from kernel.viid_settings import ViidSettings
 from peers.viid.directory import apes, tollgates
 from peers.viid.protocol import (
     ACTIVE,
@@ -32,9 +33,8 @@ from peers.viid.protocol import (
     parse_viid_time,
     status_object,
 )
-from peers.viid.settings import ViidSettings
 from peers.viid.store import ViidStore, cancelled_body
-from warehouse.viid_models import ViidSubscription
+from warehouse.models.viid import ViidSubscription
 
 log = logging.getLogger(__name__)
 # ResourceClass (A.19): 0 tollgate, 1 device, 4 VIID platform, 5 administrative division. Cases (3)

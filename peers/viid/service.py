@@ -24,20 +24,20 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.vehicle_passes import VehiclePasses
-from neuron.errors import ConfigError, NeuronError
-from neuron.settings import Settings
+from connectors.families import open_stream
+from kernel.errors import ConfigError, NeuronError
+from kernel.settings import Settings
+from kernel.viid_settings import ViidSettings
 from peers.viid.client import CredentialsRefused, NotRegistered, UpperClient, UpperUnavailable
 from peers.viid.protocol import BAD_CONTENT, BAD_JSON, INVALID_OPERATION, OK
 from peers.viid.records import FEED, ChannelPass, PassView
 from peers.viid.server import ViidServer
-from peers.viid.settings import ViidSettings
 from peers.viid.store import Pending, Subscription, ViidStore
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
-from privacy.recipients import recipients_by_policy
 from schemas.feeds import load_feeds
 from schemas.viid import CENTRE
+from warehouse.recipients import recipients_by_policy
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = 3600.0
@@ -105,7 +105,7 @@ class ViidService:
         self.store = ViidStore(settings.control_url)
         self.client = UpperClient(self.config)
         self.server = ViidServer(self.config, self.store, settings.community_id, self._wake_all)
-        self.source = VehiclePasses(settings)
+        self.source = open_stream(settings, self.view.contract)  # the vehicle_passes connector
         self.stats = ViidStats()
         self._registered = threading.Event()
         self._reregister = threading.Event()

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from peers.viid.protocol import ACTIVE, CANCELLED, EXPIRED, notification_id, viid_time
 from peers.viid.records import FEED, ChannelPass
 from warehouse.audit import append_audit
-from warehouse.control import Cursor, engine_for
-from warehouse.viid_models import ViidNotification, ViidPassSeen, ViidSubscription
+from warehouse.control import engine_for
+from warehouse.models import Cursor
+from warehouse.models.viid import ViidNotification, ViidPassSeen, ViidSubscription
 
 CURSOR_STREAM = "viid.vehicle_passes"  # the channel's own vendor cursor, apart from the batch pipeline's
 

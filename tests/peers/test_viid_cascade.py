@@ -22,9 +22,10 @@ from peers.viid.run import BackgroundViid
 from simulator.viid_upper import UpperConfig
 from tests.peers.viid_rig import Rig, viid_rig
 from warehouse.audit import verify_chain
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
 from warehouse.migrations import migrate
-from warehouse.viid_models import ViidNotification
+from warehouse.models import AuditEntry
+from warehouse.models.viid import ViidNotification
 
 
 def wait_for(condition: object, timeout: float = 30.0) -> bool:

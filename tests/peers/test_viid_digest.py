@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from kernel.viid_settings import ViidSettings
 from peers.viid.client import CredentialsRefused, NotRegistered, UpperClient
 from peers.viid.digest import authorization, parse_challenge
 from peers.viid.protocol import status_code, status_list
-from peers.viid.settings import ViidSettings
 from simulator.viid_upper import UpperConfig, UpperPlatform
 
 PASSWORD = "digest-test-password"

@@ -14,17 +14,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from api.consumers import register_consumer
 from connectors.base import records_to_raw_batch
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.settings import Settings
 from peers.viid.records import FEED, PassView
 from privacy.keys import HubKeys, init_keys
 from privacy.policy import load_policies
-from privacy.recipients import recipients_by_policy, register_encryption_key
 from privacy.seal import open_sealed, seal
 from schemas.contract import load_contract
 from schemas.feeds import load_feeds
 from tests.conftest import make_settings
 from tests.peers.viid_rig import pem
+from warehouse.recipients import recipients_by_policy, register_encryption_key
 
 GOOD: dict[str, Any] = {
     "record_id": "MSQ-LIVE-00000001",

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from kernel.viid_settings import ViidSettings
 from peers.viid.protocol import ACTIVE, CANCELLED, INVALID_OPERATION, OK
 from peers.viid.server import ViidServer
-from peers.viid.settings import ViidSettings
 from peers.viid.store import ViidStore
 from simulator.viid_upper import UpperConfig, UpperPlatform
 
@@ -89,7 +89,7 @@ def test_directory_lists_each_gate_and_its_cameras(pair: Pair) -> None:
 
 
 def test_neuron_up_runs_the_cascade_only_when_configured(tmp_path: Path) -> None:
-    from neuron.settings import load_settings
+    from kernel.settings import load_settings
     from neuron.up import AirflowPorts, hub_services
 
     ports = AirflowPorts(api=18080, scheduler_health=18974, log_server=18793)

@@ -16,17 +16,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from api.consumers import register_consumer
-from neuron.errors import IntegrityError
-from neuron.settings import Settings
-from peers.viid.settings import ViidSettings
+from kernel.errors import IntegrityError
+from kernel.settings import Settings
+from kernel.viid_settings import ViidSettings
 from privacy.keys import init_keys
-from privacy.recipients import register_encryption_key
 from privacy.seal import open_sealed
 from simulator.parking_live import LiveParking
 from simulator.server import RunningServer, start_parking_api
 from simulator.viid_upper import LOCAL, UpperConfig, UpperPlatform
 from tests.conftest import TOKEN, make_settings
 from warehouse.migrations import migrate
+from warehouse.recipients import register_encryption_key
 
 PASSWORD = "test-digest-password"
 FAST = {
