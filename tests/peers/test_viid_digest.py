@@ -89,3 +89,18 @@ def test_clock_check_and_status_codes(upper: UpperPlatform) -> None:
     assert skew is not None and abs(skew) < 5
     assert status_code({"StatusCode": "0"}) == 0 and status_code({"StatusCode": 8}) == 8
     assert status_code({"StatusCode": True}) is None
+
+
+def test_neuron_simulate_can_serve_the_upper(monkeypatch: pytest.MonkeyPatch) -> None:
+    from peers.viid.server import free_port
+    from simulator.cli import _serve_viid_upper
+
+    monkeypatch.setenv("NEURON_VIID__PASSWORD", PASSWORD)
+    port = free_port()
+    close = _serve_viid_upper(port, "")
+    try:
+        client = UpperClient(ViidSettings(upper_url=f"http://127.0.0.1:{port}", device_id=LOWER, password=PASSWORD))  # type: ignore[arg-type]
+        client.register()
+        client.keepalive()
+    finally:
+        close()
