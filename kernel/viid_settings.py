@@ -46,7 +46,7 @@ class ViidSettings(BaseModel):
     receive_hosts: list[str] = []
     consumer: str = "public_security"  # whose sharing policy decides what is pushed
     keepalive_seconds: float = Field(30.0, gt=0)
-    poll_seconds: float = Field(1.0, gt=0)  # how often the parking vendor is read for this channel
+    poll_seconds: float = Field(0.5, gt=0)  # how often the parking vendor is read for this channel
     # Each poll re-reads this much of the previous window: records the vendor committed late
     # (already pushed ones are recognised and skipped).
     poll_overlap_seconds: float = Field(10.0, ge=0)
