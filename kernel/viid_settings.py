@@ -61,6 +61,9 @@ class ViidSettings(BaseModel):
     retry_max_seconds: float = Field(10.0, gt=0)
     max_clock_skew_seconds: float = Field(5.0, gt=0)  # warn when /VIID/System/Time differs more
     seen_retention_days: int = Field(7, ge=1)  # passes already queued, remembered to skip re-reads
+    # and notifications the upper refused (kept for the operator), deleted after as many days
+    # Each active subscription gets its own copy of every pass: an upper cannot open more than this.
+    max_subscriptions: int = Field(8, ge=1, le=100)
     gates: list[GateSettings] = Field(default_factory=_music_square_gates)
     place_code: str = Field("310107", pattern=r"^[0-9]{6}$")  # administrative division (Putuo)
 

@@ -203,6 +203,11 @@ class ViidServer:
 
     def _create(self, ident: str, obj: Any) -> tuple[int, str]:
         problem = subscription_problem(obj) or self._receive_host_problem(obj)
+        active = [
+            s for s in self.store.subscriptions() if s.status == ACTIVE and s.subscribe_id != obj.get("SubscribeID")
+        ]
+        if problem is None and len(active) >= self.config.max_subscriptions:
+            problem = "too many active subscriptions (not granted)"
         if problem is not None:
             log.info("viid: subscription refused (%s)", problem)
             return INVALID_OPERATION if "granted" in problem or "supported" in problem else BAD_CONTENT, problem

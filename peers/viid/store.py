@@ -269,9 +269,15 @@ class ViidStore:
             return len(rows)
 
     def purge_seen(self, days: int) -> int:
+        """Forget queued passes older than `days`, and notifications refused as long ago."""
         cutoff = datetime.now(UTC) - timedelta(days=days)
         with self._session() as session, session.begin():
             result = session.execute(delete(ViidPassSeen).where(ViidPassSeen.seen_at < cutoff))
+            session.execute(
+                delete(ViidNotification).where(
+                    ViidNotification.refused.is_not(None), ViidNotification.created_at < cutoff
+                )
+            )
             return int(getattr(result, "rowcount", 0) or 0)
 
 

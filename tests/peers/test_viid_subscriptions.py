@@ -73,6 +73,13 @@ def test_only_what_the_policy_grants_is_accepted(pair: Pair, kwargs: dict[str, o
     assert pair.store.subscriptions() == []
 
 
+def test_an_upper_cannot_open_more_subscriptions_than_allowed(pair: Pair) -> None:
+    pair.lower.config = pair.lower.config.model_copy(update={"max_subscriptions": 2})
+    codes = [pair.upper.subscribe(pair.lower.url)[1] for _ in range(3)]
+    assert codes == [OK, OK, INVALID_OPERATION]
+    assert len(pair.store.subscriptions()) == 2
+
+
 def test_requests_must_name_the_upper(pair: Pair) -> None:
     reply = requests.get(pair.lower.url + "/VIID/Subscribes", headers={"User-Identify": "1" * 20}, timeout=5)
     assert reply.status_code == 401
