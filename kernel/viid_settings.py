@@ -54,14 +54,15 @@ class ViidSettings(BaseModel):
     # several SubscribeNotificationObjects in one list, each acknowledged by its own status.
     window: int = Field(1, ge=1, le=32)
     # MotorVehicleObjects per notification. InfoIDs (A.20) lists their 48-digit ids, comma-separated,
-    # in at most 1024 characters: 21 ids fit (21 × 48 + 20 = 1028 would not; 20 × 48 + 19 = 979 does).
+    # in at most 1024 characters: 20 ids fit (20 × 48 + 19 = 979), 21 would not (1,028).
     max_objects: int = Field(20, ge=1, le=20)
     timeout_seconds: float = Field(5.0, gt=0)
     retry_min_seconds: float = Field(0.2, gt=0)
     retry_max_seconds: float = Field(10.0, gt=0)
     max_clock_skew_seconds: float = Field(5.0, gt=0)  # warn when /VIID/System/Time differs more
-    seen_retention_days: int = Field(7, ge=1)  # passes already queued, remembered to skip re-reads
-    # and notifications the upper refused (kept for the operator), deleted after as many days
+    # Passes already queued are remembered this long (to skip re-reads), and notifications the
+    # upper refused (kept for the operator) are deleted after as long.
+    seen_retention_days: int = Field(7, ge=1)
     # Each active subscription gets its own copy of every pass: an upper cannot open more than this.
     max_subscriptions: int = Field(8, ge=1, le=100)
     gates: list[GateSettings] = Field(default_factory=_music_square_gates)
