@@ -496,10 +496,6 @@ def admins_disable(name: str) -> None:
     console.print(f"admin {name} disabled")
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _load_plugins() -> None:
     """Commands other distributions add (the simulator's `simulate` and `demo`): the product
     never imports them; they register themselves under the `neuron.commands` entry points."""
@@ -531,3 +527,7 @@ def _errors_in_one_place() -> None:
 
 _load_plugins()
 _errors_in_one_place()
+
+
+if __name__ == "__main__":
+    app()
