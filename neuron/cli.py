@@ -486,5 +486,9 @@ def admins_disable(name: str) -> None:
     console.print(f"admin {name} disabled")
 
 
+from neuron.inbox_cli import inbox_app  # noqa: E402 - below the commands it sits beside
+
+app.add_typer(inbox_app, name="inbox")
+
 if __name__ == "__main__":
     app()

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connectors.carrier.settings import InboxSettings
 from connectors.collector_settings import MqttSettings
 from relay.settings import RelaySettings
 
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
     intercom: IntercomSource = IntercomSource()
     mqtt: MqttSettings = MqttSettings()
     relay: RelaySettings = RelaySettings()
+    inbox: InboxSettings = InboxSettings()
     api: ApiSettings = ApiSettings()
 
     @classmethod

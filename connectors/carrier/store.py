@@ -1,0 +1,209 @@
+"""The durable inbox: every accepted push is in SQLite (WAL, synchronous=FULL, so fsynced at each
+commit) before the carrier gets its 200.
+
+One writer thread takes whatever pushes arrived while it was committing the previous group and
+commits them together (group commit): at 500 pushes/s a fsync per push would cost more than the
+push, a fsync per group costs one per few pushes. Bodies are kept AES-256-GCM-encrypted under a key
+derived from the master secret (they carry IMEIs of in-home devices), like the MQTT landing.
+
+The same file holds the processor's state (progress, message keys seen, device state, readings not
+yet landed, alarms not yet published, events), so one transaction moves them together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from neuron.errors import IntegrityError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pushes (seq INTEGER PRIMARY KEY, received_us INTEGER NOT NULL,
+    carrier TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS progress (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (key BLOB PRIMARY KEY, at_us INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_state (token TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_rows (id INTEGER PRIMARY KEY, stream TEXT NOT NULL,
+    received_us INTEGER NOT NULL, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at_us INTEGER NOT NULL, device TEXT,
+    event TEXT NOT NULL, detail TEXT);
+CREATE INDEX IF NOT EXISTS events_at ON events (at_us);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at_us);
+"""
+
+
+class KeySource(Protocol):
+    master_version: int
+
+    def derive(self, purpose: str, *context: str, version: int | None = None) -> bytes: ...
+
+
+class Sealer:
+    """AES-256-GCM for the inbox's rows: master version (2 bytes) + nonce (12) + ciphertext; the
+    table's name is the associated data, so a row cannot be moved to another table."""
+
+    def __init__(self, keys: KeySource) -> None:
+        self.keys = keys
+        self._aead: dict[int, AESGCM] = {}
+
+    def _for(self, version: int) -> AESGCM:
+        aead = self._aead.get(version)
+        if aead is None:
+            aead = self._aead[version] = AESGCM(self.keys.derive("carrier-inbox", version=version))
+        return aead
+
+    def seal(self, table: str, plain: bytes) -> bytes:
+        nonce, version = os.urandom(12), self.keys.master_version
+        return version.to_bytes(2, "big") + nonce + self._for(version).encrypt(nonce, plain, table.encode())
+
+    def open(self, table: str, blob: bytes) -> bytes:
+        version = int.from_bytes(blob[:2], "big")
+        try:
+            return self._for(version).decrypt(blob[2:14], blob[14:], table.encode())
+        except InvalidTag:
+            raise IntegrityError(f"carrier inbox: a row of {table} does not decrypt (altered)") from None
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")  # WAL + FULL: the WAL is fsynced at every commit
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+Done = Callable[[int | None, BaseException | None], None]
+
+
+@dataclass
+class _Pending:
+    carrier: str
+    body: bytes
+    done: Done
+
+
+class InboxStore:
+    """Appends pushes durably (group commit on a writer thread) and hands out processor connections."""
+
+    def __init__(self, path: Path, keys: KeySource) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        self.sealer = Sealer(keys)
+        self._conn = connect(path)
+        self._conn.executescript(SCHEMA)
+        # Checkpoints are left to the processor's connection (SQLite's automatic checkpoint at its
+        # commits): one inside a push's group commit would stall the carriers' answers.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._stamp = threading.Lock()
+        self._last_us = 0
+        self._inflight_us: int | None = None
+        self._stopping = False
+        self.committed = threading.Event()  # set after each group: wakes the processor
+        self.appended = 0
+        self.groups = 0
+        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, carrier: str, body: bytes, done: Done) -> None:
+        """Queue a push; `done(seq, None)` once it is durable, `done(None, error)` if it cannot be."""
+        with self._cond:
+            if self._stopping:
+                done(None, RuntimeError("the inbox is stopping"))
+                return
+            self._queue.append(_Pending(carrier, body, done))
+            if len(self._queue) == 1:
+                self._cond.notify()
+
+    def append_sync(self, carrier: str, body: bytes, timeout: float = 10.0) -> int:
+        """Append and wait (tests, tools)."""
+        got: list[int | None] = []
+        failed: list[BaseException | None] = []
+        ready = threading.Event()
+
+        def done(seq: int | None, exc: BaseException | None) -> None:
+            got.append(seq)
+            failed.append(exc)
+            ready.set()
+
+        self.append(carrier, body, done)
+        if not ready.wait(timeout):
+            raise TimeoutError("carrier inbox: append not committed in time")
+        if failed[0] is not None:
+            raise failed[0]
+        assert got[0] is not None
+        return got[0]
+
+    def safe_through_us(self) -> int:
+        """A receive time before which every push is committed: later pushes are stamped at or after it."""
+        with self._stamp:
+            if self._inflight_us is not None:
+                return self._inflight_us
+            self._last_us = max(time.time_ns() // 1000, self._last_us)
+            return self._last_us
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                group, self._queue = self._queue, []
+            self._commit(group)
+
+    def _commit(self, group: list[_Pending]) -> None:
+        with self._stamp:
+            now = self._last_us = max(time.time_ns() // 1000, self._last_us)
+            self._inflight_us = now
+        seqs: list[int] = []
+        error: BaseException | None = None
+        try:
+            rows = [(now, p.carrier, self.sealer.seal("pushes", p.body)) for p in group]
+            with transaction(self._conn) as conn:
+                for row in rows:
+                    cur = conn.execute("INSERT INTO pushes (received_us, carrier, body) VALUES (?, ?, ?)", row)
+                    seqs.append(int(cur.lastrowid or 0))
+        except (sqlite3.Error, OSError) as exc:
+            log.error("carrier inbox: could not commit %d pushes (%s); they are refused", len(group), exc)
+            error, seqs = exc, []
+        finally:
+            with self._stamp:
+                self._inflight_us = None
+        self.groups += 1
+        self.appended += len(seqs)
+        for i, p in enumerate(group):
+            p.done(seqs[i] if seqs else None, error)
+        self.committed.set()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+        self._conn.close()
