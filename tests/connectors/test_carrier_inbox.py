@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import duckdb
@@ -28,11 +29,11 @@ from warehouse import pipeline
 from warehouse.migrations import migrate
 
 
-def pusher(url: str, **overrides: object) -> CarrierPusher:
+def pusher(url: str, **overrides: Any) -> CarrierPusher:
     cfg = PushConfig(
         ctwing_url=url + "/carrier/ctwing", onenet_url=url + "/carrier/onenet", onenet_token=TOKEN, rate=400,
         retry_spacing_s=0.05, **overrides,
-    )  # type: ignore[arg-type]  # fmt: skip
+    )  # fmt: skip
     return CarrierPusher(cfg)
 
 
@@ -103,7 +104,7 @@ def test_alarms_are_raised_and_cleared_in_the_relays_contract(tmp_path: Path) ->
     raised = Counter((p["device_id"], p["alarm_id"]) for _, p in alarms if p["alarm_state"] == "raised")
     cleared = Counter((p["device_id"], p["alarm_id"]) for _, p in alarms if p["alarm_state"] == "cleared")
     assert max(raised.values()) == 1 and set(cleared) <= set(raised)
-    categories = Counter()
+    categories: Counter[str] = Counter()
     for topic, payload in alarms:
         alarm = parse_alarm(topic, json.dumps(payload).encode(), hub.community_id, 4096)  # the relay's own check
         assert alarm is not None
@@ -168,7 +169,8 @@ def test_undecodable_pushes_are_kept_answered_200_and_rejected_with_a_field_reas
     hub = inbox_hub(tmp_path / "hub", small_fleet())
     gas = next(d for d in small_fleet() if d.kind == "gas")
     bad_frame = {"messageType": "dataReport", "deviceId": gas.carrier_device_id, "productId": gas.product_id,
-                 "timestamp": int(time.time() * 1000), "upPacketSN": 7, "payload": {"APPdata": "qgEAAQAujmk="}}  # fmt: skip
+                 "timestamp": int(time.time() * 1000), "upPacketSN": 7,
+                 "payload": {"APPdata": "qgEAAQAujmk="}}  # fmt: skip
     with running_inbox(hub) as inbox:
         conn = http.client.HTTPConnection("127.0.0.1", inbox.port, timeout=5)
         for body in (b"not json {", json.dumps(bad_frame).encode()):
@@ -196,7 +198,7 @@ class LostAnswers:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:  # the http.server API's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=5)
                 conn.request("POST", self.path, body=body, headers={"Content-Type": "application/json"})
