@@ -5,6 +5,7 @@ foreground until SIGINT/SIGTERM (uvicorn's handlers), finishing in-flight pushes
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -110,13 +111,21 @@ class InboxService:
         return self
 
     def run(self) -> None:
-        """Serve in the foreground until SIGINT/SIGTERM."""
+        """Serve in the foreground until SIGINT/SIGTERM. Uvicorn serves from a thread, so these signals
+        are ours: uvicorn would re-raise them once stopped, ending the process before the last landing."""
         self._background()
-        log.info("carrier inbox: listening on %s (CTWing %s, OneNET %s)", self.url, "/carrier/ctwing/…",
-                 self.config.onenet_path)  # fmt: skip
+        thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="inbox-http")
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, lambda *_: setattr(self.server, "should_exit", True))
+        log.info("carrier inbox: listening on %s", self.url)
         try:
-            self.server.run(sockets=[self.sock])
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.5)
         finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
             self._finish()
 
     def stop(self) -> None:

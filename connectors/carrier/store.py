@@ -30,15 +30,18 @@ from neuron.errors import IntegrityError
 
 log = logging.getLogger(__name__)
 
+# AUTOINCREMENT: ids are never reused once their rows are deleted. The processor's progress is a
+# push's seq, and a landed file is named by its rows' ids: a reused id would skip pushes or
+# overwrite a landed file.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS pushes (seq INTEGER PRIMARY KEY, received_us INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS pushes (seq INTEGER PRIMARY KEY AUTOINCREMENT, received_us INTEGER NOT NULL,
     carrier TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS progress (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (key BLOB PRIMARY KEY, at_us INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_state (token TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pending_rows (id INTEGER PRIMARY KEY, stream TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS pending_rows (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL,
     received_us INTEGER NOT NULL, sealed BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at_us INTEGER NOT NULL, device TEXT,
     event TEXT NOT NULL, detail TEXT);
 CREATE INDEX IF NOT EXISTS events_at ON events (at_us);
