@@ -46,6 +46,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from random import Random
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
@@ -99,6 +100,11 @@ def _digits(rng: Random, n: int) -> str:
 
 def carrier_fleet(seed: int = 7) -> list[CarrierDevice]:
     """Music Square's NB-IoT devices: its detectors through CTWing, its covers through OneNET."""
+    return list(_fleet(seed))
+
+
+@cache
+def _fleet(seed: int) -> tuple[CarrierDevice, ...]:  # building the community takes a second
     fleet = DeviceFleet(Community(seed=seed))
     rng = Random(f"{seed}:carrier-fleet")
     devices = []
@@ -120,7 +126,7 @@ def carrier_fleet(seed: int = 7) -> list[CarrierDevice]:
                 str(rng.randrange(500_000_000, 999_999_999)), ONENET_MANHOLE_PRODUCT, dict(c.info),
             )
         )  # fmt: skip
-    return devices
+    return tuple(devices)
 
 
 REGISTRY_COLUMNS = (

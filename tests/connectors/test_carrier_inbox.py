@@ -289,3 +289,43 @@ def test_ctwing_tenant_allow_list(tmp_path: Path) -> None:
         resp = conn.getresponse()
         assert (resp.status, resp.read()) == (403, b"tenant not accepted")
         assert inbox.store.appended == 0
+
+
+def test_alarms_reach_the_community_broker_where_the_relay_listens(tmp_path: Path) -> None:
+    import paho.mqtt.client as mqtt
+
+    from connectors.carrier.alarms_out import AlarmPublisher
+    from connectors.collector_settings import MqttSettings
+    from simulator.devices_broker import Broker
+
+    devices = small_fleet()
+    hub = inbox_hub(tmp_path / "hub", devices)
+    items = list(reports(devices, int(time.time() * 1000), 90, seed=5, alarm_rate=0.3))
+    received: list[tuple[str, dict[str, Any]]] = []
+    subscribed = threading.Event()
+    with Broker(tmp_path / "broker") as broker, running_inbox(hub) as inbox:
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="relay-stand-in")
+        sub.on_connect = lambda c, *_: c.subscribe(f"neuron/{hub.community_id}/+/+/alarm", qos=1)
+        sub.on_subscribe = lambda *_: subscribed.set()
+        sub.on_message = lambda _c, _u, m: received.append((m.topic, json.loads(m.payload)))
+        sub.connect(broker.host, broker.port)
+        sub.loop_start()
+        assert subscribed.wait(10)
+        peer = pusher(inbox.url)
+        assert peer.verify_onenet()
+        peer.push(peer.deliveries(items))
+        inbox.processor.step(force_land=True)
+        expected = outbox(inbox.processor)
+        config = MqttSettings(port=broker.port, protocol=broker.protocol)  # type: ignore[arg-type]
+        stop = threading.Event()
+        publisher = AlarmPublisher(inbox.store, config, "neuron-inbox-test", inbox.processor.outbox_ready)
+        thread = threading.Thread(target=publisher.run, args=(stop,))
+        thread.start()
+        deadline = time.monotonic() + 20
+        while len(received) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(10)
+        sub.loop_stop()
+        assert not outbox(inbox.processor)  # deleted only once the broker had them
+    assert expected and sorted(received, key=str) == sorted(expected, key=str)
