@@ -103,7 +103,8 @@ class Processor:
         self.config, self.store, self.register, self.keys = config, store, register, keys
         self.root, self.community_id, self.prefix, self.clock = landing_root, community_id, topic_prefix, clock
         self.sealer = store.sealer
-        self.conn = connect(store.path)
+        self.conn = connect(store.state_path)  # the processor's state: written here only
+        self.pushes = connect(store.path)  # read here; written by the store's writer thread
         self.stats = ProcessorStats()
         self._key_mac = keys.derive("carrier-inbox-keys")
         self._device_mac = keys.derive("carrier-inbox-devices")
@@ -139,9 +140,9 @@ class Processor:
             except (sqlite3.Error, OSError) as exc:
                 log.error("carrier inbox: processing failed (%s); retrying", exc)
                 stop.wait(1.0)
-            self.store.committed.wait(interval)
-            self.store.committed.clear()
-            stop.wait(interval / 4)  # let a burst gather: fewer, larger steps
+            # A fixed pace rather than a wake-up per commit: under load, fewer and larger steps take
+            # less of the CPU (and the GIL) the carriers' answers need; an alarm waits ≤ one interval.
+            stop.wait(interval)
         self.step(force_land=True)
 
     def step(self, force_land: bool = False) -> int:
@@ -163,7 +164,7 @@ class Processor:
 
     def _process_new(self, limit: int = 2000) -> int:
         after = self._progress("processed")
-        rows = self.conn.execute(
+        rows = self.pushes.execute(
             "SELECT seq, received_us, carrier, body FROM pushes WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
         ).fetchall()
         if not rows:
@@ -432,14 +433,14 @@ class Processor:
         self.stats.landed_files += len(files)
 
     def _watermark(self, through_us: int) -> None:
-        oldest = self.conn.execute(
-            "SELECT MIN(received_us) FROM (SELECT received_us FROM pushes WHERE seq > ? "
-            "UNION ALL SELECT received_us FROM pending_rows)",
-            (self._progress("processed"),),
-        ).fetchone()[0]
-        if oldest is not None:
-            through_us = min(through_us, int(oldest))
+        query = "SELECT MIN(received_us) FROM pushes WHERE seq > ?"
+        unprocessed = self.pushes.execute(query, (self._progress("processed"),)).fetchone()[0]
+        unlanded = self.conn.execute("SELECT MIN(received_us) FROM pending_rows").fetchone()[0]
+        for oldest in (unprocessed, unlanded):
+            if oldest is not None:
+                through_us = min(through_us, int(oldest))
         write_writer_watermark(self.root, "inbox", through_us, STREAMS)
+        self.pushes.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, the writer
 
     def sweep(self) -> None:
         """Silent devices and gaps that did not fill within the grace period become events."""
@@ -471,12 +472,13 @@ class Processor:
     def _prune(self) -> None:
         now_us = int(self.clock() * 1_000_000)
         processed = self._progress("processed")
-        with transaction(self.conn) as c:
-            c.execute("DELETE FROM seen WHERE at_us < ?", (now_us - self.config.dedupe_hours * 3_600_000_000,))
-            c.execute(
+        with transaction(self.pushes) as p:  # hourly: the writer waits on this one short delete
+            p.execute(
                 "DELETE FROM pushes WHERE seq <= ? AND received_us < ?",
                 (processed, now_us - self.config.keep_processed_hours * 3_600_000_000),
             )
+        with transaction(self.conn) as c:
+            c.execute("DELETE FROM seen WHERE at_us < ?", (now_us - self.config.dedupe_hours * 3_600_000_000,))
             c.execute("DELETE FROM events WHERE at_us < ?", (now_us - 30 * 86_400_000_000,))
         # Landed windows are pruned by the collector, which prunes every stream of the landing.
 
@@ -490,3 +492,4 @@ class Processor:
 
     def close(self) -> None:
         self.conn.close()
+        self.pushes.close()

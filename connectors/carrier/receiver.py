@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from connectors.carrier import onenet
 from connectors.carrier.settings import InboxSettings
-from connectors.carrier.store import InboxStore
+from connectors.carrier.store import InboxStore, quantiles
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -67,7 +67,10 @@ class InboxApp:
         elif path == self.config.onenet_path and method == "GET":
             await self._onenet_verify(scope, send)
         elif path == "/healthz" and method == "GET":
-            body = {"receiver": vars(self.stats), "appended": self.store.appended, **self.health()}
+            s = self.store
+            store = {"appended": s.appended, "commit_groups": s.groups, "commit_ms": quantiles(s.commit_ms),
+                     "durable_ms": quantiles(s.durable_ms)}  # fmt: skip
+            body = {"receiver": vars(self.stats), **store, **self.health()}
             await _reply(send, 200, json.dumps(body).encode(), b"application/json")
         else:
             await _reply(send, 404, b"not found")

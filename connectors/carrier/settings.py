@@ -46,8 +46,6 @@ class InboxSettings(BaseModel):
     devices_file: Path = Path("inbox/devices.enc")  # under the state folder
     db_file: Path = Path("inbox/inbox.sqlite")  # under the state folder
     max_body_bytes: int = Field(256 * 1024, ge=1024)
-    # Group commit: a push waits at most this long for others to share its fsync.
-    commit_max_ms: float = Field(1.0, ge=0, le=20)
     process_interval_ms: int = Field(100, ge=10)  # how soon a pushed alarm is decoded and published
     land_interval_ms: int = Field(5_000, ge=100)  # readings are landed in batches this far apart
     dedupe_hours: int = Field(72, ge=1)  # how long a device's message key is remembered
@@ -62,12 +60,12 @@ class InboxSettings(BaseModel):
             raise ValueError("onenet_aes_key must be OneNET's 43-character EncodingAESKey")
         return value
 
+    onenet_path: str = "/carrier/onenet"
+
     @property
     def ctwing_path(self) -> str:
         secret = self.ctwing_path_secret.get_secret_value()
         return "/carrier/ctwing" + (f"/{secret}" if secret else "")
-
-    onenet_path: str = "/carrier/onenet"
 
     def product(self, carrier: str, product_id: str) -> CarrierProduct | None:
         for p in self.products:
