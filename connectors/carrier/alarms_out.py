@@ -28,7 +28,7 @@ class AlarmPublisher:
 
     def __init__(self, store: InboxStore, mqtt_config: MqttSettings, client_id: str, ready: threading.Event) -> None:
         self.store, self.config, self.ready = store, mqtt_config, ready
-        self.conn = connect(store.state_path)
+        self.conn = connect(store.state_path, store.synchronous)
         self.published = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,

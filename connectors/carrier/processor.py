@@ -103,8 +103,8 @@ class Processor:
         self.config, self.store, self.register, self.keys = config, store, register, keys
         self.root, self.community_id, self.prefix, self.clock = landing_root, community_id, topic_prefix, clock
         self.sealer = store.sealer
-        self.conn = connect(store.state_path)  # the processor's state: written here only
-        self.pushes = connect(store.path)  # read here; written by the store's writer thread
+        self.conn = connect(store.state_path, store.synchronous)  # the processor's state: written here only
+        self.pushes = connect(store.path, store.synchronous)  # read here; written by the store's writer thread
         self.stats = ProcessorStats()
         self._key_mac = keys.derive("carrier-inbox-keys")
         self._device_mac = keys.derive("carrier-inbox-devices")

@@ -46,6 +46,9 @@ class InboxSettings(BaseModel):
     devices_file: Path = Path("inbox/devices.enc")  # under the state folder
     db_file: Path = Path("inbox/inbox.sqlite")  # under the state folder
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    # "full": every group commit is fsynced before the carriers get their 200 (survives a power cut);
+    # "normal": SQLite WAL without the fsync — survives a kill -9 of the inbox, not a power cut.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
     process_interval_ms: int = Field(100, ge=10)  # how soon a pushed alarm is decoded and published
     land_interval_ms: int = Field(5_000, ge=100)  # readings are landed in batches this far apart
     dedupe_hours: int = Field(72, ge=1)  # how long a device's message key is remembered

@@ -86,10 +86,11 @@ class Sealer:
             raise IntegrityError(f"carrier inbox: a row of {table} does not decrypt (altered)") from None
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, synchronous: str = "full") -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")  # WAL + FULL: the WAL is fsynced at every commit
+    # WAL + FULL: the WAL is fsynced at every commit; NORMAL: only at checkpoints.
+    conn.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'normal' else 'FULL'}")
     return conn
 
 
@@ -118,15 +119,16 @@ class _Pending:
 class InboxStore:
     """Appends pushes durably (group commit on a writer thread) and hands out processor connections."""
 
-    def __init__(self, path: Path, keys: KeySource) -> None:
+    def __init__(self, path: Path, keys: KeySource, synchronous: str = "full") -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
         self.state_path = path.with_name(f"{path.stem}-state{path.suffix}")
         self.sealer = Sealer(keys)
-        state = connect(self.state_path)
+        self.synchronous = synchronous
+        state = connect(self.state_path, synchronous)
         state.executescript(STATE_SCHEMA)
         state.close()
-        self._conn = connect(path)
+        self._conn = connect(path, synchronous)
         self._conn.executescript(PUSHES_SCHEMA)
         # Checkpoints are the processor's (PASSIVE, after each landing): one inside a push's group
         # commit would stall the carriers' answers.
