@@ -294,12 +294,14 @@ class PushConfig:
     onenet_retries: int = 3  # not documented [unverified]: the peer re-sends this often
     rate: float = 50.0  # new messages per second (both carriers together)
     workers: int = 8  # concurrent HTTP connections
+    # Not documented by either carrier [unverified]: the attempt timeout, the spacing of retries and
+    # the least sample the 10 % rule needs. The standard's choices: 3 s, 0.5 s, 20 attempts.
     timeout_s: float = 3.0
     retry_spacing_s: float = 0.5
-    ctwing_retries: int = 3
-    cooldown_seconds: float = 60.0
-    cooldown_consecutive: int = 100
-    cooldown_rate: float = 0.10
+    ctwing_retries: int = 3  # "retried at most 3 times" (dyts/103)
+    cooldown_seconds: float = 60.0  # "1-minute cool-down"
+    cooldown_consecutive: int = 100  # "more than 100 consecutive failures"
+    cooldown_rate: float = 0.10  # "more than 10 % of pushes failed in the last 10 s"
     cooldown_window: float = 10.0
     cooldown_min_sample: int = 20
     dup_rate: float = 0.0  # the platform re-sends an identical message

@@ -220,11 +220,15 @@ class Processor:
         device = self.register.find("ctwing", m.get("deviceId"), m.get("IMEI") or m.get("imei"))
         if kind == "deviceOnlineOfflineReport":
             key = self._key(f"ct|{device_key}|oo|{m.get('timestamp')}|{m.get('eventType')}")
-            if not self._seen(step, key, received_us) and device is not None:
-                event = "online" if m.get("eventType") == 1 else "offline"
-                self._event(step, received_us, self._tokens[device.device_id], event, None)
-            elif device is None:
+            if self._seen(step, key, received_us):
+                return
+            if device is None:
                 self._reject(step, "ctwing", body, received_us, "deviceId is not in the device register")
+                return
+            # An event only: an NB-IoT device in power saving goes "offline" routinely, and being online
+            # is not reporting — silence is measured on data reports alone (our choice; undocumented).
+            event = "online" if m.get("eventType") == 1 else "offline"
+            self._event(step, received_us, self._tokens[device.device_id], event, None)
             return
         if kind != "dataReport":
             # eventReport, commandResponse, dataReportTupUnion (structure unverified): kept, not decoded.
@@ -278,10 +282,11 @@ class Processor:
                 groups[(dev, at if isinstance(at, int) else -1)].append(item)
             elif kind == 2:
                 device = self.register.find("onenet", dev, item.get("imei"))
-                key = self._key(f"on|{dev}|2|{at}|{item.get('status')}")
+                if self._seen(step, self._key(f"on|{dev}|2|{at}|{item.get('status')}"), received_us):
+                    continue
                 if device is None:
                     self._reject(step, "onenet", body, received_us, "dev_id is not in the device register")
-                elif not self._seen(step, key, received_us):
+                else:  # an event only, as for CTWing (above)
                     event = "online" if item.get("status") == 1 else "offline"
                     self._event(step, received_us, self._tokens[device.device_id], event, None)
             else:  # type 7 (cached-command results) and anything else: kept, not decoded
