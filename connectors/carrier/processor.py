@@ -172,7 +172,12 @@ class Processor:
         step = _Step()
         for _seq, received_us, carrier, sealed in rows:
             self.stats.pushes += 1
-            self._push(step, received_us, carrier, self.sealer.open("pushes", sealed))
+            body = self.sealer.open("pushes", sealed)
+            try:
+                self._push(step, received_us, carrier, body)
+            except Exception as exc:  # a push nothing foresaw must not stop the ones behind it
+                log.error("carrier inbox: a push could not be processed (%s); landed as a reject", type(exc).__name__)
+                self._reject(step, carrier, body, received_us, f"the inbox could not process it ({type(exc).__name__})")
         self._commit(step, rows[-1][0])
         return len(rows)
 

@@ -329,3 +329,25 @@ def test_alarms_reach_the_community_broker_where_the_relay_listens(tmp_path: Pat
         sub.loop_stop()
         assert not outbox(inbox.processor)  # deleted only once the broker had them
     assert expected and sorted(received, key=str) == sorted(expected, key=str)
+
+
+def test_a_push_that_breaks_processing_is_rejected_and_the_rest_go_on(tmp_path: Path, monkeypatch: Any) -> None:
+    from connectors.carrier import processor as processor_module
+
+    def broken(_message: dict[str, Any]) -> Any:
+        raise KeyError("a decoder bug")
+
+    monkeypatch.setitem(processor_module.CTWING_DECODERS, "ctwing-gas-frame", broken)
+    devices = small_fleet()
+    hub = inbox_hub(tmp_path / "hub", devices)
+    items = list(reports(devices, int(time.time() * 1000), 18, seed=2))
+    with running_inbox(hub) as inbox:
+        peer = pusher(inbox.url)
+        assert peer.verify_onenet()
+        peer.push(peer.deliveries(items))
+        inbox.processor.step(force_land=True)
+    rejects = landed(hub, "_rejects")
+    assert {r["problem"] for r in rejects} == {"the inbox could not process it (KeyError)"}
+    assert len(rejects) == sum(1 for r in items if r.device.kind == "gas")
+    rows = landed(hub, "home_safety") + landed(hub, "manhole_covers")
+    assert {key_of(r) for r in rows} == expected_keys([r for r in items if r.device.kind != "gas"])
