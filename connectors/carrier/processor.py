@@ -104,7 +104,8 @@ class Processor:
         self.root, self.community_id, self.prefix, self.clock = landing_root, community_id, topic_prefix, clock
         self.sealer = store.sealer
         self.conn = connect(store.state_path, store.synchronous)  # the processor's state: written here only
-        self.pushes = connect(store.path, store.synchronous)  # read here; written by the store's writer thread
+        # Read here; written by the store's writer threads, one file each.
+        self.shards = [connect(path, store.synchronous) for path in store.paths]
         self.stats = ProcessorStats()
         self._key_mac = keys.derive("carrier-inbox-keys")
         self._device_mac = keys.derive("carrier-inbox-devices")
@@ -129,6 +130,10 @@ class Processor:
     def _progress(self, name: str) -> int:
         row = self.conn.execute("SELECT value FROM progress WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
+
+    @staticmethod
+    def _processed(shard: int) -> str:
+        return "processed" if shard == 0 else f"processed.{shard}"
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -163,14 +168,17 @@ class Processor:
         return done
 
     def _process_new(self, limit: int = 2000) -> int:
-        after = self._progress("processed")
-        rows = self.pushes.execute(
-            "SELECT seq, received_us, carrier, body FROM pushes WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-        ).fetchall()
-        if not rows:
+        query = "SELECT seq, received_us, carrier, body FROM pushes WHERE seq > ? ORDER BY seq LIMIT ?"
+        found, last = [], {}
+        for shard, conn in enumerate(self.shards):
+            rows = conn.execute(query, (self._progress(self._processed(shard)), limit)).fetchall()
+            if rows:
+                found += [(received_us, shard, seq, carrier, body) for seq, received_us, carrier, body in rows]
+                last[shard] = rows[-1][0]
+        if not found:
             return 0
         step = _Step()
-        for _seq, received_us, carrier, sealed in rows:
+        for received_us, _shard, _seq, carrier, sealed in sorted(found):  # by receive time across the writers
             self.stats.pushes += 1
             body = self.sealer.open("pushes", sealed)
             try:
@@ -178,10 +186,10 @@ class Processor:
             except Exception as exc:  # a push nothing foresaw must not stop the ones behind it
                 log.error("carrier inbox: a push could not be processed (%s); landed as a reject", type(exc).__name__)
                 self._reject(step, carrier, body, received_us, f"the inbox could not process it ({type(exc).__name__})")
-        self._commit(step, rows[-1][0])
-        return len(rows)
+        self._commit(step, {self._processed(shard): seq for shard, seq in last.items()})
+        return len(found)
 
-    def _commit(self, step: _Step, processed: int | None) -> None:
+    def _commit(self, step: _Step, processed: dict[str, int] | None) -> None:
         with transaction(self.conn) as c:
             c.executemany("INSERT OR IGNORE INTO seen (key, at_us) VALUES (?, ?)", step.seen.items())
             c.executemany("INSERT INTO pending_rows (stream, received_us, sealed) VALUES (?, ?, ?)", step.rows)
@@ -191,8 +199,8 @@ class Processor:
                 "INSERT OR REPLACE INTO device_state (token, state) VALUES (?, ?)",
                 [(t, json.dumps(self._states[t])) for t in step.touched],
             )
-            if processed is not None:
-                c.execute("INSERT OR REPLACE INTO progress (name, value) VALUES ('processed', ?)", (processed,))
+            if processed:
+                c.executemany("INSERT OR REPLACE INTO progress (name, value) VALUES (?, ?)", processed.items())
         if step.outbox:
             self.outbox_ready.set()
 
@@ -444,13 +452,17 @@ class Processor:
 
     def _watermark(self, through_us: int) -> None:
         query = "SELECT MIN(received_us) FROM pushes WHERE seq > ?"
-        unprocessed = self.pushes.execute(query, (self._progress("processed"),)).fetchone()[0]
-        unlanded = self.conn.execute("SELECT MIN(received_us) FROM pending_rows").fetchone()[0]
-        for oldest in (unprocessed, unlanded):
-            if oldest is not None:
-                through_us = min(through_us, int(oldest))
+        oldest = [
+            conn.execute(query, (self._progress(self._processed(i)),)).fetchone()[0]
+            for i, conn in enumerate(self.shards)
+        ]
+        oldest.append(self.conn.execute("SELECT MIN(received_us) FROM pending_rows").fetchone()[0])
+        for found in oldest:
+            if found is not None:
+                through_us = min(through_us, int(found))
         write_writer_watermark(self.root, "inbox", through_us, STREAMS)
-        self.pushes.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, the writer
+        for conn in self.shards:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, the writers
 
     def sweep(self) -> None:
         """Silent devices and gaps that did not fill within the grace period become events."""
@@ -481,12 +493,12 @@ class Processor:
 
     def _prune(self) -> None:
         now_us = int(self.clock() * 1_000_000)
-        processed = self._progress("processed")
-        with transaction(self.pushes) as p:  # hourly: the writer waits on this one short delete
-            p.execute(
-                "DELETE FROM pushes WHERE seq <= ? AND received_us < ?",
-                (processed, now_us - self.config.keep_processed_hours * 3_600_000_000),
-            )
+        for shard, conn in enumerate(self.shards):
+            with transaction(conn) as p:  # hourly: its writer waits on this one short delete
+                p.execute(
+                    "DELETE FROM pushes WHERE seq <= ? AND received_us < ?",
+                    (self._progress(self._processed(shard)), now_us - self.config.keep_processed_hours * 3_600_000_000),
+                )
         with transaction(self.conn) as c:
             c.execute("DELETE FROM seen WHERE at_us < ?", (now_us - self.config.dedupe_hours * 3_600_000_000,))
             c.execute("DELETE FROM events WHERE at_us < ?", (now_us - 30 * 86_400_000_000,))
@@ -502,4 +514,5 @@ class Processor:
 
     def close(self) -> None:
         self.conn.close()
-        self.pushes.close()
+        for conn in self.shards:
+            conn.close()

@@ -50,7 +50,7 @@ class InboxService:
 
         keys = HubKeys.load(settings)
         state = settings.state_path
-        self.store = InboxStore(state / self.config.db_file, keys, self.config.sqlite_synchronous)
+        self.store = InboxStore(state / self.config.db_file, keys, self.config.sqlite_synchronous, self.config.writers)
         self.register = DeviceRegister.load(keys, state / self.config.devices_file)
         if not len(self.register):
             log.warning("carrier inbox: the device register is empty (`neuron inbox devices FILE.csv`)")

@@ -49,6 +49,8 @@ class InboxSettings(BaseModel):
     # "full": every group commit is fsynced before the carriers get their 200 (survives a power cut);
     # "normal": SQLite WAL without the fsync — survives a kill -9 of the inbox, not a power cut.
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # Pushes are committed by this many writers, one SQLite file each (connectors/carrier/store.py).
+    writers: int = Field(2, ge=1, le=8)
     process_interval_ms: int = Field(100, ge=10)  # how soon a pushed alarm is decoded and published
     land_interval_ms: int = Field(5_000, ge=100)  # readings are landed in batches this far apart
     dedupe_hours: int = Field(72, ge=1)  # how long a device's message key is remembered

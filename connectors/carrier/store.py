@@ -117,36 +117,47 @@ class _Pending:
 
 
 class InboxStore:
-    """Appends pushes durably (group commit on a writer thread) and hands out processor connections."""
+    """Appends pushes durably (group commits on `writers` threads, one SQLite file each) and says up to
+    when everything is committed.
 
-    def __init__(self, path: Path, keys: KeySource, synchronous: str = "full") -> None:
+    Two writers by default: while one waits for its fsync, pushes that arrive meanwhile are committed
+    by the other instead of queueing behind it (on this machine's disk two concurrent committers each
+    waited p50 0.5 ms, one alone 3.7 ms: the file system flushes them together)."""
+
+    def __init__(self, path: Path, keys: KeySource, synchronous: str = "full", writers: int = 2) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
+        self.paths = [path] + [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, writers)]
         self.state_path = path.with_name(f"{path.stem}-state{path.suffix}")
         self.sealer = Sealer(keys)
         self.synchronous = synchronous
         state = connect(self.state_path, synchronous)
         state.executescript(STATE_SCHEMA)
         state.close()
-        self._conn = connect(path, synchronous)
-        self._conn.executescript(PUSHES_SCHEMA)
-        # Checkpoints are the processor's (PASSIVE, after each landing): one inside a push's group
-        # commit would stall the carriers' answers.
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._conns = []
+        for shard in self.paths:
+            conn = connect(shard, synchronous)
+            conn.executescript(PUSHES_SCHEMA)
+            # Checkpoints are the processor's (PASSIVE, after each landing): one inside a push's group
+            # commit would stall the carriers' answers.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._conns.append(conn)
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
         self._stamp = threading.Lock()
         self._last_us = 0
-        self._inflight_us: int | None = None
+        self._inflight: dict[int, int] = {}  # writer → the stamp of the group it is committing
         self._stopping = False
-        self.committed = threading.Event()  # set after each group: wakes the processor
         self.appended = 0
         self.groups = 0
         # Recent timings (ms), for /healthz and the benchmark: fsynced commit, append → durable.
         self.commit_ms: deque[float] = deque(maxlen=50_000)
         self.durable_ms: deque[float] = deque(maxlen=50_000)
-        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), name=f"inbox-writer-{i}", daemon=True) for i in range(writers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def append(self, carrier: str, body: bytes, done: Done) -> None:
         """Queue a push; `done(seq, None)` once it is durable, `done(None, error)` if it cannot be."""
@@ -155,37 +166,17 @@ class InboxStore:
                 done(None, RuntimeError("the inbox is stopping"))
                 return
             self._queue.append(_Pending(carrier, body, done, time.perf_counter()))
-            if len(self._queue) == 1:
-                self._cond.notify()
-
-    def append_sync(self, carrier: str, body: bytes, timeout: float = 10.0) -> int:
-        """Append and wait (tests, tools)."""
-        got: list[int | None] = []
-        failed: list[BaseException | None] = []
-        ready = threading.Event()
-
-        def done(seq: int | None, exc: BaseException | None) -> None:
-            got.append(seq)
-            failed.append(exc)
-            ready.set()
-
-        self.append(carrier, body, done)
-        if not ready.wait(timeout):
-            raise TimeoutError("carrier inbox: append not committed in time")
-        if failed[0] is not None:
-            raise failed[0]
-        assert got[0] is not None
-        return got[0]
+            self._cond.notify()
 
     def safe_through_us(self) -> int:
         """A receive time before which every push is committed: later pushes are stamped at or after it."""
         with self._stamp:
-            if self._inflight_us is not None:
-                return self._inflight_us
+            if self._inflight:
+                return min(self._inflight.values())
             self._last_us = max(time.time_ns() // 1000, self._last_us)
             return self._last_us
 
-    def _run(self) -> None:
+    def _run(self, writer: int) -> None:
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
@@ -193,18 +184,18 @@ class InboxStore:
                 if not self._queue:
                     return
                 group, self._queue = self._queue, []
-            self._commit(group)
+            self._commit(writer, group)
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _commit(self, writer: int, group: list[_Pending]) -> None:
         with self._stamp:
             now = self._last_us = max(time.time_ns() // 1000, self._last_us)
-            self._inflight_us = now
+            self._inflight[writer] = now
         seqs: list[int] = []
         error: BaseException | None = None
         started = time.perf_counter()
         try:
             rows = [(now, p.carrier, self.sealer.seal("pushes", p.body)) for p in group]
-            with transaction(self._conn) as conn:
+            with transaction(self._conns[writer]) as conn:
                 for row in rows:
                     cur = conn.execute("INSERT INTO pushes (received_us, carrier, body) VALUES (?, ?, ?)", row)
                     seqs.append(int(cur.lastrowid or 0))
@@ -213,22 +204,24 @@ class InboxStore:
             error, seqs = exc, []
         finally:
             with self._stamp:
-                self._inflight_us = None
-        self.groups += 1
-        self.appended += len(seqs)
+                del self._inflight[writer]
         ended = time.perf_counter()
-        self.commit_ms.append((ended - started) * 1000)
-        self.durable_ms.extend((ended - p.queued) * 1000 for p in group)
+        with self._stamp:
+            self.groups += 1
+            self.appended += len(seqs)
+            self.commit_ms.append((ended - started) * 1000)
+            self.durable_ms.extend((ended - p.queued) * 1000 for p in group)
         for i, p in enumerate(group):
             p.done(seqs[i] if seqs else None, error)
-        self.committed.set()
 
     def close(self) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
-        self._thread.join(timeout=30)
-        self._conn.close()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        for conn in self._conns:
+            conn.close()
 
 
 def quantiles(values: deque[float] | list[float]) -> dict[str, float]:
