@@ -35,7 +35,8 @@ from simulator.carrier_push import CarrierPusher, PushConfig, carrier_fleet, reg
 from simulator.devices_broker import free_port
 
 RATE = 500
-SECONDS = 15
+SEGMENT_SECONDS = 5
+ROUNDS = 3
 WORKERS = 16
 GOAL_P99_MS = 50.0
 TOKEN = "bench-onenet-token"
@@ -77,22 +78,29 @@ def _health(url: str) -> dict[str, Any]:
         return result
 
 
-def _push(url: str, onenet_path: str) -> dict[str, Any]:
+def _push(url: str, seed: int) -> dict[str, Any]:
+    """One segment of SEGMENT_SECONDS at RATE against one server: its latencies and counts."""
     devices = carrier_fleet(7)
-    cfg = PushConfig(ctwing_url=url + "/carrier/ctwing", onenet_url=url + onenet_path, onenet_token=TOKEN,
-                     rate=RATE, workers=WORKERS, dup_rate=0.02, reorder_rate=0.02)  # fmt: skip
+    cfg = PushConfig(ctwing_url=url + "/carrier/ctwing", onenet_url=url + "/carrier/onenet", onenet_token=TOKEN,
+                     rate=RATE, workers=WORKERS, dup_rate=0.02, reorder_rate=0.02, seed=seed)  # fmt: skip
     peer = CarrierPusher(cfg)
-    items = peer.deliveries(reports(devices, int(time.time() * 1000), RATE * SECONDS, seed=5, alarm_rate=0.01))
+    start_ms = int(time.time() * 1000)
+    items = peer.deliveries(reports(devices, start_ms, RATE * SEGMENT_SECONDS, seed=seed, alarm_rate=0.01))
     started = time.monotonic()
     stats = peer.push(items)
-    elapsed = time.monotonic() - started
-    lat = sorted(stats.latencies_ms)
+    return {"latencies": stats.latencies_ms, "pushes": len(items), "accepted": stats.accepted,
+            "failed": stats.failed + stats.lost_cooldown, "seconds": time.monotonic() - started}  # fmt: skip
+
+
+def _summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    lat = sorted(x for s in segments for x in s["latencies"])
     q = statistics.quantiles(lat, n=1000) if len(lat) > 1 else [0.0] * 999
+    pushes = sum(s["pushes"] for s in segments)
     return {
-        "pushes": len(items),
-        "accepted": stats.accepted,
-        "failed": stats.failed + stats.lost_cooldown,
-        "rate": round(len(items) / elapsed, 1),
+        "pushes": pushes,
+        "accepted": sum(s["accepted"] for s in segments),
+        "failed": sum(s["failed"] for s in segments),
+        "rate": round(pushes / sum(s["seconds"] for s in segments), 1),
         "p50": round(q[499], 2),
         "p95": round(q[949], 2),
         "p99": round(q[989], 2),
@@ -113,8 +121,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def _inbox(work: Path, env: dict[str, str], synchronous: str) -> dict[str, Any]:
-    """`neuron inbox` as its own process, pushed to; its latencies, counts and processing lag."""
+def _inbox(work: Path, env: dict[str, str], synchronous: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`neuron inbox` as its own process (fleet registered, OneNET URL verified); its URL."""
     from connectors.carrier.devices import DeviceRegister
     from connectors.carrier.settings import InboxSettings
     from neuron.settings import Settings
@@ -135,37 +143,45 @@ def _inbox(work: Path, env: dict[str, str], synchronous: str) -> dict[str, Any]:
     }
     process = _start([sys.executable, "-m", "neuron.cli", "inbox"], inbox_env, work / f"inbox-{synchronous}.log")
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(url + "/healthz")
-        verifier = CarrierPusher(PushConfig(onenet_url=url + "/carrier/onenet", onenet_token=TOKEN))
-        if not verifier.verify_onenet():
-            raise RuntimeError("OneNET URL verification failed against the inbox")
-        result = _push(url, "/carrier/onenet")
-        pushed_at = time.monotonic()
-        while True:
-            health = _health(url)
-            if health["processor"]["pushes"] >= health["appended"] or time.monotonic() - pushed_at > 60:
-                break
-            time.sleep(0.1)
-        return {**result, "drain_s": round(time.monotonic() - pushed_at, 2), "health": health}
-    finally:
-        _stop(process)
+    _wait_http(url + "/healthz")
+    if not CarrierPusher(PushConfig(onenet_url=url + "/carrier/onenet", onenet_token=TOKEN)).verify_onenet():
+        raise RuntimeError("OneNET URL verification failed against the inbox")
+    return process, url
 
 
 def run() -> dict[str, Any]:
+    """The three servers up at once, pushed to in turn, SEGMENT_SECONDS each, ROUNDS times: the
+    machine's load (shared with other work) weighs on each alike."""
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-inbox-") as tmp:
         work = Path(tmp)
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         port = free_port()
-        floor = _start([sys.executable, "-m", "bench.inbox", "--floor", str(port)], env, work / "floor.log")
+        processes = [_start([sys.executable, "-m", "bench.inbox", "--floor", str(port)], env, work / "floor.log")]
+        urls = {"floor": f"http://127.0.0.1:{port}"}
         try:
-            _wait_http(f"http://127.0.0.1:{port}/")
-            result["floor"] = _push(f"http://127.0.0.1:{port}", "/carrier/onenet")
+            _wait_http(urls["floor"] + "/")
+            for synchronous in ("full", "normal"):
+                process, urls[synchronous] = _inbox(work, env, synchronous)
+                processes.append(process)
+            segments: dict[str, list[dict[str, Any]]] = {name: [] for name in urls}
+            for round_no in range(ROUNDS):
+                for i, (name, url) in enumerate(urls.items()):
+                    segments[name].append(_push(url, seed=100 * round_no + i))
+            for name, url in urls.items():
+                result[name] = _summary(segments[name])
+                if name != "floor":
+                    pushed_at = time.monotonic()
+                    while True:
+                        health = _health(url)
+                        done = health["processor"]["pushes"] >= health["appended"]
+                        if done or time.monotonic() - pushed_at > 60:
+                            break
+                        time.sleep(0.1)
+                    result[name] |= {"drain_s": round(time.monotonic() - pushed_at, 2), "health": health}
         finally:
-            _stop(floor)
-        for synchronous in ("full", "normal"):
-            result[synchronous] = _inbox(work, env, synchronous)
+            for process in processes:
+                _stop(process)
         result["load"] = os.getloadavg()
     return result
 
@@ -177,7 +193,9 @@ def report(r: dict[str, Any]) -> str:
         ("inbox, fsync normal: verified, in the WAL, then 200", r["normal"]),
     ]
     lines = [
-        f"{RATE} pushes/s for {SECONDS} s from the simulated CTWing/OneNET platforms ({WORKERS} kept-alive "
+        f"{RATE} pushes/s, {ROUNDS} rounds of {SEGMENT_SECONDS} s against each server in turn (all three up at "
+        "once, so the machine's load weighs on each alike), from the simulated CTWing/OneNET platforms "
+        f"({WORKERS} kept-alive "
         "connections; the whole Music Square fleet: CTWing smoke and gas detectors, OneNET covers; 2 % "
         "duplicates, 2 % reordered). Latency: request sent → HTTP 200 read, as the platform sees it. "
         "Each server is its own process, same HTTP stack (uvicorn + httptools). `fsync full`: every group "
