@@ -174,7 +174,7 @@ def run() -> dict[str, Any]:
                     pushed_at = time.monotonic()
                     while True:
                         health = _health(url)
-                        done = health["processor"]["pushes"] >= health["appended"]
+                        done = health["backlog"] == 0
                         if done or time.monotonic() - pushed_at > 60:
                             break
                         time.sleep(0.1)

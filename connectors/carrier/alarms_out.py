@@ -17,7 +17,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from connectors.carrier.store import InboxStore, connect, transaction
+from connectors.carrier.store import InboxFiles, Sealer, connect, transaction
 from connectors.collector_settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 class AlarmPublisher:
     """Publishes the outbox in order with QoS 1, deleting each alarm once the broker has it."""
 
-    def __init__(self, store: InboxStore, mqtt_config: MqttSettings, client_id: str, ready: threading.Event) -> None:
-        self.store, self.config, self.ready = store, mqtt_config, ready
-        self.conn = connect(store.state_path, store.synchronous)
+    def __init__(
+        self, files: InboxFiles, sealer: Sealer, mqtt_config: MqttSettings, client_id: str, ready: threading.Event
+    ) -> None:
+        self.sealer, self.config, self.ready = sealer, mqtt_config, ready
+        self.conn = connect(files.state_path, files.synchronous)
         self.published = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -65,7 +67,7 @@ class AlarmPublisher:
         rows = self.conn.execute("SELECT id, sealed FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
         sent = []
         for row_id, sealed in rows:
-            topic, payload = json.loads(self.store.sealer.open("outbox", sealed))
+            topic, payload = json.loads(self.sealer.open("outbox", sealed))
             sent.append((row_id, self.client.publish(topic, payload.encode(), qos=1)))
         done = []
         for row_id, info in sent:

@@ -22,6 +22,7 @@ master secret): the inbox file holds no raw identifier outside its encrypted col
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -30,19 +31,21 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from connectors import collector_landing as landing
 from connectors.carrier import onenet
 from connectors.carrier.decoders import CTWING_DECODERS, ONENET_DECODERS, DecodeError, Reading
 from connectors.carrier.devices import DeviceRegister, HubDevice
 from connectors.carrier.settings import InboxSettings
-from connectors.carrier.store import InboxStore, KeySource, connect, transaction
+from connectors.carrier.store import InboxFiles, KeySource, Sealer, connect, transaction
 from connectors.collector_progress import write_writer_watermark
 from connectors.mqtt import REJECTS
+from neuron.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +95,24 @@ class Processor:
     def __init__(
         self,
         config: InboxSettings,
-        store: InboxStore,
+        files: InboxFiles,
         register: DeviceRegister,
         keys: KeySource,
         landing_root: Path,
         community_id: str,
         topic_prefix: str = "neuron",
         clock: Any = time.time,
+        safe_through: Callable[[], int] | None = None,
     ) -> None:
-        self.config, self.store, self.register, self.keys = config, store, register, keys
+        """`safe_through`: the store's `safe_through_us` when the store is in this process (the
+        processor then writes the landing watermark); None in a process of its own, where the
+        receiver's process writes it (`write_watermark`)."""
+        self.config, self.files, self.register, self.keys = config, files, register, keys
         self.root, self.community_id, self.prefix, self.clock = landing_root, community_id, topic_prefix, clock
-        self.sealer = store.sealer
+        self.safe_through = safe_through
+        self._lock = _exclusive(files.state_path)
+        self.sealer = Sealer(keys)
+        store = files
         self.conn = connect(store.state_path, store.synchronous)  # the processor's state: written here only
         # Read here; written by the store's writer threads, one file each.
         self.shards = [connect(path, store.synchronous) for path in store.paths]
@@ -152,13 +162,18 @@ class Processor:
 
     def step(self, force_land: bool = False) -> int:
         """Process what is new, land what is due, sweep for silence and gaps; returns pushes processed."""
-        through_us = self.store.safe_through_us()  # before reading: anything later is stamped after it
+        # Before reading: anything pushed later is stamped after it.
+        through_us = self.safe_through() if self.safe_through is not None else None
         done = self._process_new()
         now = time.monotonic()
         if force_land or now - self._last_land >= self.config.land_interval_ms / 1000:
             self._land_pending()
             self._last_land = now
-            self._watermark(through_us)
+            for conn in self.shards:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, the writers
+            if through_us is not None:
+                write_watermark(self.files, self.root, through_us)
+            self.on_landed()
         if now - self._last_sweep >= self.config.sweep_seconds:
             self.sweep()
             self._last_sweep = now
@@ -450,19 +465,8 @@ class Processor:
         self.stats.landed_rows += len(rows)
         self.stats.landed_files += len(files)
 
-    def _watermark(self, through_us: int) -> None:
-        query = "SELECT MIN(received_us) FROM pushes WHERE seq > ?"
-        oldest = [
-            conn.execute(query, (self._progress(self._processed(i)),)).fetchone()[0]
-            for i, conn in enumerate(self.shards)
-        ]
-        oldest.append(self.conn.execute("SELECT MIN(received_us) FROM pending_rows").fetchone()[0])
-        for found in oldest:
-            if found is not None:
-                through_us = min(through_us, int(found))
-        write_writer_watermark(self.root, "inbox", through_us, STREAMS)
-        for conn in self.shards:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, the writers
+    def on_landed(self) -> None:
+        """Called after each landing (the worker process publishes its counts here)."""
 
     def sweep(self) -> None:
         """Silent devices and gaps that did not fill within the grace period become events."""
@@ -516,3 +520,46 @@ class Processor:
         self.conn.close()
         for conn in self.shards:
             conn.close()
+        self._lock.close()  # releases the processor lock
+
+
+def _exclusive(state_path: Path, wait_seconds: float = 60.0) -> IO[bytes]:
+    """The processor's lock: one processor per inbox, even while a killed inbox's worker is still
+    exiting (two would process the same pushes twice)."""
+    handle = open(state_path.with_name(state_path.name + ".lock"), "ab")  # noqa: SIM115 - held for the processor's life
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise ConfigError(
+                    "carrier inbox: another processor holds this inbox (is another `neuron inbox` running?)"
+                ) from None
+            time.sleep(0.1)
+
+
+def write_watermark(files: InboxFiles, root: Path, through_us: int) -> None:
+    """The inbox's landing watermark: everything received before `through_us` (taken from the store
+    before calling) that is still unprocessed or unlanded holds it back."""
+    state = connect(files.state_path, files.synchronous)
+    try:
+        state.execute("BEGIN")  # one snapshot of progress and pending rows
+        progress = dict(state.execute("SELECT name, value FROM progress").fetchall())
+        oldest = [state.execute("SELECT MIN(received_us) FROM pending_rows").fetchone()[0]]
+        state.execute("COMMIT")
+    finally:
+        state.close()
+    for shard, path in enumerate(files.paths):
+        conn = connect(path, files.synchronous)
+        try:
+            query = "SELECT MIN(received_us) FROM pushes WHERE seq > ?"
+            oldest.append(conn.execute(query, (progress.get(Processor._processed(shard), 0),)).fetchone()[0])
+        finally:
+            conn.close()
+    for found in oldest:
+        if found is not None:
+            through_us = min(through_us, int(found))
+    write_writer_watermark(root, "inbox", through_us, STREAMS)

@@ -116,6 +116,20 @@ class _Pending:
     queued: float  # perf_counter at append
 
 
+@dataclass(frozen=True)
+class InboxFiles:
+    """Where an inbox keeps its pushes (one file per writer) and its processor's state."""
+
+    paths: tuple[Path, ...]
+    state_path: Path
+    synchronous: str
+
+    @classmethod
+    def at(cls, path: Path, synchronous: str = "full", writers: int = 2) -> InboxFiles:
+        shards = (path, *(path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, writers)))
+        return cls(shards, path.with_name(f"{path.stem}-state{path.suffix}"), synchronous)
+
+
 class InboxStore:
     """Appends pushes durably (group commits on `writers` threads, one SQLite file each) and says up to
     when everything is committed.
@@ -126,9 +140,8 @@ class InboxStore:
 
     def __init__(self, path: Path, keys: KeySource, synchronous: str = "full", writers: int = 2) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = path
-        self.paths = [path] + [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, writers)]
-        self.state_path = path.with_name(f"{path.stem}-state{path.suffix}")
+        self.files = InboxFiles.at(path, synchronous, writers)
+        self.paths, self.state_path = self.files.paths, self.files.state_path
         self.sealer = Sealer(keys)
         self.synchronous = synchronous
         state = connect(self.state_path, synchronous)

@@ -318,7 +318,8 @@ def test_alarms_reach_the_community_broker_where_the_relay_listens(tmp_path: Pat
         expected = outbox(inbox.processor)
         config = MqttSettings(port=broker.port, protocol=broker.protocol)  # type: ignore[arg-type]
         stop = threading.Event()
-        publisher = AlarmPublisher(inbox.store, config, "neuron-inbox-test", inbox.processor.outbox_ready)
+        ready = inbox.processor.outbox_ready
+        publisher = AlarmPublisher(inbox.store.files, inbox.store.sealer, config, "neuron-inbox-test", ready)
         thread = threading.Thread(target=publisher.run, args=(stop,))
         thread.start()
         deadline = time.monotonic() + 20

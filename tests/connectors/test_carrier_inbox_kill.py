@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from neuron.settings import REPO_ROOT, Settings
-from simulator.carrier_push import CarrierPusher, PushConfig, PushStats, carrier_fleet, reports
+from simulator.carrier_push import CarrierDevice, CarrierPusher, PushConfig, PushStats, carrier_fleet, reports
 from simulator.devices_broker import free_port
 from tests.connectors.carrier_helpers import TOKEN, inbox_hub, landed
 
@@ -79,6 +79,14 @@ def test_kill_9_under_500_pushes_per_second_loses_nothing_acknowledged(tmp_path:
     hub = inbox_hub(tmp_path / "hub", devices)
     inbox = InboxProcess(hub, free_port())
     inbox.start()
+    try:
+        _kill_and_check(hub, devices, inbox)
+    finally:
+        if inbox.process is not None and inbox.process.poll() is None:
+            inbox.process.kill()  # a failed assertion must not leave the inbox running
+
+
+def _kill_and_check(hub: Settings, devices: list[CarrierDevice], inbox: InboxProcess) -> None:
     items = list(reports(devices, int(time.time() * 1000), RATE * SECONDS, seed=21, alarm_rate=0.01))
     by_key = {r.key: r for r in items}
     cfg = PushConfig(ctwing_url=inbox.url + "/carrier/ctwing", onenet_url=inbox.url + "/carrier/onenet",
