@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from neuron.settings import REPO_ROOT
+from kernel.settings import REPO_ROOT
 from simulator.carrier_push import CarrierPusher, PushConfig, carrier_fleet, registry_csv, reports
 from simulator.devices_broker import free_port
 
@@ -124,8 +124,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _inbox(work: Path, env: dict[str, str], synchronous: str) -> tuple[subprocess.Popen[bytes], str]:
     """`neuron inbox` as its own process (fleet registered, OneNET URL verified); its URL."""
     from connectors.carrier.devices import DeviceRegister
-    from connectors.carrier.settings import InboxSettings
-    from neuron.settings import Settings
+    from kernel.inbox_settings import InboxSettings
+    from kernel.settings import Settings
     from privacy.keys import HubKeys, init_keys
 
     hub = Settings(home=work / f"hub-{synchronous}", state_dir=Path("var"), master_secret=None, control_db_url="")

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from neuron.errors import NeuronError
-from neuron.logging import setup_logging
-from neuron.settings import Settings, load_settings
+from kernel.errors import NeuronError
+from kernel.logging import setup_logging
+from kernel.settings import Settings, load_settings
 
 inbox_app = typer.Typer(
     help="The carrier IoT inbox: NB-IoT detectors and covers pushed by CTWing and OneNET.",

@@ -15,10 +15,9 @@ import json
 import logging
 import threading
 
-import paho.mqtt.client as mqtt
-
 from connectors.carrier.store import InboxFiles, Sealer, connect, transaction
-from connectors.collector_settings import MqttSettings
+from kernel.mqtt_settings import MqttSettings
+from transport.mqtt import connect_persistent, mqtt_client
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +31,13 @@ class AlarmPublisher:
         self.sealer, self.config, self.ready = sealer, mqtt_config, ready
         self.conn = connect(files.state_path, files.synchronous)
         self.published = 0
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5 if mqtt_config.protocol == "5" else mqtt.MQTTv311,
-        )
-        if mqtt_config.username:
-            password = mqtt_config.password.get_secret_value() if mqtt_config.password else None
-            self.client.username_pw_set(mqtt_config.username, password)
-        if mqtt_config.tls:
-            self.client.tls_set()
-        self.client.reconnect_delay_set(1, 30)
+        self.client = mqtt_client(mqtt_config, client_id, manual_ack=False)  # the collector's and relay's client
         self._connected = threading.Event()
         self.client.on_connect = lambda c, u, f, reason, p: None if reason.is_failure else self._connected.set()
         self.client.on_disconnect = lambda *_: self._connected.clear()
 
     def run(self, stop: threading.Event) -> None:
-        self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_seconds)
-        self.client.loop_start()
+        connect_persistent(self.client, self.config)  # retries until the broker answers
         try:
             while not stop.is_set():
                 if not self._connected.wait(0.5):

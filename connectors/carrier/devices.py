@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from neuron.errors import ConfigError
+from kernel.errors import ConfigError
 
 PURPOSE = "carrier-devices"
 AAD = b"neuron carrier device register v1"

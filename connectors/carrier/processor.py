@@ -41,11 +41,11 @@ from connectors import collector_landing as landing
 from connectors.carrier import onenet
 from connectors.carrier.decoders import CTWING_DECODERS, ONENET_DECODERS, DecodeError, Reading
 from connectors.carrier.devices import DeviceRegister, HubDevice
-from connectors.carrier.settings import InboxSettings
 from connectors.carrier.store import InboxFiles, KeySource, Sealer, connect, transaction
 from connectors.collector_progress import write_writer_watermark
 from connectors.mqtt import REJECTS
-from neuron.errors import ConfigError
+from kernel.errors import ConfigError
+from kernel.inbox_settings import InboxSettings
 
 log = logging.getLogger(__name__)
 

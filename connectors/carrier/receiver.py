@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from connectors.carrier import onenet
-from connectors.carrier.settings import InboxSettings
 from connectors.carrier.store import InboxStore, quantiles
+from kernel.inbox_settings import InboxSettings
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -31,11 +31,11 @@ from connectors.carrier.alarms_out import AlarmPublisher
 from connectors.carrier.devices import DeviceRegister
 from connectors.carrier.processor import Processor, write_watermark
 from connectors.carrier.receiver import InboxApp
-from connectors.carrier.settings import InboxSettings
 from connectors.carrier.store import InboxFiles, InboxStore, KeySource, Sealer, connect
-from connectors.mqtt import landing_root, mqtt_settings
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from connectors.mqtt import landing_root
+from kernel.errors import ConfigError
+from kernel.inbox_settings import InboxSettings
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,7 @@ STATS_FILE = "processor-stats.json"
 
 
 def inbox_settings(settings: Settings) -> InboxSettings:
-    found = getattr(settings, "inbox", None)
-    if isinstance(found, InboxSettings):
-        return found
-    return InboxSettings.model_validate(found) if isinstance(found, dict) else InboxSettings()
+    return settings.inbox
 
 
 def _keys(settings: Settings) -> KeySource:
@@ -63,14 +60,14 @@ def _processor(settings: Settings, files: InboxFiles, keys: KeySource, safe_thro
     register = DeviceRegister.load(keys, settings.state_path / config.devices_file)  # type: ignore[arg-type]
     if not len(register):
         log.warning("carrier inbox: the device register is empty (`neuron inbox devices FILE.csv`)")
-    prefix = mqtt_settings(settings).topic_prefix
+    prefix = settings.mqtt.topic_prefix
     return Processor(config, files, register, keys, landing_root(settings), settings.community_id, prefix,
                      safe_through=safe_through)  # fmt: skip
 
 
 def _publisher(settings: Settings, files: InboxFiles, keys: KeySource, ready: threading.Event) -> AlarmPublisher:
     client_id = f"neuron-inbox-{settings.community_id}"
-    return AlarmPublisher(files, Sealer(keys), mqtt_settings(settings), client_id, ready)
+    return AlarmPublisher(files, Sealer(keys), settings.mqtt, client_id, ready)
 
 
 class InboxService:
@@ -227,7 +224,7 @@ def backlog(files: InboxFiles) -> int:
 def worker_main(settings: Settings, parent_pid: int, stop: ProcessEvent, publish_alarms: bool) -> None:
     """The inbox's worker process: the processor and the alarm publisher, until asked to stop or
     orphaned (the receiver was killed: a restarted inbox starts a worker of its own)."""
-    from neuron.logging import setup_logging
+    from kernel.logging import setup_logging
 
     setup_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the receiver decides

@@ -29,7 +29,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 from connectors import collector_landing as landing
 from connectors.carrier.devices import DeviceRegister
 from connectors.carrier.service import InboxService
-from connectors.carrier.settings import InboxSettings
 from connectors.mqtt import hub_keys, landing_root
-from neuron.settings import Settings
+from kernel.inbox_settings import InboxSettings
+from kernel.settings import Settings
 from privacy.keys import HubKeys, init_keys
 from simulator.carrier_push import CarrierDevice, carrier_fleet, registry_csv
 from tests.conftest import make_settings

@@ -19,13 +19,13 @@ from urllib.parse import quote
 
 import duckdb
 
+import pipeline
 from connectors.carrier.processor import Processor
 from connectors.collector_progress import write_watermark
 from connectors.mqtt import landing_root
 from relay.alarms import parse_alarm
 from simulator.carrier_push import CarrierPusher, PushConfig, Report, onenet_body, onenet_messages, reports
 from tests.connectors.carrier_helpers import AES_KEY, TOKEN, inbox_hub, landed, running_inbox, small_fleet
-from warehouse import pipeline
 from warehouse.migrations import migrate
 
 
@@ -295,7 +295,7 @@ def test_alarms_reach_the_community_broker_where_the_relay_listens(tmp_path: Pat
     import paho.mqtt.client as mqtt
 
     from connectors.carrier.alarms_out import AlarmPublisher
-    from connectors.collector_settings import MqttSettings
+    from kernel.mqtt_settings import MqttSettings
     from simulator.devices_broker import Broker
 
     devices = small_fleet()

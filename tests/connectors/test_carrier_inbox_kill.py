@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from neuron.settings import REPO_ROOT, Settings
+from kernel.settings import REPO_ROOT, Settings
 from simulator.carrier_push import CarrierDevice, CarrierPusher, PushConfig, PushStats, carrier_fleet, reports
 from simulator.devices_broker import free_port
 from tests.connectors.carrier_helpers import TOKEN, inbox_hub, landed

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from connectors.carrier.decoders import DecodeError, ctwing_gas_frame, ctwing_smoke_servicedata
 from connectors.carrier.devices import DeviceRegister
-from connectors.carrier.settings import InboxSettings
+from kernel.inbox_settings import InboxSettings
+from kernel.settings import load_settings
 from neuron.cli import app
-from neuron.settings import load_settings
 from neuron.up import AirflowPorts, hub_services
 from privacy.keys import HubKeys, init_keys
 from simulator.carrier_push import gas_frame, registry_csv
