@@ -18,6 +18,7 @@ from rich.table import Table
 from kernel.errors import NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
+from neuron.inbox_cli import inbox_app
 
 app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
@@ -32,6 +33,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+app.add_typer(inbox_app, name="inbox")
 console = Console()
 
 
@@ -409,10 +411,6 @@ def admins_disable(name: str) -> None:
     disable_admin(_settings().control_url, name)
     console.print(f"admin {name} disabled")
 
-
-from neuron.inbox_cli import inbox_app  # noqa: E402 - below the commands it sits beside
-
-app.add_typer(inbox_app, name="inbox")
 
 if __name__ == "__main__":
     app()
