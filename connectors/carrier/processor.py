@@ -494,6 +494,12 @@ class Processor:
                     self._alarm(step, device, alarm_id, "fault", "raised", now_us // 1000, {}, f"silent|{token}")
         if step.events or step.outbox or step.touched:
             self._commit(step, None)
+        found: dict[str, int] = defaultdict(int)
+        for _, _, event, detail in step.events:
+            found[event] += json.loads(detail).get("missing", 1) if event == "gap" and detail else 1
+        if found:  # counts only: which devices is in the events table, under pseudonyms
+            log.info("carrier inbox: %d devices fell silent, %d uplinks missing after the grace period",
+                     found["silent"], found["gap"])  # fmt: skip
 
     def _prune(self) -> None:
         now_us = int(self.clock() * 1_000_000)

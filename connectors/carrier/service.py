@@ -80,6 +80,9 @@ class InboxService:
         self.config = inbox_settings(settings)
         if self.config.onenet_token.get_secret_value() == "":
             log.warning("carrier inbox: no [inbox].onenet_token: every OneNET push will be refused")
+        if self.config.ctwing_path_secret.get_secret_value() == "" and self.config.host not in ("127.0.0.1", "::1"):
+            # CTWing signs nothing: on a reachable address, anyone who knows the path can push.
+            log.warning("carrier inbox: no [inbox].ctwing_path_secret: the CTWing URL is guessable")
         self.keys = _keys(settings)
         self.store = InboxStore(
             settings.state_path / self.config.db_file, self.keys, self.config.sqlite_synchronous, self.config.writers
@@ -227,7 +230,10 @@ def worker_main(settings: Settings, parent_pid: int, stop: ProcessEvent, publish
     from kernel.logging import setup_logging
 
     setup_logging()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the receiver decides
+    # Ctrl-C and `neuron up`'s SIGTERM reach the whole process group: the receiver decides when this
+    # worker stops (after its last pushes are committed), or it notices it was orphaned.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     config = inbox_settings(settings)
     files = InboxFiles.at(settings.state_path / config.db_file, config.sqlite_synchronous, config.writers)
     keys = _keys(settings)
