@@ -1,7 +1,7 @@
 """The inbox's processor: from durable pushes to landed readings, published alarms and device events.
 
-It works through the inbox in order (`progress.processed`), one transaction per step, so a killed
-inbox resumes where it stopped and repeats nothing it committed:
+It works through the inbox's writer files in receive order (`progress.processed[.N]` per file), one
+transaction per step, so a killed inbox resumes where it stopped and repeats nothing it committed:
 
 - decode per product (`decoders`), find the hub device (`devices`); what cannot be read is landed
   under `_rejects` with a reason naming a field, never dropped;

@@ -1,15 +1,15 @@
-"""The durable inbox: every accepted push is in SQLite (WAL, synchronous=FULL, so fsynced at each
-commit) before the carrier gets its 200.
+"""The durable inbox: every accepted push is in SQLite (WAL, synchronous=FULL by default, so fsynced
+at each commit) before the carrier gets its 200.
 
-One writer thread takes whatever pushes arrived while it was committing the previous group and
-commits them together (group commit): at 500 pushes/s a fsync per push would cost more than the
-push, a fsync per group costs one per few pushes. Bodies are kept AES-256-GCM-encrypted under a key
-derived from the master secret (they carry IMEIs of in-home devices), like the MQTT landing.
+Each writer thread takes whatever pushes arrived while it was busy and commits them together (group
+commit) into its own file: at 500 pushes/s a fsync per push would cost more than the push. Bodies
+are kept AES-256-GCM-encrypted under a key derived from the master secret (they carry IMEIs of
+in-home devices), like the MQTT landing.
 
-The processor's state (progress, message keys seen, device state, readings not yet landed, alarms
-not yet published, events) is in a second file beside it, so one transaction moves them together —
-and never holds the lock the pushes' writer needs: a writer waiting on SQLite's busy handler sleeps
-1, 2, 5, 10… ms, which was most of the acknowledgement's p99 when both shared one file.
+The processor's state (progress per writer file, message keys seen, device state, readings not yet
+landed, alarms not yet published, events) is in a file of its own, so one transaction moves it
+together — and never holds a lock a writer needs: a writer waiting on SQLite's busy handler sleeps
+1, 2, 5, 10… ms, which was most of the acknowledgement's p99 when they shared one file.
 """
 
 from __future__ import annotations
