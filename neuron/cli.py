@@ -329,11 +329,24 @@ def audit_export(path: Path) -> None:
 @app.command()
 def dictionary(
     out: Annotated[Path | None, typer.Option(help="Write the Markdown here instead of printing it.")] = None,
+    feeds: Annotated[
+        bool, typer.Option("--feeds", help="What each consumer receives of each feed, instead of the sources.")
+    ] = False,
 ) -> None:
-    """Render the data dictionary of every stream's contract (Chinese and English, units, privacy class)."""
+    """Render the data dictionary: every stream's contract, or (--feeds) every feed as each consumer receives it."""
     from schemas.dictionary import all_contracts, render_dictionary
 
-    text = render_dictionary(all_contracts())
+    if feeds:
+        from privacy.feed_dictionary import render_feeds
+        from privacy.policy import load_policies
+        from schemas.feeds import load_feeds
+
+        try:
+            text = render_feeds(load_feeds(), load_policies(_settings().policies_dir))
+        except NeuronError as exc:
+            raise _fail(exc) from exc
+    else:
+        text = render_dictionary(all_contracts())
     if out:
         out.write_text(text, encoding="utf-8")
         console.print(f"data dictionary written to {out}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from kernel.errors import NotInitialised
 from kernel.settings import Settings
-from privacy.keys import HubKeys, rotate_signing_key
+from privacy.keys import HubKeys, jwk_thumbprint, rotate_signing_key
 from privacy.master import list_master_versions, rotate_master_secret
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
@@ -23,8 +23,11 @@ def keys_show(settings: Settings) -> dict[str, Any]:
     """The public JWKS, each signing key's periods, and the master-secret versions (no secrets)."""
     keys = HubKeys.load(settings)
     active = keys.active_signing_key.kid
+    jwks = keys.jwks()
     return {
-        "jwks": keys.jwks(),
+        "jwks": jwks,
+        # What consumers pin (RFC 7638): give them with the JWKS, out of band (docs/consumers.md).
+        "thumbprints": {str(k["kid"]): jwk_thumbprint(k) for k in jwks["keys"]},
         "signing_keys": [
             {
                 "kid": k.kid,
