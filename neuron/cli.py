@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from kernel.errors import FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
+from neuron.inbox_cli import inbox_app
 from neuron.user_errors import user_error
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+app.add_typer(inbox_app, name="inbox")
 console = Console()
 
 

@@ -347,6 +347,9 @@ def hub_services(
         services.append(Service("collector", [*neuron, "collect"]))
     if relay and relay_available(settings):
         services.append(Service("relay", [*neuron, "relay"]))
+    inbox = getattr(settings, "inbox", None)
+    if inbox is not None and inbox.enabled:  # `[inbox] enabled = true`: the carriers push to this hub
+        services.append(Service("inbox", [*neuron, "inbox"], http_ok(f"http://{inbox.host}:{inbox.port}/healthz")))
     return services
 
 
