@@ -520,11 +520,15 @@ def _unavailable(name: str, missing: str) -> Callable[[], None]:
     return command
 
 
-def _errors_in_one_place() -> None:
-    for typer_app in (app, consumers_app, keys_app, audit_app, admins_app, retention_app):
-        for info in typer_app.registered_commands:
-            if info.callback is not None:
-                info.callback = _friendly(info.callback)
+def _errors_in_one_place(typer_app: typer.Typer | None = None) -> None:
+    """Wrap every command, sub-commands included, in `_friendly`."""
+    typer_app = typer_app or app
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _friendly(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _errors_in_one_place(group.typer_instance)
 
 
 _load_plugins()
