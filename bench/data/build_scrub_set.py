@@ -24,6 +24,7 @@ import json
 import re
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 from stdnum import luhn
 from stdnum.cn import ric
@@ -106,9 +107,11 @@ def _x_check(value: str) -> str:
     raise ValueError(value)
 
 
-def parse(line: str) -> dict[str, object]:
+def parse(line: str) -> dict[str, Any]:
     """One marked-up line → {"text", "labels": [[start, end, kind]], "keep": [[start, end, kind]]}."""
-    text, labels, keep, last = "", [], [], 0
+    text, last = "", 0
+    labels: list[list[Any]] = []
+    keep: list[list[Any]] = []
     roster: list[str] = []
     for m in MARK.finditer(line):
         text += line[last : m.start()]
@@ -129,7 +132,7 @@ def parse(line: str) -> dict[str, object]:
     return {"text": text, "labels": labels, "keep": keep, "roster": roster}
 
 
-def build() -> list[dict[str, object]]:
+def build() -> list[dict[str, Any]]:
     """Every text of every source file, numbered by file and line."""
     rows = []
     for path in sorted(SOURCES.glob("*.txt")):
@@ -147,8 +150,8 @@ def main() -> None:
     with OUT.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    labels = sum(len(r["labels"]) for r in rows)  # type: ignore[arg-type]
-    keep = sum(len(r["keep"]) for r in rows)  # type: ignore[arg-type]
+    labels = sum(len(r["labels"]) for r in rows)
+    keep = sum(len(r["keep"]) for r in rows)
     print(f"{len(rows)} texts, {labels} identifiers, {keep} look-alikes → {OUT}")
 
 
