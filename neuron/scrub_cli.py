@@ -51,9 +51,9 @@ def scrub_lines(source: IO[str], sink: IO[str], roster: frozenset[str] = frozens
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            raise BadLine(f"line {number}: not JSON; each line must be an object with \"id\" and \"text\"") from None
+            raise BadLine(f'line {number}: not JSON; each line must be an object with "id" and "text"') from None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise BadLine(f"line {number}: needs a string \"text\" (and an \"id\"); each line is one JSON object")
+            raise BadLine(f'line {number}: needs a string "text" (and an "id"); each line is one JSON object')
         out: dict[str, Any] = {"id": record.get("id"), "text": scrub_text(record["text"], names)}
         if explain:
             out["found"] = [

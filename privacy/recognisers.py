@@ -206,7 +206,8 @@ RECOGNISERS: list[Recogniser] = [
         "LANDLINE",
         re.compile(
             rf"(?<!\d)(?:\+?86{_S}?)?(?:\(0?21\)|0?21{_S}?)\s?[2-9]\d{{3}}{_S}?\d{{4}}(?!\d)"
-            rf"|(?<![\d\-A-Za-z])[2-6]\d{{3}}{_S}?\d{{4}}(?![\d\-A-Za-z])"
+            # Bare eight digits: not a group inside a longer run ("6222 0212 3456 7899").
+            rf"|(?<![\d\-A-Za-z])(?<!\d )[2-6]\d{{3}}{_S}?\d{{4}}(?![\d\-A-Za-z])(?! \d)"
         ),
         lambda value, text, start: bare_landline(value),
         references=True,
