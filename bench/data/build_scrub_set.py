@@ -1,6 +1,7 @@
 """Compile the hand-written scrub evaluation texts (scrub_texts/*.txt) into labelled JSON lines.
 
-The texts are written by hand, one per line, as residents write them; each identifier is
+The texts are written by hand (scrub_texts: the development set; scrub_heldout: written
+after the recognisers were frozen, to measure them on text they were not tuned on), one per line, as residents write them; each identifier is
 marked inline as `{K:value}` and each look-alike that must stay as `<k:value>`:
 
     {N:王阿姨} NAME        {I:...} ID_NUMBER   {M:...} MOBILE    {L:...} LANDLINE
@@ -15,7 +16,7 @@ The only thing this script writes into a value is the check character of an ID n
 (ISO 7064 MOD 11-2) and the last digit of a bank card (Luhn), so that hand-typed digits
 are valid unless marked `!` — in the text's own notation (full-width, lower case, groups).
 
-    python -m bench.data.build_scrub_set      # rewrites bench/data/scrub_labelled.jsonl
+    python -m bench.data.build_scrub_set      # rewrites scrub_labelled.jsonl and scrub_heldout.jsonl
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from stdnum import luhn
 from stdnum.cn import ric
 
 HERE = Path(__file__).resolve().parent
-SOURCES = HERE / "scrub_texts"
-OUT = HERE / "scrub_labelled.jsonl"
+# The development set (the recognisers were tuned on it) and the held-out set (written after
+# they were frozen, never tuned on).
+SETS = {HERE / "scrub_texts": HERE / "scrub_labelled.jsonl", HERE / "scrub_heldout": HERE / "scrub_heldout.jsonl"}
 
 KINDS = {
     "N": "NAME",
@@ -132,10 +134,10 @@ def parse(line: str) -> dict[str, Any]:
     return {"text": text, "labels": labels, "keep": keep, "roster": roster}
 
 
-def build() -> list[dict[str, Any]]:
+def build(sources: Path) -> list[dict[str, Any]]:
     """Every text of every source file, numbered by file and line."""
     rows = []
-    for path in sorted(SOURCES.glob("*.txt")):
+    for path in sorted(sources.glob("*.txt")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -146,13 +148,14 @@ def build() -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    rows = build()
-    with OUT.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    labels = sum(len(r["labels"]) for r in rows)
-    keep = sum(len(r["keep"]) for r in rows)
-    print(f"{len(rows)} texts, {labels} identifiers, {keep} look-alikes → {OUT}")
+    for sources, out in SETS.items():
+        rows = build(sources)
+        with out.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        labels = sum(len(r["labels"]) for r in rows)
+        keep = sum(len(r["keep"]) for r in rows)
+        print(f"{len(rows)} texts, {labels} identifiers, {keep} look-alikes → {out}")
 
 
 if __name__ == "__main__":
