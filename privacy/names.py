@@ -34,6 +34,9 @@ _NOT_NAMES: set[str] = set(_WORDS["not_names"].split())
 _COMMON = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
 # Surnames that are also everyday words after 老/小/大 (小区, 小时, 老公, 大家…): not names there.
 _NOT_AFTER_PREFIX = set("区时学心公家人师板年婆伴乡实式虎鼠化旧大小朋孩伙吃说组便卖明米鸟猫狗熊兔花样头子鬼")
+# Surnames left out of SURNAMES because they are everyday words here (楼 单 施 关…): still a
+# name right before a title that follows no such word (单先生, 施主任, 关女士).
+_WORDY_SURNAMES: str = "".join(_WORDS["wordy_surnames"].split())
 _COMPOUND_ALT = "|".join(COMPOUND_SURNAMES)
 _SURNAME_ALT = _COMPOUND_ALT + f"|[{SURNAMES}]"
 _HONORIFIC_ALT = "|".join(sorted(_HONORIFICS, key=len, reverse=True))
@@ -41,7 +44,7 @@ _KIN_ALT = "|".join(sorted((re.escape(k) for k in _KIN), key=len, reverse=True))
 _HAN = r"[\u4e00-\u9fff]"
 # Characters that end a given name rather than belong to it (particles, verbs, places).
 _STOP = set(
-    "本的了在说是和与跟及也都就还又很把被给让叫家里楼号栋室门们啊吗呢吧呀哦嘛啦来去到住找打电帮请要会能可对从向坏翻拿送买卖看听吃喝拉掉丢"
+    "本的了在说是和与跟及也都就还又很把被给让叫家里楼号室门们啊吗呢吧呀哦嘛啦来去到住找打电帮请要会能可对从向他她你我它坏翻拿送买卖看听吃喝拉掉丢"
 )
 
 _LONG_HONORIFIC_ALT = "|".join(h for h in sorted(_HONORIFICS, key=len, reverse=True) if len(h) > 1)
@@ -51,6 +54,14 @@ _WITH_HONORIFIC = re.compile(
     rf"(?:{_SURNAME_ALT}){_GIVEN}{{1,2}}?(?:{_LONG_HONORIFIC_ALT})"
     rf"|(?:{_SURNAME_ALT})(?:{_HONORIFIC_ALT})(?<!工(?=[牌号人作程地厂具资位]))(?!某)"
 )
+_WORDY_TITLED = re.compile(rf"[{_WORDY_SURNAMES}](?:先生|女士|小姐|主任|经理|书记|阿姨|阿婆|奶奶|大爷|老师)")
+# Children and friends by a nickname: 朵朵的妈妈, 宁宁爸爸, 阿华, 诸葛亮亮妈妈.
+_NICKNAME = re.compile(
+    rf"(?:^|(?<=[,，:：、;；(（\s?？!！。@]))(?P<v>(?P<r>{_HAN})(?P=r)|阿(?![姨婆公爸妈拉里叔伯哥姐嫂弟妹])[\u4e00-\u9fff])"
+    rf"|(?P<p>{_GIVEN}{{2,4}})(?=的?(?:妈妈|爸爸))"
+)
+# Latin given names with a title: "Tony老师", "Kevin先生".
+_LATIN_TITLED = re.compile(rf"(?<![A-Za-z])[A-Z][a-z]{{2,}}(?=(?:{_LONG_HONORIFIC_ALT}))")
 # 老张, 小李, 大刘 — but not 小黄狗, 小白兔.
 _PREFIXED = re.compile(
     rf"(?<![老小大养敬尊古从最缩胆弱短宽扩强伟巨庞])(?:[老小](?P<s>{_SURNAME_ALT})|大(?P<d>[{_COMMON}]))"
@@ -68,8 +79,8 @@ _AFTER_KIN = re.compile(rf"(?:{_KIN_ALT})\s*[:：]?\s*(?P<v>(?:{_SURNAME_ALT}){_
 # A list entry: "，马俊，身份证…", "姓名：杨帆" — a surname and one or two characters standing
 # alone between separators.
 _ENTRY = re.compile(
-    rf"(?:^|(?<=[,，:：、;；(（\s]))(?P<v>(?:{_COMPOUND_ALT}){_HAN}{{0,2}}|(?:{_SURNAME_ALT}){_HAN}{{1,2}})"
-    rf"(?=[,，、(（)\s]|$)"
+    rf"(?:^|(?<=[,，:：、;；(（\s?？!！。]))(?P<v>(?:{_COMPOUND_ALT}){_HAN}{{0,2}}|(?:{_SURNAME_ALT}){_HAN}{{1,2}})"
+    rf"(?=[,，、(（)\s?？!！。]|$)"
 )
 
 
@@ -92,7 +103,7 @@ def _plausible(value: str) -> bool:
     )
 
 
-_PLACE_ENDINGS = set("馆店厂院局所站路街区园场室厅市县镇村省湖山江河桥狗猫兔鸡鸭鱼鸟虫")
+_PLACE_ENDINGS = set("馆店厂院局所站路街区园场室厅市县镇村省湖山江河桥狗猫兔鸡鸭鱼鸟虫色")
 
 
 def pattern_names(text: str) -> list[Finding]:
@@ -110,6 +121,12 @@ def pattern_names(text: str) -> list[Finding]:
         if surname not in _NOT_AFTER_PREFIX and text[m.start() : m.end()] not in _NOT_NAMES:
             found.append(Finding(m.start(), m.end(), NAME))
     found += [Finding(m.start(), m.end(), NAME) for m in _SURNAME_ONLY.finditer(text)]
+    found += [Finding(m.start(), m.end(), NAME) for m in _WORDY_TITLED.finditer(text)]
+    found += [Finding(m.start(), m.end(), NAME) for m in _LATIN_TITLED.finditer(text)]
+    for m in _NICKNAME.finditer(text):
+        group = "v" if m.group("v") else "p"
+        if m.group(group) not in _NOT_NAMES:
+            found.append(Finding(m.start(group), m.end(group), NAME))
     found += [Finding(m.start("v"), m.end("v"), NAME) for m in _LATIN.finditer(text)]
     for pattern in (_AFTER_KIN, _ENTRY):
         for m in pattern.finditer(text):
@@ -150,7 +167,7 @@ def segmenter_names(text: str) -> list[Finding]:
         known = tokenizer.FREQ.get(word)
         # A dictionary word is a name only where the dictionary says so, and not a frequent
         # word it also tags nr (高峰).
-        if known is not None and (not tags.get(word, "").startswith("nr") or known > 100):
+        if known and (not tags.get(word, "").startswith("nr") or known > 100):
             continue
         if any(ch in _STOP for ch in word[1:]) or word[1:] in _HONORIFICS or not _plausible(word):
             continue

@@ -110,9 +110,11 @@ def bank_card(value: str, text: str = "", start: int = 0) -> bool:
     """A bank card number: 16–19 digits with a valid Luhn check digit, or any 16–19 digits
     right after 卡号/银行卡/账号 (a typo in a card number still names the account)."""
     digits = _digits(value)
-    if not 16 <= len(digits) <= 19 or "X" in digits:
+    if "X" in digits or not 15 <= len(digits) <= 20:
         return False
-    return luhn.is_valid(digits) or bool(_CARD_WORDS.search(text[max(0, start - 6) : start]))
+    if _CARD_WORDS.search(text[max(0, start - 6) : start]):
+        return True  # a digit typed twice or left out still names the account
+    return 16 <= len(digits) <= 19 and luhn.is_valid(digits)
 
 
 def mobile(value: str, text: str = "", start: int = 0) -> bool:
@@ -151,8 +153,8 @@ RECOGNISERS: list[Recogniser] = [
     Recogniser(
         "BANK_CARD",
         re.compile(
-            rf"(?<![\d-])(?:\d{{4}}{_S}){{3}}\d{{4}}(?:{_S}?\d{{1,3}})?(?![\d-])|(?<![\d-])(?:\d{{4}}{_S}){{4}}\d{{2,3}}(?![\d-])"
-            r"|(?<![\dA-Za-z])\d{16,19}(?![\dA-Za-z])"
+            rf"(?<![\d-])(?:\d{{4}}{_S}){{3}}\d{{4}}(?:{_S}?\d{{1,4}})?(?![\d-])|(?<![\d-])(?:\d{{4}}{_S}){{4}}\d{{2,4}}(?![\d-])"
+            r"|(?<![\dA-Za-z])\d{15,20}(?![\dA-Za-z])"
         ),
         bank_card,
         references=True,
@@ -175,7 +177,7 @@ RECOGNISERS: list[Recogniser] = [
             # A Chinese passport (E + 8 digits, E + letter + 7, G + 8) needs no context; any
             # other travel document (港澳通行证 C…, 台胞证, foreign passports) does.
             rf"(?<![0-9A-Za-z])(?:E[A-HJ-NP-Z]?|G){_S}?\d{{3,4}}{_S}?\d{{4}}(?![0-9A-Za-z])"
-            rf"|{_PASSPORT_WORDS}(?:号码|号)?\s*[:：]?\s*(?:是|为)?\s*(?P<v>[A-Za-z]{{0,2}}{_S}?\d{{4}}{_S}?\d{{3,5}})(?![0-9A-Za-z])"
+            rf"|{_PASSPORT_WORDS}(?:号码|号)?\s*[:：]?\s*(?:是|为)?\s*(?P<v>[A-Za-z]{{0,3}}{_S}?\d{{4}}{_S}?\d{{2,5}})(?![0-9A-Za-z])"
         ),
         lambda value, text, start: 7 <= len(re.sub(r"[ \-]", "", value)) <= 10,
     ),
