@@ -1,8 +1,8 @@
 """Compile the hand-written scrub evaluation texts (scrub_texts/*.txt) into labelled JSON lines.
 
-The texts are written by hand (scrub_texts: the development set; scrub_heldout: written
-after the recognisers were frozen, to measure them on text they were not tuned on), one per line, as residents write them; each identifier is
-marked inline as `{K:value}` and each look-alike that must stay as `<k:value>`:
+The texts are written by hand, one per line, as residents write them (scrub_texts: the
+development set; scrub_heldout: written after the recognisers were frozen, to measure them on
+text they were not tuned on). Each identifier is marked inline as `{K:value}` and each look-alike that must stay as `<k:value>`:
 
     {N:王阿姨} NAME        {I:...} ID_NUMBER   {M:...} MOBILE    {L:...} LANDLINE
     {P:...} PLATE          {R:...} ROOM        {B:...} BANK_CARD {E:...} EMAIL
