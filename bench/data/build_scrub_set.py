@@ -2,7 +2,8 @@
 
 The texts are written by hand, one per line, as residents write them (scrub_texts: the
 development set; scrub_heldout: written after the recognisers were frozen, to measure them on
-text they were not tuned on). Each identifier is marked inline as `{K:value}` and each look-alike that must stay as `<k:value>`:
+text they were not tuned on). Each identifier is marked inline as `{K:value}`, and each
+look-alike that must stay as `<k:value>`:
 
     {N:王阿姨} NAME        {I:...} ID_NUMBER   {M:...} MOBILE    {L:...} LANDLINE
     {P:...} PLATE          {R:...} ROOM        {B:...} BANK_CARD {E:...} EMAIL
