@@ -16,7 +16,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from neuron.errors import NeuronError
+from kernel.errors import NeuronError
 
 
 class BadLine(NeuronError):
@@ -27,7 +27,7 @@ def _roster(use: bool) -> frozenset[str]:
     """The hub's roster, or none (with a note on stderr) where this machine has no hub."""
     if not use:
         return frozenset()
-    from neuron.settings import load_settings
+    from kernel.settings import load_settings
     from privacy.keys import HubKeys
     from privacy.roster import load_roster
 

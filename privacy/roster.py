@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.keys import HubKeys
 
 AAD = b"neuron-hub/roster/v1"

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+import pipeline
 from connectors.sql import SqlSource
 from privacy.keys import HubKeys
 from privacy.roster import load_roster
 from schemas.contract import load_contract
 from simulator.platform import PlatformSimulator
 from tests.connectors.hub_sources import hub_settings
-from warehouse import pipeline
 from warehouse.staging import staging_table, warehouse
 
 DAY = date(2026, 11, 1)
