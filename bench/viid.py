@@ -33,7 +33,7 @@ from kernel.settings import REPO_ROOT, HttpSource, Settings
 from kernel.viid_settings import ViidSettings
 from peers.viid.client import UpperClient
 from peers.viid.run import BackgroundViid
-from privacy.seal import open_sealed
+from privacy.seal import PREFIX, open_sealed
 from simulator.parking_live import LiveParking
 from simulator.server import start_parking_api
 from simulator.viid_upper import LOCAL, UpperConfig, UpperPlatform
@@ -97,7 +97,9 @@ def _figures(seconds: list[float]) -> dict[str, float]:
 def _opener(key: X25519PrivateKey) -> Any:
     def open_plate(value: str) -> str | None:
         try:
-            return open_sealed(value, key, "plate_no") if value.startswith("nhs1.") else value
+            if not value.startswith(PREFIX + "."):
+                return value
+            return open_sealed(value, key, "plate_no", consumer="public_security", feed="traffic.vehicle_passes")
         except IntegrityError:
             return None
 

@@ -349,6 +349,9 @@ def hub_services(
         services.append(Service("relay", [*neuron, "relay"]))
     if settings.viid.configured:  # [viid] names an upper platform
         services.append(Service("viid", [*neuron, "viid"]))
+    inbox = getattr(settings, "inbox", None)
+    if inbox is not None and inbox.enabled:  # `[inbox] enabled = true`: the carriers push to this hub
+        services.append(Service("inbox", [*neuron, "inbox"], http_ok(f"http://{inbox.host}:{inbox.port}/healthz")))
     return services
 
 

@@ -81,7 +81,7 @@ def vehicle_problems(
         if plate is not None and open_plate is not None:
             plate = open_plate(plate)  # a plate sealed to this platform's key, opened before the check
             need("PlateNo", plate is not None and 0 < len(plate) <= 15)
-        elif not (plate or "").startswith("nhs1."):
+        elif not re.match(r"nhs[0-9]+\.", plate or ""):
             # Without its key the platform keeps a sealed plate as it came (for the key holder to open).
             need("PlateNo", plate is not None and 0 < len(plate) <= 15)
     return problems

@@ -11,7 +11,7 @@ leave this module; rows that break the contract are skipped with a reason naming
 batch pipeline quarantines the same rows from the same vendor).
 
 Ambiguity: A.11 gives PlateNo as string(15); a plate sealed to public security's key is ~100
-characters (`nhs1.<key id>.<base64url>`). The policy entitles the platform to the plate only
+characters (`nhs2.<key id>.<base64url>`, privacy/seal.py). The policy entitles the platform to the plate only
 sealed, so PlateNo carries the sealed value, which the platform opens with its private key before
 applying the 15-character rule (the simulated upper does exactly that); an upper that cannot is a
 deployment agreement to make, not a reason to send the raw plate.
@@ -182,6 +182,7 @@ class PassView:
             self.recipient,
             self.settings.community_id,
             self.settings.timezone,
+            feed=FEED,  # sealing binds the feed: the same value as in the published feed
         )
         treated = operator.apply(column, ctx)
         return treated.cast(operator.output_type(FEED_TYPES[feed_field.type]))

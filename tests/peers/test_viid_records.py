@@ -76,9 +76,10 @@ def test_the_plate_is_sealed_as_the_published_feed_seals_it(hub: Settings) -> No
     }
     vehicle = passes[0].vehicle
     recipient = recipients_by_policy(hub)["public_security"]
-    published = seal("沪A12345", recipient, HubKeys.load(hub).derive("seal", "public_security"), "plate_no")
+    hub_key = HubKeys.load(hub).derive("seal", "public_security")
+    published = seal("沪A12345", recipient, hub_key, "plate_no", feed=FEED)
     assert vehicle["PlateNo"] == published  # the value the publisher puts in the feed
-    assert open_sealed(vehicle["PlateNo"], police, "plate_no") == "沪A12345"
+    assert open_sealed(vehicle["PlateNo"], police, "plate_no", consumer="public_security", feed=FEED) == "沪A12345"
     assert vehicle["PassTime"] == "20261207200001" and len(vehicle["TollgateID"]) == 20
     assert passes[0].record_key != GOOD["record_id"] and len(passes[0].record_key) == 64
 

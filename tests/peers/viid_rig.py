@@ -20,7 +20,7 @@ from kernel.errors import IntegrityError
 from kernel.settings import Settings
 from kernel.viid_settings import ViidSettings
 from privacy.keys import init_keys
-from privacy.seal import open_sealed
+from privacy.seal import PREFIX, open_sealed
 from simulator.parking_live import LiveParking
 from simulator.server import RunningServer, start_parking_api
 from simulator.viid_upper import LOCAL, UpperConfig, UpperPlatform
@@ -43,10 +43,10 @@ def plate_opener(key: X25519PrivateKey) -> Any:
     """How public security reads PlateNo: a value sealed to its key is opened; None if it does not open."""
 
     def open_plate(value: str) -> str | None:
-        if not value.startswith("nhs1."):
+        if not value.startswith(PREFIX + "."):
             return value
         try:
-            return open_sealed(value, key, "plate_no")
+            return open_sealed(value, key, "plate_no", consumer="public_security", feed="traffic.vehicle_passes")
         except IntegrityError:
             return None
 
