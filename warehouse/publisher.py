@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from kernel.errors import ConfigError, PublishBlocked
 from kernel.settings import Settings
+from privacy.deid_report import deidentification_report
 from privacy.jws import sign_json
 from privacy.keys import HubKeys
 from privacy.policy import Policy
@@ -246,6 +247,7 @@ def _publish_partition(
             "policy_fingerprint": policy.fingerprint,
             "watermark": watermark.isoformat() if watermark else None,
             "published_at": now.isoformat(),
+            "deidentification": deidentification_report(feed, policy, table),
         }
         jws = sign_json(manifest, keys.active_signing_key)
         path.with_name(f"v{version}.manifest.jws").write_text(jws)
