@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from connectors.collector_settings import MqttSettings
+from peers.ngsi_ld.settings import PushSettings
 from relay.settings import RelaySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     relay: RelaySettings = RelaySettings()
     api: ApiSettings = ApiSettings()
+    push: PushSettings = PushSettings()  # [[push.ngsi_ld]]: consumers' context brokers
 
     @classmethod
     def settings_customise_sources(

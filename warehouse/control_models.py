@@ -11,4 +11,5 @@ import connectors.filedrop_ledger  # noqa: F401  (connectors: the file-drop ledg
 import privacy.consent  # privacy: consent records
 import privacy.recipients  # noqa: F401  (privacy: consumers' encryption keys)
 import relay.models  # noqa: F401  (relay: alarms, lifecycle history, outbox)
+import warehouse.ngsi_ld_models  # noqa: F401  (peers/ngsi_ld: push cursors, sent instances, dead letters)
 import warehouse.quality_models  # noqa: F401  (warehouse: kept validation results per batch)

@@ -1,0 +1,203 @@
+"""The push's state in the control database: feed cursors, the sent-instances ledger, dead
+letters, and the relay's outbox rows of Alert entities waiting for this consumer's broker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+
+from peers.ngsi_ld.batch import DeadLetter
+from relay.models import OutboxMessage
+from warehouse.control import engine_for, session_scope
+from warehouse.ngsi_ld_models import NgsiLdCursor, NgsiLdDeadLetter, NgsiLdSentInstance
+
+InstanceKey = tuple[str, str, str, str]  # entity id, attribute, datasetId ("" for none), observedAt
+LEDGER_CHUNK = 500  # series per IN query
+_LEDGER: Table = NgsiLdSentInstance.__table__  # type: ignore[assignment]
+_KEY = (
+    (_LEDGER.c.consumer == bindparam("c"))
+    & (_LEDGER.c.entity_id == bindparam("e"))
+    & (_LEDGER.c.attribute == bindparam("a"))
+    & (_LEDGER.c.dataset_id == bindparam("d"))
+    & (_LEDGER.c.observed_at == bindparam("o"))
+)
+CONFIRM = update(_LEDGER).where(_KEY).values(confirmed=True)  # executemany: one statement, many keys
+FORGET = delete(_LEDGER).where(_KEY)
+
+
+@dataclass(frozen=True)
+class OutboxAlert:
+    """A relay outbox row holding an alarm's state for this consumer's broker."""
+
+    seq: int
+    alarm_id: str | None
+    row: dict[str, Any]
+    created_at: datetime
+
+
+class PushStore:
+    """One consumer's rows of the push tables."""
+
+    def __init__(self, control_url: str, consumer: str) -> None:
+        self.url, self.consumer = control_url, consumer
+
+    # --- feed cursors -------------------------------------------------------------------------
+
+    def cursor(self, feed: str) -> tuple[int, int]:
+        with engine_for(self.url).connect() as conn:
+            row = conn.execute(
+                select(NgsiLdCursor.seq, NgsiLdCursor.offset).where(
+                    NgsiLdCursor.consumer == self.consumer, NgsiLdCursor.feed == feed
+                )
+            ).first()
+        return (int(row.seq), int(row.offset)) if row else (0, 0)
+
+    def save_cursor(self, feed: str, seq: int, offset: int) -> None:
+        with session_scope(self.url) as session:
+            found = session.get(NgsiLdCursor, (self.consumer, feed))
+            if found is None:
+                session.add(NgsiLdCursor(consumer=self.consumer, feed=feed, seq=seq, offset=offset))
+            else:
+                found.seq, found.offset, found.updated_at = seq, offset, datetime.now(UTC)
+
+    # --- the sent-instances ledger ------------------------------------------------------------
+
+    def ledger(self, keys: Iterable[InstanceKey]) -> dict[InstanceKey, bool]:
+        """Of `keys`, those in the ledger and whether the broker confirmed them.
+
+        Read per series and time range (ISO 8601 UTC strings order as times), not key by key."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        entities = sorted({k[0] for k in wanted})
+        first, last = min(k[3] for k in wanted), max(k[3] for k in wanted)
+        table = NgsiLdSentInstance
+        found: dict[InstanceKey, bool] = {}
+        with engine_for(self.url).connect() as conn:
+            for start in range(0, len(entities), LEDGER_CHUNK):
+                query = select(
+                    table.entity_id, table.attribute, table.dataset_id, table.observed_at, table.confirmed
+                ).where(
+                    table.consumer == self.consumer,
+                    table.entity_id.in_(entities[start : start + LEDGER_CHUNK]),
+                    table.observed_at >= first,
+                    table.observed_at <= last,
+                )
+                for row in conn.execute(query):
+                    key = (row[0], row[1], row[2], row[3])
+                    if key in wanted:
+                        found[key] = bool(row[4])
+        return found
+
+    def intend(self, keys: list[InstanceKey]) -> None:
+        """Record instances as about to be sent (unconfirmed), before the request leaves."""
+        if not keys:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {"consumer": self.consumer, "entity_id": e, "attribute": a, "dataset_id": d, "observed_at": o}
+            | {"confirmed": False, "sent_at": now}
+            for e, a, d, o in keys
+        ]
+        with engine_for(self.url).begin() as conn:
+            conn.execute(insert(NgsiLdSentInstance), rows)
+
+    def confirm(self, keys: list[InstanceKey]) -> None:
+        """The broker holds these instances."""
+        if keys:
+            with engine_for(self.url).begin() as conn:
+                conn.execute(CONFIRM, self._params(keys))
+
+    def forget(self, keys: list[InstanceKey]) -> None:
+        """The broker refused these instances for their content: not stored, to be sent again only
+        after the content changes (a dead letter records them)."""
+        if keys:
+            with engine_for(self.url).begin() as conn:
+                conn.execute(FORGET, self._params(keys))
+
+    def _params(self, keys: list[InstanceKey]) -> list[dict[str, str]]:
+        return [{"c": self.consumer, "e": e, "a": a, "d": d, "o": o} for e, a, d, o in keys]
+
+    # --- dead letters -------------------------------------------------------------------------
+
+    def add_dead(self, letters: list[DeadLetter], channel: str, feed: str | None) -> None:
+        if not letters:
+            return
+        now = datetime.now(UTC)
+        with session_scope(self.url) as session:
+            for letter in letters:
+                entity = letter.entity
+                kind = entity.get("type")
+                session.add(
+                    NgsiLdDeadLetter(
+                        consumer=self.consumer,
+                        channel=channel,
+                        feed=feed,
+                        entity_id=str(entity.get("id", ""))[:300],
+                        entity_type=str(kind[0] if isinstance(kind, list) else kind)[:100],
+                        error_type=letter.error.kind[:100],
+                        status=letter.error.status,
+                        title=letter.error.title[:200],
+                        attempts=letter.attempts,
+                        payload=json.dumps(entity, ensure_ascii=False, separators=(",", ":")),
+                        failed_at=now,
+                    )
+                )
+
+    # --- the relay's Alert outbox -------------------------------------------------------------
+
+    def alerts(self, outbox: str, limit: int) -> list[OutboxAlert]:
+        """The oldest outbox rows for this consumer's broker, in seq order."""
+        query = (
+            select(OutboxMessage.seq, OutboxMessage.alarm_id, OutboxMessage.payload, OutboxMessage.created_at)
+            .where(OutboxMessage.destination == outbox)
+            .order_by(OutboxMessage.seq)
+            .limit(limit)
+        )
+        with engine_for(self.url).connect() as conn:
+            return [OutboxAlert(r.seq, r.alarm_id, json.loads(r.payload), r.created_at) for r in conn.execute(query)]
+
+    def done_alerts(self, outbox: str, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        with engine_for(self.url).begin() as conn:
+            conn.execute(delete(OutboxMessage).where(OutboxMessage.destination == outbox, OutboxMessage.seq.in_(seqs)))
+
+
+def dead_letters(control_url: str, consumer: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Open dead letters, newest first (the console's list): no payload, only what names the failure."""
+    columns = [
+        NgsiLdDeadLetter.id,
+        NgsiLdDeadLetter.consumer,
+        NgsiLdDeadLetter.channel,
+        NgsiLdDeadLetter.feed,
+        NgsiLdDeadLetter.entity_id,
+        NgsiLdDeadLetter.entity_type,
+        NgsiLdDeadLetter.error_type,
+        NgsiLdDeadLetter.status,
+        NgsiLdDeadLetter.title,
+        NgsiLdDeadLetter.attempts,
+        NgsiLdDeadLetter.failed_at,
+    ]
+    query = select(*columns).where(NgsiLdDeadLetter.resolved_at.is_(None))
+    if consumer is not None:
+        query = query.where(NgsiLdDeadLetter.consumer == consumer)
+    query = query.order_by(NgsiLdDeadLetter.failed_at.desc(), NgsiLdDeadLetter.id.desc()).limit(limit)
+    with engine_for(control_url).connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def dead_letter_counts(control_url: str) -> dict[str, int]:
+    """Open dead letters per consumer."""
+    query = (
+        select(NgsiLdDeadLetter.consumer, func.count())
+        .where(NgsiLdDeadLetter.resolved_at.is_(None))
+        .group_by(NgsiLdDeadLetter.consumer)
+    )
+    with engine_for(control_url).connect() as conn:
+        return {str(name): int(n) for name, n in conn.execute(query)}
