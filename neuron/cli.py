@@ -14,6 +14,7 @@ from rich.table import Table
 
 from neuron.errors import NeuronError
 from neuron.logging import setup_logging
+from neuron.push_cli import push_app
 from neuron.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
 console = Console()
 
 
