@@ -133,7 +133,9 @@ class BrokerState:
     def summary(self) -> dict[str, int]:
         """The counters, with the current number of entities."""
         with self.lock:
-            return {**self.stats, "entities": len(self.entities), "temporal_entities": len(self.temporal)}
+            counters = dict.fromkeys(("batches", "upserted", "entity_errors", "over_limit", "http_503"), 0)
+            counters |= dict.fromkeys(("temporal_instances", "duplicate_instances", "unauthorised"), 0)
+            return {**counters, **self.stats, "entities": len(self.entities), "temporal_entities": len(self.temporal)}
 
 
 def _is_uri(text: Any) -> bool:
@@ -302,9 +304,7 @@ class _Handler(JsonHandler):
         link = self.headers.get("Link")
         if media == "application/ld+json":
             if link:
-                raise Refused(
-                    400, "BadRequestData", "ld+json with a Link header: @context goes in the body"
-                )
+                raise Refused(400, "BadRequestData", "ld+json with a Link header: @context goes in the body")
             needs_context = True
         elif media == "application/json":
             if link:

@@ -25,17 +25,10 @@ def push_feed(consumer: ConsumerPush, feed: Feed) -> int | None:
     fields = policy.published_fields(feed)
     seq, offset = consumer.store.cursor(feed.name)
     with session_scope(settings.control_url) as session:
-        page = read_page(
-            session,
-            settings.lake_path,
-            policy.consumer,
-            feed.name,
-            fields,
-            Cursor(seq, offset),
-            consumer.push.page_rows,
-        )
-    if page.next_cursor == Cursor(seq, offset):
-        return 0
+        position, limit = Cursor(seq, offset), consumer.push.page_rows
+        page = read_page(session, settings.lake_path, policy.consumer, feed.name, fields, position, limit)
+    if page.next_cursor == position:
+        return None
     entities = ngsi_entities(page.rows, feed.name)
     done = Round("feed", feed.name, UPSERT_PATH, partitions=page.served, fields=fields, entities=len(entities))
     try:

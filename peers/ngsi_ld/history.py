@@ -158,25 +158,43 @@ class History:
     def _series(
         self, series_id: str, items: list[Observation], outcome: HistoryOutcome, done: list[InstanceKey]
     ) -> None:
-        attrs: dict[str, list[Entity]] = {}
-        for item in sorted(items, key=lambda o: (o.attribute, o.observed_at)):
-            instance = {"type": "Property", "value": item.value, "observedAt": item.observed_at}
-            attrs.setdefault(item.attribute, []).append(instance)
-        kind, context = items[0].series_type, items[0].context
-        try:
-            digest = self._retrying(self.client.temporal_write, series_id, kind, attrs, context)
-        except BrokerRefused as refused:
-            # Refused for its content: not stored; a dead letter, and out of the ledger.
-            error = EntityError(series_id, refused.kind, refused.status, "temporal write refused")
-            entity = {"id": series_id, "type": kind, **attrs}
-            outcome.dead.append(DeadLetter(entity, error, 1))
-            self.store.forget([i.key for i in items])
+        """Write one series' instances. A transient failure may have come after the broker stored
+        them (a lost reply): before each resend, the broker is asked which it already holds."""
+        pending = items
+        for attempt in range(1, self.push.max_attempts + 1):
+            try:
+                outcome.requests += 1
+                digest = self.client.temporal_write(series_id, items[0].series_type, _attrs(pending), items[0].context)
+            except BrokerRefused as refused:
+                # Refused for its content: not stored; a dead letter, and out of the ledger.
+                error = EntityError(series_id, refused.kind, refused.status, "temporal write refused")
+                entity = {"id": series_id, "type": items[0].series_type, **_attrs(pending)}
+                outcome.dead.append(DeadLetter(entity, error, attempt))
+                self.store.forget([i.key for i in pending])
+                return
+            except RetriableError:
+                if attempt == self.push.max_attempts:
+                    raise  # still unconfirmed in the ledger: looked up on the next round
+                self.sleep(min(self.push.backoff_max_seconds, self.push.backoff_seconds * 2 ** (attempt - 1)))
+                held = self._held(series_id, pending, outcome)
+                done.extend(i.key for i in held)
+                outcome.recovered += len(held)
+                pending = [i for i in pending if i not in held]
+                if not pending:
+                    return
+                continue
+            outcome.digests.append(digest)
+            outcome.sent += len(pending)
+            done.extend(i.key for i in pending)
             return
-        finally:
-            outcome.requests += 1
-        outcome.digests.append(digest)
-        outcome.sent += len(items)
-        done.extend(i.key for i in items)
+
+    def _held(self, series_id: str, items: list[Observation], outcome: HistoryOutcome) -> list[Observation]:
+        """Those of `items` the broker holds."""
+        attrs = sorted({i.attribute for i in items})
+        first, last = min(i.observed_at for i in items), max(i.observed_at for i in items)
+        outcome.requests += 1
+        present = self._retrying(self.client.temporal_observed, series_id, attrs, first, _after(last))
+        return [i for i in items if (i.attribute, i.observed_at) in present]
 
     def _retrying(self, call: Callable[..., T], *args: Any) -> T:
         for attempt in range(1, self.push.max_attempts + 1):
@@ -187,3 +205,13 @@ class History:
                     raise
                 self.sleep(min(self.push.backoff_max_seconds, self.push.backoff_seconds * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
+
+
+def _attrs(items: list[Observation]) -> dict[str, list[Entity]]:
+    """The temporal body's attributes: each a list of instances, in time order."""
+    attrs: dict[str, list[Entity]] = {}
+    for item in sorted(items, key=lambda o: (o.attribute, o.observed_at)):
+        attrs.setdefault(item.attribute, []).append(
+            {"type": "Property", "value": item.value, "observedAt": item.observed_at}
+        )
+    return attrs
