@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "relay_cpu": "Alarm relay: CPU per alarm of its worker and group commit, against its signatures (issue 7)",
     "scheduler_day": "A community-day through the real Airflow scheduler, 1 to N communities (issue 9)",
     "feeds_day": "The feed catalog: a community-day from staging to every feed for every consumer (issue 5)",
+    "ngsi_push": "NGSI-LD push: published feeds into the city brain's broker, against a bare HTTP client (issue 20)",
 }
 HEADER = (
     "# Benchmark results\n\nWritten by `.venv/bin/python -m bench` (also `make bench`, `neuron bench`) on the "

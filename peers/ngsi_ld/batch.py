@@ -6,13 +6,16 @@ sent again, with exponential backoff; an entity refused for its content (BadRequ
 not retried: it becomes a dead letter at once. A whole request that fails transiently (5xx,
 timeout) is retried as a whole, and after `max_attempts` the push stops with the entities
 still pending (the caller keeps its cursor: nothing is dropped while a broker is down). A
-broker whose limit is below the chunk size (413) has the chunk halved until it fits.
+broker whose limit is below the chunk size (413) has the chunk halved until it fits. Chunks
+hold distinct entities (the latest state of each id), so they may go out side by side.
 """
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,37 +66,62 @@ class Pusher:
     def __init__(self, client: BrokerClient, sleep: Sleep = time.sleep) -> None:
         self.client, self.sleep = client, sleep
         self.push = client.push
+        # Chunks go out on a few connections at once, so the hub renders the next chunk while
+        # the broker parses the last (each connection its own HTTP session; credentials shared).
+        extra = [BrokerClient(self.push, client.credentials) for _ in range(self.push.upsert_connections - 1)]
+        self._idle: queue.SimpleQueue[BrokerClient] = queue.SimpleQueue()
+        for each in (client, *extra):
+            self._idle.put(each)
+        self.connections = 1 + len(extra)
 
     def backoff(self, attempt: int) -> float:
         return min(self.push.backoff_max_seconds, self.push.backoff_seconds * 2 ** (attempt - 1))
 
     def upsert(self, entities: list[Entity], outcome: PushOutcome | None = None) -> PushOutcome:
-        """Upsert every entity, chunk by chunk; RetriableError if the broker stays unavailable
-        (what was taken before that is in `outcome.succeeded`, when the caller passes one)."""
+        """Upsert every entity, in chunks; RetriableError if the broker stays unavailable (what
+        was taken before that is in `outcome.succeeded`, when the caller passes one)."""
         outcome = outcome if outcome is not None else PushOutcome()
         pending = latest_by_id(entities)
         size = self.push.chunk_size
         while pending:
-            chunk, pending = pending[:size], pending[size:]
-            started = time.perf_counter()
-            try:
-                self._chunk(chunk, outcome)
-            except BatchTooLarge:
+            chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+            with ThreadPoolExecutor(min(self.connections, len(chunks)), thread_name_prefix="ngsi-ld-upsert") as pool:
+                results = list(pool.map(self._one_chunk, chunks))
+            pending, failure = [], None
+            for chunk, part, error in results:
+                _merge(outcome, part)
+                if isinstance(error, BatchTooLarge):
+                    pending += chunk
+                elif error is not None:
+                    failure = failure or error
+            if failure is not None:
+                raise failure
+            if pending:
                 if size == 1:
-                    raise
+                    raise BatchTooLarge(f"push {self.push.name}: the broker refuses even one entity per batch", 413)
                 size = max(1, size // 2)  # the broker's limit is lower: halve until it fits
-                pending = chunk + pending
-                continue
-            outcome.chunk_seconds.append(time.perf_counter() - started)
         return outcome
 
-    def _chunk(self, chunk: list[Entity], outcome: PushOutcome) -> None:
+    def _one_chunk(self, chunk: list[Entity]) -> tuple[list[Entity], PushOutcome, BaseException | None]:
+        """One chunk on an idle connection, with its retries: its own account, and why it stopped."""
+        part, client = PushOutcome(), self._idle.get()
+        started = time.perf_counter()
+        try:
+            self._chunk(chunk, part, client)
+        except Exception as exc:
+            return chunk, part, exc
+        finally:
+            self._idle.put(client)
+        part.chunk_seconds.append(time.perf_counter() - started)
+        return chunk, part, None
+
+    def _chunk(self, chunk: list[Entity], outcome: PushOutcome, client: BrokerClient) -> None:
         todo = chunk
         tries: dict[str, int] = {}
         failures = 0  # whole-request transient failures in a row
         while todo:
             try:
-                result = self.client.upsert(todo)
+                result = client.upsert(todo)
             except RetriableError:
                 failures += 1
                 outcome.requests += 1
@@ -119,3 +147,13 @@ class Pusher:
                 outcome.resent += len(retry)
                 self.sleep(self.backoff(max(tries[str(e["id"])] for e in retry)))
             todo = retry
+
+
+def _merge(outcome: PushOutcome, part: PushOutcome) -> None:
+    outcome.succeeded += part.succeeded
+    outcome.dead += part.dead
+    outcome.requests += part.requests
+    outcome.resent += part.resent
+    outcome.statuses += part.statuses
+    outcome.digests += part.digests
+    outcome.chunk_seconds += part.chunk_seconds

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -110,6 +111,10 @@ class History:
     def __init__(self, client: BrokerClient, store: PushStore, sleep: Sleep = time.sleep) -> None:
         self.client, self.store, self.sleep = client, store, sleep
         self.push = client.push
+        # Temporal writes are one request per series: a few connections in parallel, each with
+        # its own HTTP session (sessions are not shared across threads), the credentials shared.
+        extra = [BrokerClient(self.push, client.credentials) for _ in range(self.push.temporal_connections - 1)]
+        self.clients = [client, *extra]
 
     def write(self, entities: list[Entity]) -> HistoryOutcome:
         """Write the instances of `entities` not yet at the broker; RetriableError if it stays
@@ -127,13 +132,38 @@ class History:
         by_series: dict[str, list[Observation]] = {}
         for key in to_send:
             by_series.setdefault(key[0], []).append(wanted[key])
+        series = list(by_series.items())
+        shares = [
+            (c, series[k :: len(self.clients)]) for k, c in enumerate(self.clients) if series[k :: len(self.clients)]
+        ]
+        with ThreadPoolExecutor(max(1, len(shares)), thread_name_prefix="ngsi-ld-temporal") as pool:
+            results = list(pool.map(lambda share: self._share(*share), shares))
         done: list[InstanceKey] = []
-        try:
-            for series_id, items in by_series.items():
-                self._series(series_id, items, outcome, done)
-        finally:
-            self.store.confirm(done)
+        failure: BaseException | None = None
+        for part, part_done, error in results:
+            outcome.sent += part.sent
+            outcome.recovered += part.recovered
+            outcome.requests += part.requests
+            outcome.dead += part.dead
+            outcome.digests += part.digests
+            done += part_done
+            failure = failure or error
+        self.store.confirm(done)  # what was written, even when another share stopped early
+        if failure is not None:
+            raise failure
         return outcome
+
+    def _share(
+        self, client: BrokerClient, series: list[tuple[str, list[Observation]]]
+    ) -> tuple[HistoryOutcome, list[InstanceKey], BaseException | None]:
+        """One connection's share of the series, in order; what it did, and why it stopped early."""
+        outcome, done = HistoryOutcome(), list[InstanceKey]()
+        try:
+            for series_id, items in series:
+                self._series(client, series_id, items, outcome, done)
+        except Exception as exc:
+            return outcome, done, exc
+        return outcome, done, None
 
     def _not_at_broker(
         self, doubtful: list[InstanceKey], wanted: dict[InstanceKey, Observation], outcome: HistoryOutcome
@@ -156,7 +186,12 @@ class History:
         return missing
 
     def _series(
-        self, series_id: str, items: list[Observation], outcome: HistoryOutcome, done: list[InstanceKey]
+        self,
+        client: BrokerClient,
+        series_id: str,
+        items: list[Observation],
+        outcome: HistoryOutcome,
+        done: list[InstanceKey],
     ) -> None:
         """Write one series' instances. A transient failure may have come after the broker stored
         them (a lost reply): before each resend, the broker is asked which it already holds."""
@@ -164,7 +199,7 @@ class History:
         for attempt in range(1, self.push.max_attempts + 1):
             try:
                 outcome.requests += 1
-                digest = self.client.temporal_write(series_id, items[0].series_type, _attrs(pending), items[0].context)
+                digest = client.temporal_write(series_id, items[0].series_type, _attrs(pending), items[0].context)
             except BrokerRefused as refused:
                 # Refused for its content: not stored; a dead letter, and out of the ledger.
                 error = EntityError(series_id, refused.kind, refused.status, "temporal write refused")
@@ -176,7 +211,7 @@ class History:
                 if attempt == self.push.max_attempts:
                     raise  # still unconfirmed in the ledger: looked up on the next round
                 self.sleep(min(self.push.backoff_max_seconds, self.push.backoff_seconds * 2 ** (attempt - 1)))
-                held = self._held(series_id, pending, outcome)
+                held = self._held(client, series_id, pending, outcome)
                 done.extend(i.key for i in held)
                 outcome.recovered += len(held)
                 pending = [i for i in pending if i not in held]
@@ -188,12 +223,14 @@ class History:
             done.extend(i.key for i in pending)
             return
 
-    def _held(self, series_id: str, items: list[Observation], outcome: HistoryOutcome) -> list[Observation]:
+    def _held(
+        self, client: BrokerClient, series_id: str, items: list[Observation], outcome: HistoryOutcome
+    ) -> list[Observation]:
         """Those of `items` the broker holds."""
         attrs = sorted({i.attribute for i in items})
         first, last = min(i.observed_at for i in items), max(i.observed_at for i in items)
         outcome.requests += 1
-        present = self._retrying(self.client.temporal_observed, series_id, attrs, first, _after(last))
+        present = self._retrying(client.temporal_observed, series_id, attrs, first, _after(last))
         return [i for i in items if (i.attribute, i.observed_at) in present]
 
     def _retrying(self, call: Callable[..., T], *args: Any) -> T:

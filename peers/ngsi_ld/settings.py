@@ -96,7 +96,9 @@ class NgsiLdPush(BaseModel):
     timeout_seconds: float = Field(30, gt=0)
     poll_seconds: float = Field(5, gt=0)  # how often new feed publications are looked for
     alert_poll_seconds: float = Field(0.2, gt=0)  # how often the relay's alert outbox is read
-    page_rows: int = Field(5000, ge=1)  # published rows rendered per round
+    page_rows: int = Field(20_000, ge=1)  # published rows per round (history: one temporal write per series a round)
+    upsert_connections: int = Field(2, ge=1, le=16)  # chunks in flight at once
+    temporal_connections: int = Field(4, ge=1, le=16)  # temporal writes in parallel (one per series)
 
     @model_validator(mode="after")
     def _one_link_context(self) -> NgsiLdPush:

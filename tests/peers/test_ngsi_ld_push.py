@@ -79,7 +79,7 @@ def test_a_broker_limit_below_the_chunk_size_halves_the_chunks(tmp_path: Path, b
     assert push_feeds(_consumer(settings)) == 300
     stats = broker.stats()
     assert stats["entities"] == 300
-    assert stats["over_limit"] == 2  # 300, then 150, refused; then chunks of 75
+    assert stats["over_limit"] == 3  # 300, then twice 150, refused; then chunks of 75
     assert stats["batches"] == 4
 
 
