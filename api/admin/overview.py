@@ -161,6 +161,16 @@ def alarms(settings: Settings) -> Provided:
     return provided("relay.history", "alarm_list", settings, columns=ALARM_COLUMNS)
 
 
+DEAD_LETTER_COLUMNS = [
+    "failed_at", "consumer", "channel", "feed", "entity_id", "entity_type", "error_type", "http_status", "attempts",
+]  # fmt: skip
+
+
+def push_dead_letters(settings: Settings) -> Provided:
+    """What the consumers' NGSI-LD brokers would not take, from peers.ngsi_ld, if present."""
+    return provided("peers.ngsi_ld.store", "console_dead_letters", settings, columns=DEAD_LETTER_COLUMNS)
+
+
 def open_alarms(listed: Provided) -> list[dict[str, Any]]:
     """Alarms not yet cleared."""
     return [a for a in listed.rows if a.get("state") != "cleared"]

@@ -208,3 +208,11 @@ def dead_letter_counts(control_url: str) -> dict[str, int]:
     )
     with engine_for(control_url).connect() as conn:
         return {str(name): int(n) for name, n in conn.execute(query)}
+
+
+def console_dead_letters(settings: Any) -> list[dict[str, Any]]:
+    """The admin console's list (api/admin/overview.py): open dead letters of every consumer."""
+    rows = dead_letters(settings.control_url)
+    for row in rows:
+        row["http_status"] = row.pop("status")  # `status` is the console's own (a state it translates)
+    return rows
