@@ -29,11 +29,10 @@ from api.limits import MemoryBuckets, RateLimiter, RedisBuckets
 from api.metrics import ApiMetrics
 from api.middleware import Gate
 from api.nonces import DatabaseNonces, NonceStore, RedisNonces
-from api.options import ApiOptions
 from api.response_signing import SignedResponses
 from api.routes import public, v1
 from api.votes import votes_router
-from neuron.settings import Settings
+from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
 from schemas.feeds import load_feeds
@@ -59,7 +58,7 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def _stores(settings: Settings, options: ApiOptions) -> tuple[NonceStore, RateLimiter]:
+def _stores(settings: Settings, options: ApiSettings) -> tuple[NonceStore, RateLimiter]:
     """Nonces and buckets: in Redis when `redis_url` is set, else the control DB and memory."""
     window = timedelta(seconds=settings.api.signature_window_seconds)
     if options.redis_url:
@@ -71,11 +70,11 @@ def _stores(settings: Settings, options: ApiOptions) -> tuple[NonceStore, RateLi
 
 
 def create_app(
-    settings: Settings, *, now: Callable[[], datetime] | None = None, options: ApiOptions | None = None
+    settings: Settings, *, now: Callable[[], datetime] | None = None, options: ApiSettings | None = None
 ) -> FastAPI:
     """The export API for this hub; `now` (also `app.state.now`) is the clock requests are judged by."""
     keys = HubKeys.load(settings)
-    options = options or ApiOptions.from_settings(settings)
+    options = options or settings.api
     app = FastAPI(
         title="Neuron Hub export API",
         version="1",

@@ -24,15 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from api.audit import HEAD_ID, entry_fields
-from api.audit_chain import GENESIS_HASH, AuditReport, Link, check_end, diagnose, quick_check
-from neuron.errors import IntegrityError
-from neuron.settings import Settings
+from api.audit import HEAD_ID
+from kernel.errors import IntegrityError
+from kernel.settings import Settings
 from privacy.jws import canonical_json, sign_json, verify_json
 from privacy.keys import HubKeys
-from warehouse.control import AuditEntry, AuditHead, session_scope
+from warehouse.audit import links_of, verify_links, verify_session
+from warehouse.audit_chain import GENESIS_HASH, AuditReport, Link, check_end
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry, AuditHead
 
 FORMAT = "neuron-audit-archive/1"
 README = """Neuron Hub audit archive ({community}).
@@ -60,36 +60,10 @@ class ArchiveInfo:
     last_hash: str
 
 
-def _links(session: Any, first_seq: int = 1, last_seq: int | None = None) -> Iterator[Link]:
-    query = select(AuditEntry).where(AuditEntry.seq >= first_seq).order_by(AuditEntry.seq)
-    if last_seq is not None:
-        query = query.where(AuditEntry.seq <= last_seq)
-    for entry in session.execute(query.execution_options(yield_per=1000)).scalars():
-        yield Link(entry_fields(entry), entry.prev_hash, entry.entry_hash)
-
-
-def _verify(links: Any, start_hash: str, start_seq: int, again: Any) -> tuple[AuditReport, str]:
-    intact, count, last_hash, last = quick_check(links, start_hash, start_seq)
-    if intact:
-        return AuditReport(entries=count, last_seq=last), last_hash
-    # Broken: load it all and say what happened (only a tampered log pays for this).
-    everything = list(again())
-    report = diagnose(everything, start_hash, start_seq)
-    tail = next((x for x in everything if x.seq == report.last_seq), None)
-    return report, tail.entry_hash if tail else start_hash
-
-
 def verify_audit(settings: Settings) -> AuditReport:
     """Check the control database's audit log: which entries were edited, deleted or reordered."""
     with session_scope(settings.control_url) as session:
-        report, last_hash = _verify(_links(session), GENESIS_HASH, 1, lambda: _links(session))
-        head = session.get(AuditHead, HEAD_ID)
-        if head is None:
-            if report.entries:
-                report.problems.append("the audit head row is missing")
-        else:
-            check_end(report, last_hash, head.last_seq, head.last_hash)
-    return report
+        return verify_session(session)
 
 
 def export_audit(settings: Settings, path: Path, first_seq: int = 1, until_seq: int | None = None) -> ArchiveInfo:
@@ -100,7 +74,7 @@ def export_audit(settings: Settings, path: Path, first_seq: int = 1, until_seq: 
         before = session.get(AuditEntry, first_seq - 1) if first_seq > 1 else None
         lines = [
             canonical_json({**link.fields, "prev_hash": link.prev_hash, "entry_hash": link.entry_hash})
-            for link in _links(session, first_seq, until_seq)
+            for link in links_of(session, first_seq, until_seq)
         ]
     entries = b"".join(line + b"\n" for line in lines)
     last = json.loads(lines[-1]) if lines else None
@@ -152,7 +126,7 @@ def verify_archive(path: Path, jwks: dict[str, Any] | None = None) -> AuditRepor
             entry = json.loads(line)
             yield Link({k: v for k, v in entry.items() if k not in {"prev_hash", "entry_hash"}}, **_hashes(entry))
 
-    report, last_hash = _verify(links(), manifest["first_prev_hash"], manifest["first_seq"], links)
+    report, last_hash = verify_links(links(), manifest["first_prev_hash"], manifest["first_seq"], links)
     check_end(report, last_hash, manifest["last_seq"], manifest["last_hash"])
     if hashlib.sha256(files["entries.jsonl"]).hexdigest() != manifest["entries_sha256"]:
         # Still a report: the chain above says which entries, this says the file was touched.

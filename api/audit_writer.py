@@ -17,8 +17,8 @@ never precedes: no response leaves after its key's revocation was committed, sav
 that was already on its way when the revocation landed (PostgreSQL's read-committed
 statements leave that window of well under a millisecond; SQLite's single writer none).
 
-Entries are built and hashed exactly as `warehouse.audit.append_audit` builds them (the
-same model, the same `entry_hash`), only inserted in one statement per batch.
+Entries are built and hashed by the one builder `warehouse.audit.new_entry`, as
+`append_audit` builds them, only inserted in one statement per batch.
 """
 
 from __future__ import annotations
@@ -30,19 +30,18 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import anyio
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from privacy.jws import canonical_json
-from warehouse.audit import HEAD_ID, _lock_head, entry_hash
-from warehouse.control import AuditEntry, AuditHead, Consumer, ConsumerKey, SeenNonce, engine_for
+from warehouse.audit import HEAD_ID, AuditFacts, _lock_head, new_entry
+from warehouse.control import engine_for
+from warehouse.models import AuditEntry, AuditHead, Consumer, ConsumerKey, SeenNonce
 
 MAX_BATCH = 256
 WRITTEN, REPLAYED, REVOKED = "written", "replay", "revoked_key"  # an entry's verdict
@@ -74,21 +73,10 @@ CLAIM = {
 
 
 @dataclass(frozen=True)
-class AuditRecord:
+class AuditRecord(AuditFacts):
     """One entry to append, the request nonce it claims (key id, nonce), if any, and the
     consumer key (`key_id`) that must still be live for it to be written."""
 
-    actor: str
-    action: str
-    outcome: str
-    at: datetime
-    method: str | None = None
-    path: str | None = None
-    feed: str | None = None
-    status_code: int | None = None
-    rows: int | None = None
-    policy_fingerprint: str | None = None
-    detail: dict[str, Any] | None = None
     nonce: tuple[str, str] | None = None
     key_id: str | None = None
 
@@ -145,7 +133,7 @@ class AuditWriter:
                         written.append(REPLAYED)
                         continue
                     claimed.discard(record.nonce)  # the same nonce twice in one batch: the second is a replay
-                row = _entry(record, last_seq + 1, last_hash)
+                row = new_entry(last_seq + 1, last_hash, record)
                 last_seq, last_hash = row["seq"], row["entry_hash"]
                 rows.append(row)
                 written.append(WRITTEN)
@@ -202,28 +190,3 @@ def _claim(connection: Connection, records: list[AuditRecord]) -> set[tuple[str,
     values = [{"key_id": r.nonce[0], "nonce": r.nonce[1], "seen_at": r.at} for r in records if r.nonce]
     statement = CLAIM["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
     return {(key_id, nonce) for key_id, nonce in connection.execute(statement, values)}
-
-
-def _entry(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:
-    """The entry's row as `warehouse.audit.append_audit` would write it, hash included.
-
-    A plain namespace stands in for the model: `entry_hash` reads the same attributes, and
-    building thousands of instrumented ORM objects is what made per-request appends slow.
-    """
-    entry = SimpleNamespace(
-        seq=seq,
-        at=record.at.astimezone(UTC),
-        actor=record.actor,
-        action=record.action,
-        method=record.method,
-        path=record.path[:500] if record.path else record.path,
-        feed=record.feed,
-        status_code=record.status_code,
-        outcome=record.outcome,
-        rows=record.rows,
-        policy_fingerprint=record.policy_fingerprint,
-        detail=canonical_json(record.detail).decode() if record.detail is not None else None,
-        prev_hash=prev_hash,
-    )
-    entry.entry_hash = entry_hash(prev_hash, cast(AuditEntry, entry))
-    return {column: getattr(entry, column) for column in COLUMNS}

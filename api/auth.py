@@ -46,8 +46,10 @@ from api.signing import (
     signature_base,
     verify_ed25519,
 )
+from kernel.errors import Refused
 from privacy.keys import b64u_decode
-from warehouse.control import Consumer, ConsumerKey, engine_for
+from warehouse.control import engine_for
+from warehouse.models import Consumer, ConsumerKey
 
 MAX_NONCE_LENGTH = 200  # the nonces table's column
 COVERED = {f'"{component}"' for component in REQUEST_COMPONENTS}  # as the library serialises them
@@ -65,7 +67,7 @@ KEY_QUERY = (
 )
 
 
-class AuthError(Exception):
+class AuthError(Refused):
     """A request that does not authenticate: `reason` is for the caller, `code` for the audit log."""
 
     def __init__(self, reason: str, code: str) -> None:

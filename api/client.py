@@ -3,7 +3,7 @@
 Every request is signed (RFC 9421, Ed25519, fresh nonce); every response, refusals
 included, must carry a valid hub signature whose Content-Digest matches the body, and
 every partition's manifest must verify and match the bytes received (api.verify).
-Anything that does not verify raises `neuron.errors.IntegrityError` and is never handed
+Anything that does not verify raises `kernel.errors.IntegrityError` and is never handed
 to the caller. 429 and 5xx answers and dropped connections are retried politely: after
 Retry-After when the hub gives one, else with exponential backoff and jitter.
 """
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from api.download import download_to
 from api.signing import sign_request
 from api.verify import PartitionDownload, header, utcnow, verify_head, verify_partition, verify_response
-from neuron.errors import FatalError, IntegrityError, RetriableError
+from kernel.errors import FatalError, IntegrityError, RetriableError
 
 __all__ = ["HubClient", "HubRefused", "PartitionDownload", "verify_partition", "verify_response"]
 

@@ -14,12 +14,13 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.settings import Settings
 from privacy import keys
 from privacy.keys import b64u
 from privacy.policy import load_policies
-from warehouse.control import Consumer, ConsumerKey, session_scope, utcnow
+from warehouse.control import session_scope
+from warehouse.models import Consumer, ConsumerKey, utcnow
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 

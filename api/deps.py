@@ -17,9 +17,8 @@ from fastapi import Depends, HTTPException, Request
 from api.auth import Caller
 from api.metrics import ApiMetrics
 from api.notes import RequestNote
-from api.options import ApiOptions
 from api.partition_ids import PartitionIds
-from neuron.settings import Settings
+from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys
 from privacy.policy import Policy
 from schemas.feeds import Feed
@@ -36,7 +35,7 @@ class Hub:
     keys: HubKeys
     feeds: dict[str, Feed]
     policies: dict[str, Policy]
-    options: ApiOptions = field(default_factory=ApiOptions)
+    options: ApiSettings = field(default_factory=ApiSettings)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     ids: PartitionIds | None = None
     # id(policy) -> (policy, fingerprint): hashing a policy costs ~3% of a request, and the

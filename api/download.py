@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import requests
 
 from api.verify import PartitionDownload, check_partition
-from neuron.errors import IntegrityError, RetriableError
+from kernel.errors import IntegrityError, RetriableError
 
 CHUNK = 1 << 20
 

@@ -13,9 +13,10 @@ from starlette.types import Message, Scope, Send
 
 from api.asgi import STREAM, BufferedResponse, FieldLines
 from api.notes import RequestNote
+from kernel.errors import Refused, RetriableError
 
 
-class Refusal(Exception):
+class Refusal(Refused):
     """A request the gate answers itself: status, detail for the caller, reason for the log."""
 
     def __init__(self, status: int, detail: str, reason: str, headers: dict[str, str] | None = None) -> None:
@@ -23,11 +24,11 @@ class Refusal(Exception):
         self.status, self.detail, self.reason, self.headers = status, detail, reason, headers or {}
 
 
-class AuditUnavailable(Exception):
+class AuditUnavailable(RetriableError):
     """The audit entry of a stream could not be written before its head."""
 
 
-class Replayed(Exception):
+class Replayed(Refused):
     """The request's nonce was claimed by another request first (found when its entry was written)."""
 
 

@@ -32,7 +32,8 @@ from api.records import (
 )
 from api.schemas import Change, Changes
 from api.streaming import PARQUET, PartitionFile
-from warehouse.control import Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import Partition
 
 exports = APIRouter(prefix="/v1")
 CursorQuery = Annotated[

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from api.formats import RecordFormat, register_format
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from schemas.contract import load_contract
 from schemas.feeds import Feed
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.errors import Refused
 from schemas.feeds import Feed
 
 FormatName = Literal["ndjson", "csv", "parquet", "ngsi-ld", "viid"]
@@ -32,7 +33,7 @@ Rows = list[dict[str, Any]]
 Renderer = Callable[[list[pa.Table], list[str], Feed], bytes]  # a page's tables (one per partition)
 
 
-class NotOffered(Exception):
+class NotOffered(Refused):
     """The feed is not offered in the format asked for; the message names those it is offered in."""
 
 

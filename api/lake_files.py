@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from neuron.errors import IntegrityError
-from warehouse.control import Partition
+from kernel.errors import IntegrityError
+from warehouse.models import Partition
 
 log = logging.getLogger(__name__)
 

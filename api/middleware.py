@@ -31,7 +31,7 @@ from api.exchange import AuditUnavailable, Exchange, Refusal, Replayed
 from api.limits import Bucket, MemoryBuckets, RateLimiter, retry_after
 from api.metrics import ApiMetrics
 from api.notes import RequestNote
-from api.options import ApiOptions
+from kernel.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,14 @@ class Gate:
         app: ASGIApp,
         authenticator: RequestAuthenticator,
         writer: AuditWriter,
-        options: ApiOptions | None = None,
+        options: ApiSettings | None = None,
         limiter: RateLimiter | None = None,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.writer = writer
-        self.options = options or ApiOptions()
+        self.options = options or ApiSettings()
         self.limiter = limiter or MemoryBuckets()
         self.metrics = metrics or ApiMetrics()
         self.consumer_bucket = Bucket(self.options.rate_per_second, self.options.rate_burst)

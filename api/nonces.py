@@ -23,7 +23,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from warehouse.control import SeenNonce, engine_for
+from kernel.errors import Refused
+from warehouse.control import engine_for
+from warehouse.models import SeenNonce
 
 PURGE_INTERVAL = timedelta(minutes=1)
 RECENT_LIMIT = 100_000  # nonces remembered per process (about 10 MiB); the store stays the authority
@@ -31,7 +33,7 @@ PREFIX = "neuron:nonce:"
 SEEN = select(SeenNonce.key_id).where(SeenNonce.key_id == bindparam("key_id"), SeenNonce.nonce == bindparam("nonce"))
 
 
-class NonceReused(Exception):
+class NonceReused(Refused):
     """The nonce was used before by the same key."""
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from api.client import HubClient
-from neuron.errors import ConfigError, IntegrityError
+from kernel.errors import ConfigError, IntegrityError
 
 STATE_DIR = ".neuron-pull"
 

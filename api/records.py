@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from api.lake_files import partition_path, read_rows, within_policy
 from privacy.jws import canonical_json
 from privacy.keys import b64u, b64u_decode
-from warehouse.control import Partition
+from warehouse.models import Partition
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from api.metrics import CONTENT_TYPE
 from api.openapi import PUBLIC_ERRORS, SIGNED, V1_ERRORS, answers, errors, json_response
 from api.schemas import Catalog, FeedDetail, Health, Jwks
 from privacy.policy import pipl_art73
-from warehouse.control import Partition, engine_for
+from warehouse.control import engine_for
+from warehouse.models import Partition
 from warehouse.quality import cached_feed_quality
 
 public = APIRouter()

@@ -33,6 +33,7 @@ from http_message_signatures import (
 )
 from http_message_signatures.algorithms import ED25519
 
+from kernel.errors import NeuronError
 from privacy.keys import b64u_decode
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _LARGEST_TIMESTAMP = 10**11
 
 
-class Outside(Exception):
+class Outside(NeuronError):
     """The message is outside the lean profile: the library decides about it."""
 
 

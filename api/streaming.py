@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.asgi import STREAM, content_digest
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 
 PARQUET = "application/vnd.apache.parquet"
 

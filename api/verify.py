@@ -1,6 +1,6 @@
 """Verifying what the hub sends: the signature and Content-Digest of every response, and
 each partition against its signed manifest. Anything that does not verify raises
-`neuron.errors.IntegrityError`.
+`kernel.errors.IntegrityError`.
 
 A partition may be too large to hold in memory: `verify_head` checks the signature over
 the head alone and returns the SHA-256 the body must have; the caller hashes the body as
@@ -39,7 +39,7 @@ from api.signing import (
     signature_base,
     verify_ed25519,
 )
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.jws import verify_json
 
 # The request URLs the lean path accepts (api.signing checks path and query characters itself).

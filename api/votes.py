@@ -21,7 +21,7 @@ from api.deps import NOT_FOUND, Grant, GrantDep, Hub, HubDep, NoteDep, offload
 from api.notes import RequestNote
 from api.openapi import V1_ERRORS, Open, answers, json_response
 from api.records import latest_versions, partition_path, served_entry, within_policy
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from warehouse.control import session_scope
 from warehouse.merkle import SCHEME, inclusion_proof, lookup_tag, merkle_root, receipt_commitment
 

@@ -26,9 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from api.app import SERVER_OPTIONS, create_app
 from api.consumers import register_consumer
 from api.formats import ndjson_tables
-from api.options import ApiOptions
 from api.partition_ids import PartitionIds
-from neuron.settings import ApiSettings, Settings
+from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys, init_keys
 from tests.api.hub import write_policies
 from tests.api.lake import FEED, publish, publish_table
@@ -36,7 +35,7 @@ from warehouse.migrations import migrate
 
 BIG_DAY = date(2026, 11, 30)
 # The benchmark measures the hub's work per request, not its limits: none is reached.
-OPTIONS = ApiOptions(rate_per_second=1e6, rate_burst=10**7, anonymous_rate_per_second=1e6, anonymous_burst=10**7)
+OPTIONS = ApiSettings(rate_per_second=1e6, rate_burst=10**7, anonymous_rate_per_second=1e6, anonymous_burst=10**7)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from bench.api_load import catalog_body, catalog_load
 from bench.api_setup import OPTIONS, bench_settings, prepare_hub
 from bench.api_throughput import _free_port, _wait_for
 from schemas.dictionary import all_contracts
-from warehouse.control import LoadRecord, engine_for
-from warehouse.quality_models import BatchQuality, ExpectationResult, QuarantineCount
+from warehouse.control import engine_for
+from warehouse.models import BatchQuality, ExpectationResult, LoadRecord, QuarantineCount
 
 SECONDS = 10.0
 ROUNDS = 3

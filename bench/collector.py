@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from connectors.collector_run import BackgroundCollector
-from connectors.mqtt import MqttSettings, connect_persistent, mqtt_client
-from neuron.settings import Settings
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import Settings
 from privacy.keys import init_keys
 from simulator.community import Community
 from simulator.devices import CST, DeviceFleet, Message
 from simulator.devices_broker import Broker
 from simulator.devices_faults import DeviceFaults
 from simulator.devices_publish import messages_between, publish_messages
+from transport.mqtt import connect_persistent, mqtt_client
 
 ROUNDS = 5
 DAY = datetime(2026, 11, 20, tzinfo=CST)

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from connectors.registry import make_stream
-from warehouse import pipeline
+import pipeline
+from pipeline.stages import source_stream
 
 
 def _peak_mib() -> float:
@@ -36,7 +36,7 @@ def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp, HARNESSES[name](Path(tmp)) as run:
             start, end = run.windows[0]
             t = time.perf_counter()
-            extracted = sum(b.num_rows for b in make_stream(name, run.settings).extract(start, end))
+            extracted = sum(b.num_rows for b in source_stream(run.settings, name).extract(start, end))
             floor = time.perf_counter() - t
             t = time.perf_counter()
             summary = pipeline.run_window(run.settings, name, start, end)

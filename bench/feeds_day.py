@@ -81,7 +81,7 @@ def _settings_with_secret(make: Callable[..., Any]) -> Callable[..., Any]:
 
 def _register_public_security(settings: Any, signing_pem: bytes, sealing_pem: bytes) -> None:
     from api.consumers import register_consumer
-    from privacy.recipients import register_encryption_key
+    from warehouse.recipients import register_encryption_key
 
     register_consumer(settings, "public_security", signing_pem)
     register_encryption_key(settings, "public_security", sealing_pem)
@@ -104,16 +104,17 @@ def _base_hub(home: Path) -> dict[str, Any]:
     """Every stream's first harness window loaded into one hub's staging; returns rows per stream."""
     import duckdb
 
+    import pipeline
     import tests.connectors.conformance as conformance
     import tests.connectors.conformance_mqtt as conformance_mqtt
     import tests.connectors.hub_sources as hub_sources
-    from neuron.errors import BatchRejected
-    from privacy.consent import apply_platform_consent
+    from kernel.errors import BatchRejected
     from privacy.keys import init_keys
     from tests.conftest import make_settings
-    from warehouse import pipeline
-    from warehouse.control import LoadRecord, session_scope
+    from warehouse.consent import apply_platform_consent
+    from warehouse.control import session_scope
     from warehouse.migrations import migrate
+    from warehouse.models import LoadRecord
 
     for module in (conformance, conformance_mqtt, hub_sources):
         module.make_settings = _settings_with_secret(make_settings)  # type: ignore[attr-defined]
@@ -198,7 +199,7 @@ def _densify(con: Any, factor: int) -> None:
 def _consent_to_care(home: Path, con: Any) -> None:
     """The wristband households opt in to elderly care on the platform (the harnesses simulate the
     devices and the platform as different communities, so none of them has), else the care feed is empty."""
-    from privacy.consent import apply_platform_consent
+    from warehouse.consent import apply_platform_consent
 
     con.execute(
         """
@@ -301,7 +302,7 @@ def measure_hub(home: Path, memory_limit: str = "") -> dict[str, Any]:
     then every feed as `pipeline.publish` publishes it (one connection, publish_feed per feed).
     """
     import warehouse.publisher as publisher
-    from neuron.errors import PublishBlocked
+    from kernel.errors import PublishBlocked
     from privacy.keys import HubKeys
     from privacy.policy import load_policies
     from schemas.feeds import load_feeds

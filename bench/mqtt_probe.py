@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.mqtt_socket import publish_packet, remaining_length
+from transport.mqtt_socket import publish_packet, remaining_length
 
 __all__ = ["LeanPublisher", "StampingSubscriber", "publish_packet"]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from neuron.settings import REPO_ROOT
+from kernel.settings import REPO_ROOT
 
 STATIONS, HOURS, DAYS = 250, 24, 2  # 12,000 station-hours → 24,000 entities (air + noise)
 GOAL_RATE, GOAL_P95_S = 2000.0, 1.0
@@ -133,9 +133,9 @@ def _alerts(home: Path, url: str) -> dict[str, Any]:
 
     from peers.ngsi_ld.service import run_push
     from relay.alert_outbox import TOPIC
-    from relay.models import OutboxMessage
     from tests.peers.ngsi_rig import push_settings
     from warehouse.control import session_scope
+    from warehouse.models import OutboxMessage
 
     settings = push_settings(home, url, feeds=[])
     outbox = settings.push.ngsi_ld[0].alert_outbox

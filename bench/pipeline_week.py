@@ -17,11 +17,11 @@ from typing import Any
 
 import requests
 
-from neuron.settings import REPO_ROOT, ParkingSource, Settings
+import pipeline
+from kernel.settings import REPO_ROOT, HttpSource, Settings
 from privacy.keys import init_keys
 from simulator.parking import ParkingSimulator
 from simulator.server import start_parking_api
-from warehouse import pipeline
 from warehouse.migrations import migrate
 
 TOKEN = "bench"
@@ -55,7 +55,7 @@ def run(days: int) -> dict[str, Any]:
             control_db_url="",
             master_secret=None,
             policies_dir=REPO_ROOT / "config" / "policies",
-            parking=ParkingSource(base_url=api.url, token=TOKEN),
+            parking=HttpSource(base_url=api.url, token=TOKEN),
         )
         init_keys(settings)
         migrate(settings.control_url)

@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench.mqtt_probe import LeanPublisher, StampingSubscriber, publish_packet
-from connectors.collector_settings import MqttSettings
-from neuron.settings import REPO_ROOT, Settings
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import REPO_ROOT, Settings
 from simulator.community import Community
 from simulator.devices import CST, DeviceFleet
 from simulator.devices_broker import Broker
@@ -157,10 +157,10 @@ def _pem(public: Any) -> bytes:
 
 def _hub(home: Path, community: Broker, district: Broker, police: Broker) -> Settings:
     from api.consumers import register_consumer
+    from kernel.relay_settings import RelaySettings, Upstream
     from privacy.keys import init_keys
-    from privacy.recipients import register_encryption_key
-    from relay.settings import RelaySettings, Upstream
     from warehouse.migrations import migrate
+    from warehouse.recipients import register_encryption_key
 
     relay = RelaySettings(
         metrics_port=0,

@@ -58,7 +58,8 @@ class _PeakMemory:
 
 
 def _rows_loaded(settings: Any) -> int:
-    from warehouse.control import LoadRecord, session_scope
+    from warehouse.control import session_scope
+    from warehouse.models import LoadRecord
 
     with session_scope(settings.control_url) as s:
         return int(s.scalar(select(func.coalesce(func.sum(LoadRecord.rows_loaded), 0))) or 0)
@@ -101,7 +102,7 @@ def _by_task(rows: list[tuple[str, str, float, str, str, str]]) -> dict[str, flo
 
 def _baseline(vendor_url: str) -> dict[str, Any]:
     """The same day in this process, without Airflow: every stage, then publishing."""
-    from neuron.settings import load_settings
+    from kernel.settings import load_settings
     from privacy.keys import init_keys
     from tests.conftest import TOKEN
     from tests.dags.airflow_hub import MASTER_SECRET

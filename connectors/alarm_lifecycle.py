@@ -15,25 +15,25 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import records_to_raw_batch
-from connectors.sql import read_only_engine, read_window
+from connectors.base import SourceState, records_to_raw_batch
+from connectors.sql import read_window
 from privacy.keys import HubKeys
 from privacy.room_cipher import RoomCipher
-from schemas.contract import Contract, load_contract
+from schemas.contract import Contract
+from transport.sql import read_only_engine
 
-TABLE = "relay_lifecycle"  # declared by relay/models.py (connectors do not import the relay)
+TABLE = "relay_lifecycle"  # declared in warehouse/models/relay.py (sources do not import the store)
 UTC_ZONE = ZoneInfo("UTC")  # the control database stores UTC (naive on SQLite)
 
 
 class AlarmLifecycle:
     """Lifecycle events recorded by the relay in [since, until) of `recorded_at`."""
 
-    name = "alarm_lifecycle"
     batch_size = 5000
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, contract: Contract, state: SourceState | None = None) -> None:
+        self.contract, self.name = contract, contract.name
         self.settings = settings
-        self.contract: Contract = load_contract(self.name)
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
         """Yield one raw batch per page of events recorded in the window."""

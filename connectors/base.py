@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from schemas.contract import Contract
+from schemas.contract import EXTRA_COLUMN, Contract
 
-EXTRA_COLUMN = "_extra"
+if TYPE_CHECKING:
+    from connectors.filedrop import DropLedger
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the runner hands the streams that keep state of their own (the store lies above
+    the sources, so they never open it themselves). Cursors stay with the runner."""
+
+    drop_ledger: DropLedger | None = None
 
 
 class Stream(Protocol):

@@ -28,19 +28,10 @@ import paho.mqtt.client as mqtt
 
 from connectors import collector_landing as landing
 from connectors.collector_progress import RecentlyLanded, write_watermark
-from connectors.mqtt import (
-    REJECTS,
-    MqttSettings,
-    acknowledge,
-    connect_persistent,
-    hub_keys,
-    identify,
-    landing_root,
-    mqtt_client,
-    mqtt_settings,
-    route,
-)
-from neuron.settings import Settings
+from connectors.mqtt import REJECTS, hub_keys, identify, landing_root, route
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import Settings
+from transport.mqtt import acknowledge, connect_persistent, mqtt_client
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +60,7 @@ class Collector:
     def __init__(
         self, settings: Settings, config: MqttSettings | None = None, keys: landing.KeySource | None = None
     ) -> None:
-        self.config = config or mqtt_settings(settings)
+        self.config = config or settings.mqtt
         self.keys = keys or hub_keys(settings)
         self.community_id = settings.community_id
         self.root = landing_root(settings)

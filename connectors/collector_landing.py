@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 
 LANDED_SCHEMA = pa.schema(
     [

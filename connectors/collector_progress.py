@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from neuron.errors import RetriableError
+from kernel.errors import RetriableError
 
 WATERMARK = "_watermark.json"
 

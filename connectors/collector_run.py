@@ -11,9 +11,9 @@ import signal
 import threading
 
 from connectors.collector import Collector, CollectorStats
-from connectors.mqtt import MqttSettings
-from neuron.background import BackgroundService
-from neuron.settings import Settings
+from kernel.background import BackgroundService
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import Settings
 
 
 def run_collector(
@@ -40,8 +40,8 @@ def main() -> None:
 
     NEURON_MQTT_JSON may hold the MqttSettings as JSON until the hub's Settings carry them.
     """
-    from neuron.logging import setup_logging
-    from neuron.settings import load_settings
+    from kernel.logging import setup_logging
+    from kernel.settings import load_settings
 
     setup_logging()
     raw = os.environ.get("NEURON_MQTT_JSON")

@@ -19,12 +19,11 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import records_to_raw_batch
+from connectors.base import SourceState, records_to_raw_batch
 from connectors.filedrop import FileDrop, FileDropSource
-from connectors.source_settings import source_of
-from schemas.contract import Contract, load_contract
+from kernel.errors import ConfigError
+from schemas.contract import Contract
 
-SOURCE_FIELD = "door_access"
 BATCH_ROWS = 5000
 HEADERS = {
     "记录ID": "record_id",
@@ -50,15 +49,13 @@ _NUMBERED = re.compile(r"^(\d+)(号楼|单元)$")
 class DoorAccess:
     """Door openings from the files dropped since the last run."""
 
-    name = "door_access"
-
-    def __init__(self, settings: Any):
-        self.source: FileDropSource = source_of(settings, SOURCE_FIELD, FileDropSource)
-        self.contract: Contract = load_contract(self.name)
+    def __init__(self, settings: Any, contract: Contract, state: SourceState | None = None):
+        self.contract, self.name = contract, contract.name
+        self.source: FileDropSource = settings.door_access
         self.community_id: str = settings.community_id
-        self.drop = FileDrop(
-            settings.resolve(self.source.folder), self.name, settings.control_url, self.source.suffixes
-        )
+        if state is None or state.drop_ledger is None:
+            raise ConfigError("door_access: the file-drop family needs the runner's drop ledger")
+        self.drop = FileDrop(settings.resolve(self.source.folder), self.name, state.drop_ledger, self.source.suffixes)
         self.tz = ZoneInfo(self.source.timezone)
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:

@@ -8,7 +8,8 @@ finally anyway is caught as truncated.) We claim a file by renaming it into
 `processing/`, read it, and move it to `processed/` or, with a `.reason.txt` beside it,
 to `failed/`.
 
-Every file is recorded by SHA-256 in the control database (connectors/filedrop_ledger.py):
+Every file is recorded by SHA-256 in a ledger the runner hands the family (`DropLedger`; the
+control database's `drop_files` table, warehouse/drop_ledger.py):
 the same bytes are never loaded twice, whatever their name. An accepted file is tied to
 the window that claimed it; a re-run of that window reads it again from `processed/`,
 so re-running a window gives the same rows. One run per source at a time (the ingest
@@ -21,16 +22,13 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy import select
-
-from connectors.filedrop_ledger import DropFile
 from connectors.filedrop_read import DropFileError, DropTable, read_drop_file
-from neuron.settings import FileDropSource
-from warehouse.control import session_scope, utcnow
+from kernel.settings import FileDropSource
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,42 @@ INCOMPLETE_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 FOLDERS = ("incoming", "processing", "processed", "failed")
 
 
-# Declared with the hub's settings (neuron/settings.py); re-exported for the family's users.
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class LedgerEntry:
+    """One dropped file as the ledger keeps it: where it went, how it was decoded, which window took it."""
+
+    source: str
+    sha256: str
+    file_name: str
+    stored_as: str  # relative to the drop folder
+    status: str  # accepted | failed
+    encoding: str | None = None
+    rows: int = 0
+    reason: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    received_at: datetime = field(default_factory=utcnow)
+
+
+class DropLedger(Protocol):
+    """Where a drop folder's files are recorded by checksum; the runner hands it to the family."""
+
+    def claimed(self, source: str, since: datetime, until: datetime) -> list[LedgerEntry]:
+        """The files accepted for the window [since, until), in the order they were received."""
+        ...
+
+    def get(self, source: str, sha256: str) -> LedgerEntry | None: ...
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Insert or replace the entry of (source, sha256)."""
+        ...
+
+
+# Declared with the hub's settings (kernel/settings.py); re-exported for the family's users.
 __all__ = ["FileDropSource"]
 
 
@@ -55,23 +88,15 @@ class DroppedFile:
 class FileDrop:
     """One source's drop folder and its ledger."""
 
-    def __init__(self, folder: Path, source: str, control_url: str, suffixes: tuple[str, ...] = (".csv", ".xlsx")):
-        self.folder, self.source, self.control_url, self.suffixes = folder, source, control_url, suffixes
+    def __init__(self, folder: Path, source: str, ledger: DropLedger, suffixes: tuple[str, ...] = (".csv", ".xlsx")):
+        self.folder, self.source, self.ledger, self.suffixes = folder, source, ledger, suffixes
         for sub in FOLDERS:
             (folder / sub).mkdir(parents=True, exist_ok=True)
 
     def collect(self, since: datetime, until: datetime, required: set[str]) -> Iterator[DroppedFile]:
         """The window's files: those it claimed before (a re-run), then every new complete file."""
         self._recover()
-        with session_scope(self.control_url) as session:
-            claimed = session.scalars(
-                select(DropFile)
-                .where(DropFile.source == self.source, DropFile.status == "accepted")
-                .where(DropFile.window_start == since, DropFile.window_end == until)
-                .order_by(DropFile.received_at, DropFile.file_name)
-            ).all()
-            session.expunge_all()
-        for entry in claimed:
+        for entry in self.ledger.claimed(self.source, since, until):
             data = (self.folder / entry.stored_as).read_bytes()
             yield DroppedFile(
                 entry.file_name, entry.sha256, entry.encoding or "", read_drop_file(entry.file_name, data, required)
@@ -100,34 +125,30 @@ class FileDrop:
             return None
         data = claimed.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        with session_scope(self.control_url) as session:
-            before = session.get(DropFile, (self.source, sha))
-            if before is not None and before.status == "accepted":
-                when = before.received_at.date().isoformat()
-                self._fail(claimed, sha, f"duplicate: the same bytes were loaded as {before.file_name} on {when}")
-                return None
+        before = self.ledger.get(self.source, sha)
+        if before is not None and before.status == "accepted":
+            when = before.received_at.date().isoformat()
+            self._fail(claimed, sha, f"duplicate: the same bytes were loaded as {before.file_name} on {when}")
+            return None
         try:
             table = read_drop_file(path.name, data, required)
         except DropFileError as exc:
             self._fail(claimed, sha, str(exc), record=True)
             return None
         stored = self._destination("processed", path.name, sha)
-        with session_scope(self.control_url) as session:
-            session.merge(
-                DropFile(
-                    source=self.source,
-                    sha256=sha,
-                    file_name=path.name,
-                    stored_as=stored,
-                    status="accepted",
-                    encoding=table.encoding,
-                    rows=len(table.rows),
-                    reason=None,
-                    window_start=since,
-                    window_end=until,
-                    received_at=utcnow(),
-                )
+        self.ledger.record(
+            LedgerEntry(
+                source=self.source,
+                sha256=sha,
+                file_name=path.name,
+                stored_as=stored,
+                status="accepted",
+                encoding=table.encoding,
+                rows=len(table.rows),
+                window_start=since,
+                window_end=until,
             )
+        )
         # Recorded first, moved second: a crash between the two is finished by _recover().
         os.replace(claimed, self.folder / stored)
         log.info("%s: accepted %s (%d rows, %s)", self.source, path.name, len(table.rows), table.encoding)
@@ -136,20 +157,7 @@ class FileDrop:
     def _fail(self, claimed: Path, sha: str, reason: str, record: bool = False) -> None:
         stored = self._destination("failed", claimed.name, sha)
         if record:
-            with session_scope(self.control_url) as session:
-                session.merge(
-                    DropFile(
-                        source=self.source,
-                        sha256=sha,
-                        file_name=claimed.name,
-                        stored_as=stored,
-                        status="failed",
-                        encoding=None,
-                        rows=0,
-                        reason=reason,
-                        received_at=utcnow(),
-                    )
-                )
+            self.ledger.record(LedgerEntry(self.source, sha, claimed.name, stored, status="failed", reason=reason))
         note = self.folder / (stored + ".reason.txt")
         note.write_text(f"{claimed.name}\nsha256 {sha}\n{utcnow().isoformat()}\n{reason}\n", encoding="utf-8")
         os.replace(claimed, self.folder / stored)
@@ -167,7 +175,6 @@ class FileDrop:
         """Finish or undo claims a crashed run left in processing/."""
         for path in sorted((self.folder / "processing").iterdir()):
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            with session_scope(self.control_url) as session:
-                entry = session.get(DropFile, (self.source, sha))
-                target = entry.stored_as if entry is not None and entry.status == "accepted" else None
+            entry = self.ledger.get(self.source, sha)
+            target = entry.stored_as if entry is not None and entry.status == "accepted" else None
             os.replace(path, self.folder / target if target else self.folder / "incoming" / path.name)

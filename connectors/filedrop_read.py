@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from kernel.errors import RecordError
+
 BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
 MAX_CHAOS = 0.2  # charset-normalizer's mess ratio above which its guess is not trusted
 
 
-class DropFileError(Exception):
+class DropFileError(RecordError):
     """The file cannot be loaded; the message is the reason shown beside it in failed/."""
 
 

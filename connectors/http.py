@@ -9,7 +9,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from neuron.errors import FatalError, RetriableError, SourceAuthError
+from kernel.errors import FatalError, RetriableError, SourceAuthError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 

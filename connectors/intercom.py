@@ -12,18 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import pyarrow as pa
 
-from connectors.base import records_to_raw_batch
+from connectors.base import SourceState, records_to_raw_batch
 from connectors.http import get_json, http_session
-from connectors.source_settings import source_of
-from neuron.errors import FatalError, SourceAuthError
-from neuron.settings import IntercomSource
-from schemas.contract import Contract, load_contract
+from kernel.errors import FatalError, SourceAuthError
+from kernel.settings import HttpSource
+from schemas.contract import Contract
 
-SOURCE_FIELD = "intercom"
 SOURCE = "intercom vendor API"
 # Fields that hold or point to pictures: never ingested, whatever the vendor sends.
 IMAGE_FIELDS = frozenset({"snapshotUrl", "picUrl", "bgPicBase64", "facePicBase64", "faceUrl", "picture"})
@@ -31,8 +29,8 @@ AUTH_CODES = frozenset({"0x02401003", "0x02401004"})  # token invalid / expired
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-# Declared with the hub's settings (neuron/settings.py); re-exported for the family's users.
-__all__ = ["IntercomSource"]
+# Declared with the hub's settings (kernel/settings.py); re-exported for the family's users.
+__all__ = ["HttpSource"]
 
 
 def snake(name: str) -> str:
@@ -66,12 +64,10 @@ def vendor_pages(session: Any, url: str, params: dict[str, Any], timeout: float)
 class IntercomStream:
     """One resource of the vendor's API, read by update time."""
 
-    name: ClassVar[str]
-    resource: ClassVar[str]
-
-    def __init__(self, settings: Any):
-        self.source: IntercomSource = source_of(settings, SOURCE_FIELD, IntercomSource)
-        self.contract: Contract = load_contract(self.name)
+    def __init__(self, settings: Any, contract: Contract, state: SourceState | None = None):
+        self.contract, self.name = contract, contract.name
+        self.resource: str = contract.source.resource if contract.source and contract.source.resource else ""
+        self.source: HttpSource = settings.intercom
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
         """Yield one raw batch per page of records updated in [since, until)."""

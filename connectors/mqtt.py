@@ -14,28 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pyarrow as pa
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from connectors import collector_landing as landing
-from connectors.base import records_to_raw_batch
+from connectors.base import SourceState, records_to_raw_batch
 from connectors.collector_progress import require_landed_through
-from connectors.collector_settings import MqttSettings
-from connectors.mqtt_socket import BufferedClient
-from neuron.settings import Settings
-from schemas.contract import Contract, load_contract
+from kernel.settings import Settings
+from schemas.contract import Contract
 
-PUBACK = 0x40  # MQTT control packet type 4; remaining length 2 = the packet id, reason "success"
-_PUBACK = struct.Struct("!BBH")
 REJECTS = "_rejects"  # landed messages that belong to no stream (unknown topic)
 
 
@@ -57,56 +49,6 @@ FAMILIES: dict[str, Family] = {
     "streetlight": Family(8, "streetlights", frozenset({"telemetry", "alarm"})),
     "manhole": Family(8, "manhole_covers", frozenset({"status", "alarm"})),
 }
-
-
-def mqtt_settings(settings: Settings) -> MqttSettings:
-    """The hub's MQTT settings (defaults until the hub's Settings carry an `mqtt` section)."""
-    found = getattr(settings, "mqtt", None)
-    if isinstance(found, MqttSettings):
-        return found
-    return MqttSettings.model_validate(found) if isinstance(found, dict) else MqttSettings()
-
-
-def mqtt_client(config: MqttSettings, client_id: str, manual_ack: bool) -> BufferedClient:
-    """A paho client for the community broker (callbacks API version 2)."""
-    v5 = config.protocol == "5"
-    client = BufferedClient(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        clean_session=None if v5 else False,  # 3.1.1: a persistent session without expiry
-        manual_ack=manual_ack,
-    )
-    if config.username:
-        client.username_pw_set(config.username, config.password.get_secret_value() if config.password else None)
-    if config.tls:
-        client.tls_set()
-    client.reconnect_delay_set(1, 30)
-    return client
-
-
-def connect_persistent(client: mqtt.Client, config: MqttSettings) -> None:
-    """Connect in the background (retrying until the broker answers), resuming the session."""
-    props = None
-    if config.protocol == "5":
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = config.session_expiry_seconds  # 0 would end the session on disconnect
-        props.ReceiveMaximum = config.receive_maximum
-    clean_start = False if props is not None else mqtt.MQTT_CLEAN_START_FIRST_ONLY
-    client.connect_async(config.host, config.port, config.keepalive_seconds, clean_start=clean_start, properties=props)
-    client.loop_start()
-
-
-def acknowledge(client: mqtt.Client, mids: list[int]) -> None:
-    """Acknowledge QoS 1 messages (PUBACK) in one write: paho's `ack` queues and writes one packet
-    per message, which costs the network thread two system calls each at thousands a second."""
-    queue = getattr(client, "_packet_queue", None)  # paho 2.x internals; fall back if they change
-    if queue is None:
-        for mid in mids:
-            client.ack(mid, 1)
-        return
-    if mids:
-        queue(PUBACK, b"".join(_PUBACK.pack(PUBACK, 2, mid) for mid in mids), 0, 0)
 
 
 def hub_keys(settings: Settings) -> landing.KeySource:
@@ -179,14 +121,13 @@ def landed_record(topic: str, payload: bytes, msg_id: str, received_at: datetime
 class MqttStream:
     """A stream whose messages the collector has landed; subclasses name the stream."""
 
-    name: str
     chunk_rows = 20_000
 
-    def __init__(self, settings: Settings):
-        self.contract: Contract = load_contract(self.name)
+    def __init__(self, settings: Settings, contract: Contract, state: SourceState | None = None):
+        self.contract, self.name = contract, contract.name
         self.settings = settings
         self.root = landing_root(settings)
-        self.mqtt = mqtt_settings(settings)
+        self.mqtt = settings.mqtt
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
         """Yield the messages received in [since, until) as raw batches, by receive time.

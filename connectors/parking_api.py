@@ -7,21 +7,19 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from connectors.base import records_to_raw_batch
+from connectors.base import SourceState, records_to_raw_batch
 from connectors.http import http_session, paged
-from neuron.settings import ParkingSource, Settings
-from schemas.contract import Contract, load_contract
+from kernel.settings import HttpSource, Settings
+from schemas.contract import Contract
 
 
 class ParkingApiStream:
     """Records updated in a window, read page by page from one of the vendor's endpoints."""
 
-    name: str
-    path: str  # e.g. "/api/v2/vehicle-passes"
-
-    def __init__(self, settings: Settings):
-        self.source: ParkingSource = settings.parking
-        self.contract: Contract = load_contract(self.name)
+    def __init__(self, settings: Settings, contract: Contract, state: SourceState | None = None):
+        self.contract, self.name = contract, contract.name
+        self.path: str = contract.source.path if contract.source and contract.source.path else ""
+        self.source: HttpSource = settings.parking
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
         """Yield one raw batch per page of records updated in [since, until)."""

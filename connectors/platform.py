@@ -10,28 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from connectors.base import records_to_raw_batch
-from connectors.source_settings import source_of
-from connectors.sql import SqlSource, read_only_engine, read_window
-from schemas.contract import Contract, load_contract
-
-SOURCE_FIELD = "platform"  # the hub Settings field holding the platform's SqlSource
+from connectors.base import SourceState, records_to_raw_batch
+from connectors.sql import SqlSource, read_window
+from schemas.contract import Contract
+from transport.sql import read_only_engine
 
 
 class PlatformTable:
     """One table of the platform's database, read incrementally as a stream."""
 
-    name: ClassVar[str]
-    table: ClassVar[str]
-
-    def __init__(self, settings: Any):
-        self.source: SqlSource = source_of(settings, SOURCE_FIELD, SqlSource)
-        self.contract: Contract = load_contract(self.name)
+    def __init__(self, settings: Any, contract: Contract, state: SourceState | None = None):
+        self.contract, self.name = contract, contract.name
+        self.table: str = contract.source.table if contract.source and contract.source.table else ""
+        self.source: SqlSource = settings.platform
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
         """Yield one raw batch per page of rows updated in [since, until)."""

@@ -1,6 +1,6 @@
-"""Airflow ingest DAGs: one per source stream of connectors/registry.py (per community in a
-subdistrict suite), same shape for all (see neuron/dag_factory.py). Adding a stream to the
-registry adds its DAG here."""
+"""Airflow ingest DAGs: one per source stream (per community in a subdistrict suite), same
+shape for all (see neuron/dag_factory.py). A stream is declared by its contract's `source`
+block (schemas/contracts/*.yaml); adding one adds its DAG here."""
 
 from neuron.dag_factory import ingest_dag, suite_communities, suite_streams
 

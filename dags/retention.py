@@ -35,7 +35,7 @@ def retention_dag(community: str | None) -> DAG:
         @task(pool=duckdb_pool(community))
         def purge() -> dict[str, Any]:
             from neuron.tasks import run_stage
-            from privacy.retention import run_retention
+            from warehouse.retention import run_retention
 
             return run_stage(run_retention, community=community).summary()
 

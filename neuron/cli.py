@@ -3,19 +3,22 @@ commands that need them, so `neuron --help` answers at once."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from neuron.errors import NeuronError
-from neuron.logging import setup_logging
+from kernel.errors import NeuronError, NotInitialised
+from kernel.logging import setup_logging
+from kernel.settings import Settings, load_settings
 from neuron.push_cli import push_app
-from neuron.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
@@ -44,6 +47,19 @@ def _fail(exc: NeuronError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _friendly(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """A command that turns the hub's own errors into one line and exit code 1 (never a traceback)."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except NeuronError as exc:
+            raise _fail(exc) from exc
+
+    return run
+
+
 @app.command()
 def init() -> None:
     """Create the hub's state: master secret, signing key, control database."""
@@ -60,53 +76,20 @@ def init() -> None:
 
 
 @app.command()
-def simulate(
-    port: Annotated[int, typer.Option(help="Port of the parking vendor API.")] = 8701,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same community.")] = 7,
-    token: Annotated[str, typer.Option(envvar="NEURON_PARKING__TOKEN", help="Bearer token the API expects.")] = "",
-    truth: Annotated[Path | None, typer.Option(help="Write the identifiers generated here (for leak scans).")] = None,
-) -> None:
-    """Serve a simulated Music Square (the parking vendor's API) on 127.0.0.1 until Ctrl-C."""
-    import secrets
-    import time
-
-    from simulator.parking import ParkingSimulator
-    from simulator.server import start_parking_api
-    from simulator.truth import write_truth
-
-    token = token or secrets.token_urlsafe(16)
-    sim = ParkingSimulator(seed=seed)
-    with start_parking_api(sim, token=token, port=port) as server:
-        console.print(f"parking vendor API on {server.url}  (NEURON_PARKING__BASE_URL={server.url})")
-        console.print("token: set NEURON_PARKING__TOKEN to the token you passed (not printed)")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if truth is not None:
-                write_truth(sim, truth)
-
-
-@app.command()
 def ingest(
     source: Annotated[str, typer.Argument(help="Stream name, e.g. vehicle_passes.")],
     day: Annotated[str | None, typer.Option(help="A local day (YYYY-MM-DD) to ingest whole.")] = None,
 ) -> None:
     """Run one stream through every stage: by default from its cursor to the last full hour."""
-    from warehouse import pipeline
+    import pipeline
 
     settings = _settings()
-    try:
-        if day:
-            start, end = pipeline.local_day_window(settings, date.fromisoformat(day))
-        else:
-            end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-            start = pipeline.cursor_value(settings, source) or end - timedelta(hours=1)
-        summary = pipeline.run_window(settings, source, start, end)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    if day:
+        start, end = pipeline.local_day_window(settings, date.fromisoformat(day))
+    else:
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = pipeline.cursor_value(settings, source) or end - timedelta(hours=1)
+    summary = pipeline.run_window(settings, source, start, end)
     summary.pop("expectations", None)
     console.print_json(json.dumps(summary, ensure_ascii=False, default=str))
 
@@ -117,10 +100,7 @@ def collect() -> None:
     from connectors.collector_run import run_collector
 
     settings = _settings()
-    try:
-        stats = run_collector(settings)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    stats = run_collector(settings)
     console.print(f"collector stopped: {stats}")
 
 
@@ -130,24 +110,18 @@ def relay() -> None:
     from relay.run import run_relay
 
     settings = _settings()
-    try:
-        stats = run_relay(settings)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    stats = run_relay(settings)
     console.print(f"relay stopped: {stats}")
 
 
 @app.command()
 def publish(feed: Annotated[list[str] | None, typer.Option(help="Feed(s); default: all.")] = None) -> None:
     """Rebuild the marts and publish feeds to every consumer their policies grant."""
-    from warehouse import pipeline
+    import pipeline
 
     settings = _settings()
-    try:
-        pipeline.build(settings)
-        written = pipeline.publish(settings, feeds=feed)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    pipeline.build(settings)
+    written = pipeline.publish(settings, feeds=feed)
     console.print(f"{len(written)} new partition version(s) published")
 
 
@@ -184,10 +158,7 @@ def up(
     from neuron.up import AirflowPorts, free_port, run_up
 
     ports = AirflowPorts(api=airflow_port, scheduler_health=free_port(), log_server=free_port())
-    try:
-        run_up(_settings(), collect_mqtt, serve_api, ports, workers=celery_workers, relay=relay)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    run_up(_settings(), collect_mqtt, serve_api, ports, workers=celery_workers, relay=relay)
 
 
 @consumers_app.command("add")
@@ -201,16 +172,13 @@ def consumers_add(
 ) -> None:
     """Register a consumer (or a further key of one) for signed requests and sealed fields."""
     from api.consumers import register_consumer
-    from privacy.recipients import register_encryption_key
+    from warehouse.recipients import register_encryption_key
 
     settings = _settings()
-    try:
-        key_id = register_consumer(settings, name, public_key.read_bytes(), policy)
-        if encryption_key is not None:
-            enc_id = register_encryption_key(settings, name, encryption_key.read_bytes())
-            console.print(f"consumer {name}: encryption key [bold]{enc_id}[/bold]")
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    key_id = register_consumer(settings, name, public_key.read_bytes(), policy)
+    if encryption_key is not None:
+        enc_id = register_encryption_key(settings, name, encryption_key.read_bytes())
+        console.print(f"consumer {name}: encryption key [bold]{enc_id}[/bold]")
     console.print(f"consumer {name}: key id [bold]{key_id}[/bold]")
 
 
@@ -234,22 +202,16 @@ def consumers_revoke(
     from api.consumers import revoke_consumer, revoke_key
 
     settings = _settings()
-    try:
-        revoke_key(settings, key_id) if key_id else revoke_consumer(settings, name)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    revoke_key(settings, key_id) if key_id else revoke_consumer(settings, name)
     console.print(f"revoked {key_id or name}")
 
 
 @keys_app.command("show")
 def keys_show() -> None:
     """Print the hub's public JWKS, signing-key periods and master-secret versions (never a secret)."""
-    from privacy.commands import keys_show as show
+    from neuron.housekeeping import keys_show as show
 
-    try:
-        console.print_json(json.dumps(show(_settings()), ensure_ascii=False, default=str))
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    console.print_json(json.dumps(show(_settings()), ensure_ascii=False, default=str))
 
 
 @keys_app.command("rotate")
@@ -259,23 +221,17 @@ def keys_rotate(
     ] = False,
 ) -> None:
     """Start a new signing key; old public keys stay in the JWKS until what they signed expires."""
-    from privacy.commands import keys_rotate as rotate
+    from neuron.housekeeping import keys_rotate as rotate
 
-    try:
-        console.print_json(json.dumps(rotate(_settings(), master_secret), ensure_ascii=False, default=str))
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    console.print_json(json.dumps(rotate(_settings(), master_secret), ensure_ascii=False, default=str))
 
 
 @retention_app.command("run")
 def retention_run() -> None:
     """Purge raw-vault objects and quarantine rows past their retention; each purge is audited."""
-    from privacy.commands import retention_run as run
+    from neuron.housekeeping import retention_run as run
 
-    try:
-        console.print_json(json.dumps(run(_settings()), ensure_ascii=False, default=str))
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    console.print_json(json.dumps(run(_settings()), ensure_ascii=False, default=str))
 
 
 @audit_app.command("verify")
@@ -286,14 +242,11 @@ def audit_verify(
     """Recompute the hash chain; name every edited, deleted or reordered entry."""
     from api.audit_export import verify_archive, verify_audit
 
-    try:
-        if archive is not None:
-            pinned = json.loads(jwks.read_text()) if jwks else None
-            report = verify_archive(archive, pinned)
-        else:
-            report = verify_audit(_settings())
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    if archive is not None:
+        pinned = json.loads(jwks.read_text()) if jwks else None
+        report = verify_archive(archive, pinned)
+    else:
+        report = verify_audit(_settings())
     if report.ok:
         console.print(f"[green]audit log intact[/green]: {report.entries} entries, last seq {report.last_seq}")
         return
@@ -307,10 +260,7 @@ def audit_export(path: Path) -> None:
     """Write a signed archive of the audit log that anyone can verify offline."""
     from api.audit_export import export_audit
 
-    try:
-        info = export_audit(_settings(), path)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    info = export_audit(_settings(), path)
     console.print(
         f"signed audit archive written to {path}: {info.entries} entries (seq {info.first_seq}–{info.last_seq}), "
         f"chain head {info.last_hash[:16]}…",
@@ -391,11 +341,8 @@ def pull(
     if not isinstance(key, Ed25519PrivateKey):
         raise typer.BadParameter("the private key must be Ed25519", param_hint="--private-key")
     pinned = json.loads(jwks.read_text()) if jwks else None
-    try:
-        with HubClient(hub, key_id, key, pinned) as client:
-            result = pull_feed(client, feed, out)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    with HubClient(hub, key_id, key, pinned) as client:
+        result = pull_feed(client, feed, out)
     console.print(
         f"{feed}: {len(result.partitions)} partition version(s), {result.rows} rows verified and written under {out}",
         soft_wrap=True,
@@ -426,26 +373,9 @@ def bench(names: Annotated[list[str] | None, typer.Argument(help="Benchmarks to 
     import subprocess
     import sys
 
-    from neuron.settings import REPO_ROOT
+    from kernel.settings import REPO_ROOT
 
     raise typer.Exit(subprocess.run([sys.executable, "-m", "bench", *(names or [])], cwd=REPO_ROOT).returncode)
-
-
-@app.command()
-def demo(
-    home: Annotated[Path, typer.Option(help="Where the demo hub lives (wiped at start).")] = Path("var/demo"),
-    day: Annotated[str | None, typer.Option(help="Simulated local day; default: yesterday.")] = None,
-    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")] = True,
-    port: Annotated[int, typer.Option(help="Port of the export API.")] = 8700,
-) -> None:
-    """The whole pipeline on embedded defaults: simulator → Airflow → lake → signed API."""
-    from neuron.demo import run_demo
-
-    setup_logging()
-    try:
-        run_demo(console, home.resolve(), date.fromisoformat(day) if day else None, serve_api, port)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
 
 
 @admins_app.command("add")
@@ -458,10 +388,7 @@ def admins_add(
 
     settings = _settings()
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    try:
-        add_admin(settings.control_url, name, role, password)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    add_admin(settings.control_url, name, role, password)
     console.print(f"admin {name} ({role}) added")
 
 
@@ -481,12 +408,42 @@ def admins_disable(name: str) -> None:
     """Disable a console account and end its sessions at once."""
     from api.admin.accounts import disable_admin
 
-    try:
-        disable_admin(_settings().control_url, name)
-    except NeuronError as exc:
-        raise _fail(exc) from exc
+    disable_admin(_settings().control_url, name)
     console.print(f"admin {name} disabled")
 
 
 if __name__ == "__main__":
     app()
+
+
+def _load_plugins() -> None:
+    """Commands other distributions add (the simulator's `simulate` and `demo`): the product
+    never imports them; they register themselves under the `neuron.commands` entry points."""
+    for entry in entry_points(group="neuron.commands"):
+        try:
+            command = entry.load()
+        except ImportError as exc:
+            missing = exc.name or "a dependency"
+            command = _unavailable(entry.name, missing)
+        app.command(entry.name)(command)
+
+
+def _unavailable(name: str, missing: str) -> Callable[[], None]:
+    def command() -> None:
+        raise NotInitialised(
+            f"`neuron {name}` needs the simulator ({missing} is not installed): pip install 'neuron-hub[simulator]'"
+        )
+
+    command.__doc__ = f"(not installed) the simulator's `{name}` command"
+    return command
+
+
+def _errors_in_one_place() -> None:
+    for typer_app in (app, consumers_app, keys_app, audit_app, admins_app, retention_app):
+        for info in typer_app.registered_commands:
+            if info.callback is not None:
+                info.callback = _friendly(info.callback)
+
+
+_load_plugins()
+_errors_in_one_place()

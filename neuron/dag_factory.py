@@ -6,7 +6,7 @@ Asset `neuron://staging/<stream>` with the local days the batch touched in the e
 extra. Publish (scheduled on the Assets of the feed's sources, any of them): build the
 marts, then publish that feed for the days the triggering events name (or every day for
 a manual run: publishing is idempotent). Tasks are thin (each calls one stage of
-`warehouse.pipeline`, importing lazily), XCom carries ids and day lists only, and every
+`pipeline.stages`, importing lazily), XCom carries ids and day lists only, and every
 task that opens DuckDB takes the one-slot `duckdb_writer` pool.
 
 What the suite contains is read from the environment at parse time (never Airflow
@@ -166,7 +166,7 @@ def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
         @task
         def extract(data_interval_start: Any = None, data_interval_end: Any = None) -> str:
             from neuron.tasks import as_datetime, run_stage
-            from warehouse.pipeline import extract
+            from pipeline import extract
 
             start, end = as_datetime(data_interval_start), as_datetime(data_interval_end)
             return run_stage(extract, spec.name, start, end, community=community)
@@ -174,7 +174,7 @@ def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
         @task
         def validate(batch_id: str) -> str:
             from neuron.tasks import run_stage
-            from warehouse.pipeline import validate
+            from pipeline import validate
 
             run_stage(validate, batch_id, community=community)
             return batch_id
@@ -182,7 +182,7 @@ def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
         @task(pool=duckdb_pool(community), queue=duckdb_queue(), outlets=[asset])
         def load(batch_id: str, outlet_events: Any = None) -> list[str]:
             from neuron.tasks import run_stage
-            from warehouse.pipeline import load
+            from pipeline import load
 
             days = run_stage(load, batch_id, community=community)
             # The publish DAGs read which days changed from the Asset event, not from XCom.
@@ -232,7 +232,7 @@ def publish_dag(feed: Feed, community: str | None = None) -> DAG:
             data_interval_end: Any = None,
         ) -> list[str] | None:
             from neuron.tasks import affected_days, as_datetime, interval_days, run_stage
-            from warehouse.pipeline import build
+            from pipeline import build
 
             run_stage(build, community=community)
             conf = getattr(dag_run, "conf", None)
@@ -243,7 +243,7 @@ def publish_dag(feed: Feed, community: str | None = None) -> DAG:
         @task(pool=duckdb_pool(community), queue=duckdb_queue())
         def publish_feed(days: list[str] | None) -> int:
             from neuron.tasks import run_stage
-            from warehouse.pipeline import publish
+            from pipeline import publish
 
             return len(run_stage(publish, days, [feed.name], community=community))
 

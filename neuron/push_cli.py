@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neuron.errors import NeuronError
-from neuron.logging import setup_logging
-from neuron.settings import load_settings
+from kernel.errors import NeuronError
+from kernel.logging import setup_logging
+from kernel.settings import load_settings
 
 push_app = typer.Typer(help="Pushes to the consumers' NGSI-LD context brokers (push.ngsi_ld in the hub's TOML).")
 console = Console()
@@ -44,7 +44,7 @@ def push(
 @push_app.command("dead-letters")
 def dead_letters(consumer: Annotated[str | None, typer.Option(help="Only this consumer.")] = None) -> None:
     """The entities a consumer's broker would not take (type and status of the error, never a value)."""
-    from peers.ngsi_ld.store import dead_letters as open_letters
+    from warehouse.push_dead_letters import dead_letters as open_letters
 
     table = Table("failed at", "consumer", "channel", "feed", "entity", "error", "status", "attempts")
     for d in open_letters(load_settings().control_url, consumer):

@@ -15,10 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from neuron.errors import FatalError
+from kernel.errors import FatalError
 
 if TYPE_CHECKING:
-    from neuron.settings import Settings
+    from kernel.settings import Settings
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ def community_settings(community: str | None = None) -> Settings:
     A community `c` lives under `$NEURON_HOME/communities/c/` (its own state, warehouse and
     lake) and reads `hub.toml` there when present; everything else comes from NEURON_*.
     """
-    from neuron.settings import load_settings
+    from kernel.settings import load_settings
 
     if community is None:
         return load_settings()
@@ -55,7 +55,7 @@ def community_settings(community: str | None = None) -> Settings:
 
 def run_stage(stage: Callable[..., T], *args: Any, community: str | None = None) -> T:
     """Run one pipeline stage with the hub's settings (from NEURON_* and the TOML file)."""
-    from neuron.logging import setup_logging
+    from kernel.logging import setup_logging
 
     setup_logging()
     with fatal_fails_fast():
@@ -103,7 +103,7 @@ def rotate_signing_key_if_due(settings: Settings, due_before: datetime) -> dict[
     was written) finds the fresh key and rotates nothing, so the task is idempotent. Older
     public keys stay in the JWKS until what they signed expires (privacy/keys.py).
     """
-    from privacy.commands import keys_rotate
+    from neuron.housekeeping import keys_rotate
     from privacy.keys import HubKeys
 
     active = HubKeys.load(settings).active_signing_key

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
+from kernel.errors import FatalError
+from kernel.settings import Settings
 from neuron.airflow_runner import DAGS_FOLDER, SQLITE_CONNECT_ARGS_PATH
-from neuron.errors import FatalError
-from neuron.settings import Settings
 
 Health = Callable[[], bool]
 
@@ -324,12 +324,8 @@ def celery_workers(count: int, concurrency: int = 2) -> list[Service]:
 
 
 def relay_available(settings: Settings) -> bool:
-    """Whether this build has `neuron relay` and the hub configures an upstream for it."""
-    from neuron.cli import app
-
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    relay = getattr(settings, "relay", None)
-    return "relay" in names and bool(getattr(relay, "upstreams", None))
+    """Whether the hub configures an upstream for the relay."""
+    return bool(settings.relay.upstreams)
 
 
 def hub_services(

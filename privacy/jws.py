@@ -9,7 +9,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.keys import SigningKey
 
 # RFC 9864 deprecates the polymorphic "EdDSA" in favour of the fully specified "Ed25519".

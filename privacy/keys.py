@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from neuron.errors import ConfigError, IntegrityError, NotInitialised
-from neuron.settings import Settings
+from kernel.errors import ConfigError, IntegrityError, NotInitialised
+from kernel.settings import Settings
 from privacy.master import load_master_secrets, write_secret
 
 HKDF_SALT = b"neuron-hub/v1"

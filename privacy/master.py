@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from neuron.errors import ConfigError, NotInitialised
-from neuron.settings import Settings
+from kernel.errors import ConfigError, NotInitialised
+from kernel.settings import Settings
 
 
 @dataclass(frozen=True)

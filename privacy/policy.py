@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from neuron.errors import ConfigError
+from kernel.errors import ConfigError
 from privacy.jws import canonical_json
 from privacy.operators import Operator, parse_operator
 from schemas.contract import PrivacyClass

@@ -9,7 +9,7 @@ derived for this community.
 
 from __future__ import annotations
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.keys import HubKeys, b64u, b64u_decode
 
 PURPOSE = "relay-room"

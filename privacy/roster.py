@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Iterable
 
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.keys import HubKeys
 
 AAD = b"neuron-hub/roster/v1"

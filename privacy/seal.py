@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.keys import b64u, b64u_decode
 
 PREFIX = "nhs1"

@@ -18,7 +18,7 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from neuron.errors import PublishBlocked
+from kernel.errors import NeuronError, PublishBlocked
 from privacy.deidentify import staging_column
 from privacy.kanon import check_k, suppression_masks
 from privacy.keys import HubKeys
@@ -31,7 +31,7 @@ from schemas.feeds import Feed
 FEED_TYPES: dict[str, pa.DataType] = {**ARROW_TYPES, "date": pa.date32()}
 
 
-class Withheld(Exception):
+class Withheld(NeuronError):
     """This consumer cannot be given this partition yet (the reason is safe to log)."""
 
 

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from privacy.keys import b64u_decode
-from warehouse.control import Consumer, ConsumerKey, engine_for
+from warehouse.control import engine_for
+from warehouse.models import Consumer, ConsumerKey
 
 ALGORITHMS = frozenset({"Ed25519", "EdDSA"})
 REFRESH_SECONDS = 60.0

@@ -24,10 +24,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from kernel.errors import RecordError
+from kernel.relay_settings import SEVERITIES
 from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
 from privacy.pseudonymise import pseudonym
-from relay.settings import SEVERITIES
 from schemas.contract import Contract, ContractField, PrivacyClass, load_contract
 
 # Family (topic segment) -> stream contract; the same families the collector routes.
@@ -60,7 +61,7 @@ HUB_FIELDS = {"community_id", "kind", "received_at"}
 ALARM_FIELDS = ("msg_id", "alarm_id", "alarm_type", "alarm_state", "event_time")
 
 
-class Rejection(Exception):
+class Rejection(RecordError):
     """An alarm that cannot be relayed; `kind` is oversized | malformed | tampered."""
 
     def __init__(self, kind: str, reason: str) -> None:

@@ -23,9 +23,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from connectors.mqtt_socket import BufferedClient
-from relay.settings import Upstream
+from kernel.relay_settings import Upstream
 from relay.store import Pending, RelayStore
+from transport.mqtt_socket import BufferedClient
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What each consumer receives: its minimised view of a lifecycle event, signed (compact JWS, Ed25519).
 
-Per upstream (relay/settings.py `Upstream`): the location down to its level (community,
+Per upstream (kernel/relay_settings.py `Upstream`): the location down to its level (community,
 building or unit), readings from its allow-list, and the direct identifiers it is entitled
 to sealed to its own X25519 key (privacy/seal.py: only its private key opens them). An
 in-home device's id is a direct identifier: it is never sent in clear. Public-space devices
@@ -19,12 +19,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from kernel.relay_settings import Upstream
 from privacy.jws import ALGORITHM
 from privacy.keys import SigningKey
 from privacy.seal import Recipient, seal
 from relay.alarms import device_is_direct
 from relay.lifecycle import Alarm, LifecycleEvent
-from relay.settings import Upstream
 
 # `privacy.jws.canonical_json`'s encoding, with the encoder built once rather than per message.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

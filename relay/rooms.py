@@ -23,9 +23,9 @@ from collections.abc import Callable
 from sqlalchemy import MetaData, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.sql import read_only_engine
-from neuron.errors import NeuronError
-from neuron.settings import SqlSource
+from kernel.errors import NeuronError
+from kernel.settings import SqlSource
+from transport.sql import read_only_engine
 
 log = logging.getLogger(__name__)
 

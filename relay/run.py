@@ -12,11 +12,11 @@ import signal
 import sys
 import threading
 
-from neuron.background import BackgroundService
-from neuron.logging import batch_log_lines, flush_logs
-from neuron.settings import Settings
-from relay.service import Clock, Relay, RelayStats, relay_settings
-from relay.settings import RelaySettings
+from kernel.background import BackgroundService
+from kernel.logging import batch_log_lines, flush_logs
+from kernel.relay_settings import RelaySettings
+from kernel.settings import Settings
+from relay.service import Clock, Relay, RelayStats
 
 # The relay hands each alarm across threads (network → worker → publisher → network); with
 # CPython's default 5 ms switch interval every hand-off under load can cost up to 5 ms.
@@ -31,7 +31,7 @@ def run_relay(
 ) -> RelayStats:
     """Run the relay until `stop_event` is set (or, without one, until SIGTERM/SIGINT); with
     `shards` > 1, one process per shard, supervised by this one (`as_shard`: this is one of them)."""
-    config = config or relay_settings(settings)
+    config = config or settings.relay
     stop = stop_event or threading.Event()
     if stop_event is None and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,7 +61,7 @@ def lean_logging() -> None:
 
 def _shard_main(settings: Settings, config: RelaySettings) -> None:
     """A shard process: the relay for its share of the devices, until SIGTERM."""
-    from neuron.logging import setup_logging
+    from kernel.logging import setup_logging
 
     setup_logging()
     lean_logging()
@@ -106,8 +106,8 @@ class BackgroundRelay(BackgroundService[RelayStats]):
 
 
 def main() -> None:
-    from neuron.logging import setup_logging
-    from neuron.settings import load_settings
+    from kernel.logging import setup_logging
+    from kernel.settings import load_settings
 
     setup_logging()
     lean_logging()

@@ -26,14 +26,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from connectors.mqtt import acknowledge, connect_persistent, mqtt_client
-from connectors.mqtt_socket import BufferedClient
-from neuron.errors import ConfigError
-from neuron.logging import flush_logs
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.logging import flush_logs
+from kernel.relay_settings import RelaySettings
+from kernel.settings import Settings
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
-from privacy.recipients import recipients_by_policy
 from privacy.room_cipher import RoomCipher
 from relay.acks import AckVerifier
 from relay.alarms import (
@@ -59,20 +57,14 @@ from relay.messages import (
 )
 from relay.metrics import RelayMetrics
 from relay.rooms import RoomDirectory
-from relay.settings import RelaySettings
 from relay.store import Commit, Pending, RelayStore
+from transport.mqtt import acknowledge, connect_persistent, mqtt_client
+from transport.mqtt_socket import BufferedClient
+from warehouse.recipients import recipients_by_policy
 
 log = logging.getLogger(__name__)
 COMMUNITY = "community"  # the destination name of the community broker (quarantine, property manager)
 Clock = Callable[[], datetime]
-
-
-def relay_settings(settings: Settings) -> RelaySettings:
-    """The hub's relay settings (defaults where the hub's Settings has none)."""
-    found = getattr(settings, "relay", None)
-    if isinstance(found, RelaySettings):
-        return found
-    return RelaySettings.model_validate(found) if isinstance(found, dict) else RelaySettings()
 
 
 def _receive_maximum(properties: Any) -> int | None:
@@ -123,7 +115,7 @@ class Relay:
         keys: HubKeys | None = None,
     ) -> None:
         self.settings = settings
-        self.config = config or relay_settings(settings)
+        self.config = config or settings.relay
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.community_id = settings.community_id
         self.mqtt = settings.mqtt

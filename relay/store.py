@@ -21,8 +21,8 @@ from sqlalchemy import Table, delete, func, or_, select
 from sqlalchemy.engine import Engine
 
 from relay.lifecycle import Alarm
-from relay.models import AlarmLifecycleEvent, InboundSeen, OutboxMessage, RelayAlarm, SealedValue
-from warehouse.control import UTCDateTime, engine_for
+from warehouse.control import engine_for
+from warehouse.models import AlarmLifecycleEvent, InboundSeen, OutboxMessage, RelayAlarm, SealedValue, UTCDateTime
 
 # Core tables, not the ORM: executemany without per-row ORM bookkeeping (the hot path).
 ALARMS: Table = RelayAlarm.__table__  # type: ignore[assignment]

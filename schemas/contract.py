@@ -14,11 +14,14 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from neuron.errors import ConfigError
+from kernel.errors import ConfigError
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
+# A raw batch carries the fields its contract names plus this one: the names of any fields a
+# source sent that the contract does not know (kept for the quality report, never loaded).
+EXTRA_COLUMN = "_extra"
 
 
 class PrivacyClass(StrEnum):
@@ -85,6 +88,27 @@ class ContractField(BaseModel):
         return f"{self.name}_token" if self.privacy is PrivacyClass.DIRECT else self.name
 
 
+class SourceSpec(BaseModel):
+    """How the hub reads a stream: its connector family (connectors/families.py), when its
+    ingest runs, and the family's one parameter. Declared in the contract, nowhere else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: Literal["parking_api", "intercom_api", "platform_sql", "mqtt", "door_access_drop", "relay_lifecycle"]
+    schedule: str  # cron, in the hub's timezone
+    title: str  # what the stream is and where it comes from (the ingest DAG's title)
+    path: str | None = None  # parking_api: the vendor endpoint
+    resource: str | None = None  # intercom_api: the vendor's resource
+    table: str | None = None  # platform_sql: the platform's table
+
+    @model_validator(mode="after")
+    def _family_has_its_parameter(self) -> SourceSpec:
+        needed = {"parking_api": "path", "intercom_api": "resource", "platform_sql": "table"}.get(self.family)
+        if needed and not getattr(self, needed):
+            raise ValueError(f"the {self.family} family needs `{needed}`")
+        return self
+
+
 class Contract(BaseModel):
     """The declared contract of one stream."""
 
@@ -100,6 +124,9 @@ class Contract(BaseModel):
     # The optional function (system 6) whose consent covers this stream: a household's
     # withdrawal purges its rows from the stream's raw-vault objects.
     consent: Literal["smoke_gas", "elderly_care"] | None = None
+    # How the hub reads the stream; every contract file under contracts/ has one (the registry
+    # refuses one without), contracts built in code for a single check need none.
+    source: SourceSpec | None = None
     fields: list[ContractField]
 
     @model_validator(mode="after")

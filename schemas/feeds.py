@@ -9,7 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ValidationError, model_validator
 
-from neuron.errors import ConfigError
+from kernel.errors import ConfigError
 from schemas.contract import Description, FieldType, PrivacyClass
 
 FEEDS_DIR = Path(__file__).resolve().parent / "feeds"

@@ -17,8 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import EXTRA_COLUMN
-from schemas.contract import Contract, ContractField
+from schemas.contract import EXTRA_COLUMN, Contract, ContractField
 
 log = logging.getLogger(__name__)
 

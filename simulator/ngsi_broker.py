@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from simulator.server import JsonHandler, QuietServer
+from simulator.http_server import JsonHandler, QuietServer
 
 BASE = "/ngsi-ld/v1"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"

@@ -7,14 +7,12 @@ import binascii
 import hashlib
 import hmac
 import json
-import threading
 import time
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
+from simulator.http_server import JsonHandler, RunningServer, VendorServer, VendorState, serve_in_thread
 from simulator.parking import CST, ParkingSimulator
 from simulator.parking_charges import charges_updated_between
 
@@ -29,51 +27,16 @@ class BadRequest(Exception):
     """A request the vendor answers with 400."""
 
 
-class _State:
+class _State(VendorState):
     def __init__(self, sim: ParkingSimulator, token: str) -> None:
+        super().__init__()
         self.sim = sim
         self.token = token.encode()
         # Tokens survive a restart of the same simulator, as the vendor's do, but cannot be forged.
         self.key = hashlib.sha256(f"{sim.seed}:{sim.community_id}:{token}".encode()).digest()
-        self.lock = threading.Lock()
-        self.count = 0
-        self.slowed = 0  # requests held back by the `slow_every` fault
 
     def sign(self, body: bytes) -> str:
         return _b64(hmac.new(self.key, body, hashlib.sha256).digest()[:16])
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A threaded loopback server that never prints: a traceback could carry an identifier."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay silent: a traceback could carry a plate or a room address to stderr."""
-
-
-class JsonHandler(BaseHTTPRequestHandler):
-    """What every simulated vendor API's handler shares: keep-alive, no access log, JSON replies."""
-
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, keep-alive clients stall ~40 ms each.
-    disable_nagle_algorithm = True
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log: request lines and errors must never put identifiers on stderr."""
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _ApiServer(QuietServer):
-    state: _State
 
 
 class _Handler(JsonHandler):
@@ -95,7 +58,7 @@ class _Handler(JsonHandler):
             self._send(500, {"error": "internal error"})
 
     def _passes(self, query: str, path: str = PASSES_PATH) -> None:
-        state = cast(_ApiServer, self.server).state
+        state = cast(_State, cast(VendorServer, self.server).state)
         if not self._authorized(state):
             self._send(401, {"error": "unauthorized"})
             return
@@ -196,52 +159,6 @@ def _decode_token(state: _State, token: str) -> tuple[int, datetime, datetime]:
         raise BadRequest("invalid page_token") from None
 
 
-class RunningServer:
-    """A started API: its URL, how many passes requests it has answered, and how to stop it."""
-
-    def __init__(self, httpd: _ApiServer, thread: threading.Thread) -> None:
-        self._httpd = httpd
-        self._thread = thread
-        self._stopped = False
-        host, self.port = httpd.server_address[:2]
-        self.url = f"http://{host!s}:{self.port}"
-
-    @property
-    def request_count(self) -> int:
-        """Authorised requests to the passes endpoint so far (the count the fault schedule uses)."""
-        with self._httpd.state.lock:
-            return self._httpd.state.count
-
-    @property
-    def slowed_count(self) -> int:
-        """Requests the `slow_every` fault held back so far."""
-        with self._httpd.state.lock:
-            return self._httpd.state.slowed
-
-    def stop(self) -> None:
-        """Stop serving, close the socket and join the serving thread; safe to call twice."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> RunningServer:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
 def start_parking_api(sim: ParkingSimulator, token: str, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve `sim` over HTTP on host:port (0 picks a free port) in a daemon thread."""
-    httpd = _ApiServer((host, port), _Handler)
-    httpd.state = _State(sim, token)
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="parking-api", daemon=True
-    )
-    thread.start()
-    return RunningServer(httpd, thread)
+    return serve_in_thread(_Handler, _State(sim, token), "parking-api", host, port)

@@ -10,12 +10,11 @@ except the injected `503` of an overloaded gateway.
 from __future__ import annotations
 
 import hmac
-import threading
 from datetime import datetime
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
-from simulator.server import JsonHandler, QuietServer, RunningServer
+from simulator.http_server import JsonHandler, RunningServer, VendorServer, VendorState, serve_in_thread
 from simulator.vendors_intercom import RESOURCES, IntercomVendor
 
 PREFIX = "/openapi/v1/"
@@ -24,17 +23,10 @@ TOKEN_REFUSED = "0x02401003"
 BAD_PARAMETER = "0x02401000"
 
 
-class _State:
-    """What the handlers share; named as simulator.server's, so RunningServer can count requests."""
-
+class _State(VendorState):
     def __init__(self, vendor: IntercomVendor, token: str) -> None:
+        super().__init__()
         self.vendor, self.token = vendor, token.encode()
-        self.lock = threading.Lock()
-        self.count = 0
-
-
-class _VendorServer(QuietServer):
-    state: _State
 
 
 class _Handler(JsonHandler):
@@ -42,7 +34,7 @@ class _Handler(JsonHandler):
 
     def do_GET(self) -> None:
         """Serve one page of a resource."""
-        server = cast(_VendorServer, self.server).state
+        server = cast(_State, cast(VendorServer, self.server).state)
         url = urlsplit(self.path)
         resource = url.path.removeprefix(PREFIX)
         if not url.path.startswith(PREFIX) or resource not in RESOURCES:
@@ -75,11 +67,4 @@ class _Handler(JsonHandler):
 
 def start_intercom_api(vendor: IntercomVendor, token: str, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve `vendor` over HTTP on host:port (0 picks a free port) in a daemon thread."""
-    httpd = _VendorServer((host, port), _Handler)
-    httpd.state = _State(vendor, token)
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="intercom-api", daemon=True
-    )
-    thread.start()
-    # RunningServer only stops the server and reads state.count: any ThreadingHTTPServer will do.
-    return RunningServer(httpd, thread)  # type: ignore[arg-type]
+    return serve_in_thread(_Handler, _State(vendor, token), "intercom-api", host, port)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from neuron.settings import REPO_ROOT, ParkingSource, Settings
+from kernel.settings import REPO_ROOT, HttpSource, Settings
 from privacy.keys import init_keys
 from simulator.parking import Faults, ParkingSimulator
 from simulator.server import RunningServer, start_parking_api
@@ -50,7 +50,7 @@ def make_settings(home: Path, vendor_url: str = "http://127.0.0.1:9", **override
         "control_db_url": "",
         "master_secret": None,
         "policies_dir": REPO_ROOT / "config" / "policies",
-        "parking": ParkingSource(base_url=vendor_url, token=TOKEN, max_retries=3, timeout_seconds=5),
+        "parking": HttpSource(base_url=vendor_url, token=TOKEN, max_retries=3, timeout_seconds=5),
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -4,12 +4,19 @@ except on CI (NEURON_REQUIRE_SERVICES=1), where a missing service is a failure."
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
+
+from kernel.settings import REPO_ROOT
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -51,3 +58,44 @@ def temporary_postgres_database() -> Iterator[str]:
         engine_for(url).dispose()
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class ServiceProcess:
+    """One of the hub's services (`python -m MODULE`) as a child process of the test, with a
+    private hub's environment, killable with SIGKILL: the collector, the relay, the inbox."""
+
+    def __init__(self, hub: Any, module: str, sections: dict[str, str], ready: str | None = None) -> None:
+        self.env = {
+            **os.environ,
+            "NEURON_HOME": str(hub.home),
+            "NEURON_STATE_DIR": "var",
+            "NEURON_COMMUNITY_ID": hub.community_id,
+            **{f"NEURON_{name.upper()}": value for name, value in sections.items()},
+        }
+        self.module, self.ready = module, ready
+        self.log = hub.home / f"{module.replace('.', '_')}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it; with `ready`, wait until its log says that line once more than before."""
+        ready = self.ready
+        mark = self.log.read_text().count(ready) if ready and self.log.exists() else 0
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module], cwd=REPO_ROOT, env=self.env, stderr=log
+            )
+        if ready:
+            deadline = time.monotonic() + 30
+            while self.log.read_text().count(ready) <= mark:
+                assert time.monotonic() < deadline, f"{self.module} did not start"
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)

@@ -12,15 +12,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import MetaData, select
 
+import pipeline
 from api.app import create_app
 from api.client import HubClient
 from api.consumers import register_consumer
 from api.pull import pull_feed
-from neuron.settings import Settings
+from kernel.settings import Settings
 from simulator.parking import ParkingSimulator
 from tests.api.hub import ServerThread, public_pem
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
-from warehouse import pipeline
 from warehouse.control import engine_for
 
 FEED = "traffic.vehicle_flow_hourly"

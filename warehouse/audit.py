@@ -9,8 +9,9 @@ serialised by locking the head row first.
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -19,33 +20,82 @@ from sqlalchemy.exc import IntegrityError as DuplicateRow
 from sqlalchemy.orm import Session
 
 from privacy.jws import canonical_json
-from warehouse.control import AuditEntry, AuditHead
+from warehouse.audit_chain import GENESIS_HASH, AuditReport, Link, chain_hash, check_end, diagnose, quick_check
+from warehouse.models import AuditEntry, AuditHead
 
-GENESIS_HASH = "0" * 64
 HEAD_ID = 1
 
 
-def entry_fields(entry: AuditEntry) -> dict[str, Any]:
+HASHED = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "method",
+    "path",
+    "feed",
+    "status_code",
+    "outcome",
+    "rows",
+    "policy_fingerprint",
+    "detail",
+)
+
+
+def hashed_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     """The fields an entry's hash covers, in a form that survives a round trip through the DB."""
-    return {
-        "seq": entry.seq,
-        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": entry.actor,
-        "action": entry.action,
-        "method": entry.method,
-        "path": entry.path,
-        "feed": entry.feed,
-        "status_code": entry.status_code,
-        "outcome": entry.outcome,
-        "rows": entry.rows,
-        "policy_fingerprint": entry.policy_fingerprint,
-        "detail": entry.detail,
-    }
+    fields = {name: values[name] for name in HASHED}
+    fields["at"] = values["at"].astimezone(UTC).isoformat(timespec="microseconds")
+    return fields
+
+
+def entry_fields(entry: AuditEntry) -> dict[str, Any]:
+    """The fields a stored entry's hash covers."""
+    return hashed_fields({name: getattr(entry, name) for name in HASHED})
 
 
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
     """sha256(prev_hash ‖ canonical_json(fields)) as hex."""
-    return hashlib.sha256(prev_hash.encode() + canonical_json(entry_fields(entry))).hexdigest()
+    return chain_hash(prev_hash, entry_fields(entry))
+
+
+@dataclass(frozen=True)
+class AuditFacts:
+    """What one entry says: who did what, to which feed, with what outcome."""
+
+    actor: str
+    action: str
+    outcome: str
+    at: datetime
+    method: str | None = None
+    path: str | None = None
+    feed: str | None = None
+    status_code: int | None = None
+    rows: int | None = None
+    policy_fingerprint: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def new_entry(seq: int, prev_hash: str, facts: AuditFacts) -> dict[str, Any]:
+    """The row of the entry `seq` after `prev_hash`, hash included: the one way an entry is
+    built, whether appended alone (`append_audit`) or in the API's batches (api.audit_writer)."""
+    row: dict[str, Any] = {
+        "seq": seq,
+        "at": facts.at.astimezone(UTC),
+        "actor": facts.actor,
+        "action": facts.action,
+        "method": facts.method,
+        "path": facts.path[:500] if facts.path else facts.path,
+        "feed": facts.feed,
+        "status_code": facts.status_code,
+        "outcome": facts.outcome,
+        "rows": facts.rows,
+        "policy_fingerprint": facts.policy_fingerprint,
+        "detail": canonical_json(facts.detail).decode() if facts.detail is not None else None,
+        "prev_hash": prev_hash,
+    }
+    row["entry_hash"] = chain_hash(prev_hash, hashed_fields(row))
+    return row
 
 
 def _lock_head(session: Session) -> AuditHead:
@@ -71,39 +121,11 @@ def _lock_head(session: Session) -> AuditHead:
     return session.execute(query).scalar_one()
 
 
-def append_audit(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    outcome: str,
-    method: str | None = None,
-    path: str | None = None,
-    feed: str | None = None,
-    status_code: int | None = None,
-    rows: int | None = None,
-    policy_fingerprint: str | None = None,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> AuditEntry:
-    """Append one entry to the chain inside the caller's transaction and return it."""
+def append_audit(session: Session, *, at: datetime | None = None, **facts: Any) -> AuditEntry:
+    """Append one entry (the fields of `AuditFacts`) to the chain inside the caller's
+    transaction and return it."""
     head = _lock_head(session)
-    entry = AuditEntry(
-        seq=head.last_seq + 1,
-        at=(at or datetime.now(UTC)).astimezone(UTC),
-        actor=actor,
-        action=action,
-        method=method,
-        path=path[:500] if path else path,
-        feed=feed,
-        status_code=status_code,
-        outcome=outcome,
-        rows=rows,
-        policy_fingerprint=policy_fingerprint,
-        detail=canonical_json(detail).decode() if detail is not None else None,
-        prev_hash=head.last_hash,
-    )
-    entry.entry_hash = entry_hash(head.last_hash, entry)
+    entry = AuditEntry(**new_entry(head.last_seq + 1, head.last_hash, AuditFacts(at=at or datetime.now(UTC), **facts)))
     session.add(entry)
     head.last_seq = entry.seq
     head.last_hash = entry.entry_hash
@@ -111,27 +133,43 @@ def append_audit(
     return entry
 
 
+def links_of(session: Session, first_seq: int = 1, last_seq: int | None = None) -> Iterator[Link]:
+    """The stored entries from `first_seq`, as links of the chain, streamed in seq order."""
+    query = select(AuditEntry).where(AuditEntry.seq >= first_seq).order_by(AuditEntry.seq)
+    if last_seq is not None:
+        query = query.where(AuditEntry.seq <= last_seq)
+    for entry in session.execute(query.execution_options(yield_per=1000)).scalars():
+        yield Link(entry_fields(entry), entry.prev_hash, entry.entry_hash)
+
+
+def verify_links(
+    links: Iterable[Link], start_hash: str, start_seq: int, again: Callable[[], Iterable[Link]]
+) -> tuple[AuditReport, str]:
+    """A chain checked in one pass; only a broken one is read again (`again`) and diagnosed."""
+    intact, count, last_hash, last = quick_check(links, start_hash, start_seq)
+    if intact:
+        return AuditReport(entries=count, last_seq=last), last_hash
+    everything = list(again())
+    report = diagnose(everything, start_hash, start_seq)
+    tail = next((x for x in everything if x.seq == report.last_seq), None)
+    return report, tail.entry_hash if tail else start_hash
+
+
+def verify_session(session: Session) -> AuditReport:
+    """The audit log of this database: which entries were edited, deleted or reordered."""
+    report, last_hash = verify_links(links_of(session), GENESIS_HASH, 1, lambda: links_of(session))
+    head = session.get(AuditHead, HEAD_ID)
+    if head is None:
+        if report.entries:
+            report.problems.append("the audit head row is missing")
+    else:
+        check_end(report, last_hash, head.last_seq, head.last_hash)
+    return report
+
+
 def verify_chain(session: Session) -> list[str]:
     """Every break in the chain, as readable problems; an empty list means intact."""
-    problems: list[str] = []
-    expected_prev, expected_seq = GENESIS_HASH, 1
-    entries = session.execute(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000))
-    for entry in entries.scalars():
-        if entry.seq != expected_seq:
-            problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing")
-        if entry.prev_hash != expected_prev:
-            problems.append(f"entry {entry.seq} does not link to the entry before it (deleted or reordered)")
-        if entry_hash(entry.prev_hash, entry) != entry.entry_hash:
-            problems.append(f"entry {entry.seq} was altered (its hash does not match its content)")
-        expected_prev, expected_seq = entry.entry_hash, entry.seq + 1
-    head = session.get(AuditHead, HEAD_ID)
-    last_seq = expected_seq - 1
-    if head is None:
-        if last_seq:
-            problems.append("the audit head row is missing")
-    elif (head.last_seq, head.last_hash) != (last_seq, expected_prev):
-        problems.append(f"the chain ends at entry {last_seq} but its head names entry {head.last_seq}")
-    return problems
+    return verify_session(session).problems
 
 
 def dump_detail(detail: str | None) -> dict[str, Any] | None:

@@ -25,17 +25,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
-from neuron.errors import ConfigError, PublishBlocked
-from neuron.settings import Settings
-from privacy.consent import consenting_households
+from kernel.errors import ConfigError, PublishBlocked
+from kernel.settings import Settings
 from privacy.jws import sign_json
 from privacy.keys import HubKeys
 from privacy.policy import Policy
-from privacy.recipients import recipients_by_policy
 from privacy.view import ViewContext, Withheld, consumer_view, epoch_of
 from schemas.feeds import Feed
 from warehouse.audit import append_audit
-from warehouse.control import LoadRecord, Partition, session_scope
+from warehouse.consent import consenting_households
+from warehouse.control import session_scope
+from warehouse.models import LoadRecord, Partition
+from warehouse.recipients import recipients_by_policy
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import distinct, false, func, select
 from sqlalchemy.orm import Session
 
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.settings import Settings
 from schemas.contract import load_contract
 from schemas.feeds import load_feeds
-from warehouse.control import LoadRecord, Partition, session_scope
-from warehouse.quality_models import BatchQuality, ExpectationResult, QuarantineCount
+from warehouse.control import session_scope
+from warehouse.models import BatchQuality, ExpectationResult, LoadRecord, Partition, QuarantineCount
 from warehouse.quality_rules import (
     REPORT_PERIOD,
     RULES,

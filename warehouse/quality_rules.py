@@ -1,5 +1,5 @@
 """The status rules of data quality, and the facts they are judged on: per stream, from the
-kept validation results (`warehouse.quality_models`) and the load ledger; per feed, from its
+kept validation results (`warehouse.quality_ledger`) and the load ledger; per feed, from its
 sources. Control database only, never the live DuckDB file, so the API can ask too.
 
 Per stream, over the batches whose window ended in the report period (the 24 hours before
@@ -25,13 +25,12 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.settings import Settings
 from privacy.policy import load_policies
 from schemas.contract import load_contract
 from schemas.feeds import Feed, load_feeds
-from warehouse.control import LoadRecord, Partition
-from warehouse.quality_models import BatchQuality
+from warehouse.models import BatchQuality, LoadRecord, Partition
 
 REPORT_PERIOD = timedelta(hours=24)
 LATE_WINDOWS = 2  # warn past this many windows without new data

@@ -19,7 +19,7 @@ import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.keys import HubKeys, b64u, b64u_decode
 
 MAGIC = b"NEURONVAULT1\n"

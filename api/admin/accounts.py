@@ -16,9 +16,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
-from api.admin.models import ROLES, AdminSession, AdminUser
-from neuron.errors import ConfigError
-from warehouse.control import session_scope, utcnow
+from kernel.errors import ConfigError
+from warehouse.control import session_scope
+from warehouse.models import ROLES, AdminSession, AdminUser, utcnow
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 MIN_PASSWORD = 10

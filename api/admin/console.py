@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.admin import policies
 from api.admin.routes import refused_page, router, sign_in_first
 from api.admin.web import BASE, HERE, Console, Refused, SecurityHeaders, SignInRequired
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.policy import load_policies
 
 log = logging.getLogger(__name__)

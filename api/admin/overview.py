@@ -5,10 +5,10 @@ provide (quality, alarms), which are imported lazily and may be absent."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cache
@@ -17,9 +17,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from neuron.errors import NeuronError
-from neuron.settings import Settings
-from warehouse.control import AuditEntry, LoadRecord, session_scope
+from kernel.errors import NeuronError
+from kernel.settings import Settings
+from warehouse import alarm_history
+from warehouse import push_dead_letters as push_dead_letters_table
+from warehouse import quality as quality_report
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry, LoadRecord
 
 log = logging.getLogger(__name__)
 
@@ -136,29 +140,25 @@ def _as_row(item: Any) -> dict[str, Any]:
     return {"value": item}
 
 
-def provided(module: str, function: str, *args: Any, columns: list[str] | None = None, **kwargs: Any) -> Provided:
-    """Call `module.function` if that module exists yet; "not available" otherwise."""
-    try:
-        provider = getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError):
-        return Provided(False)
+def provided(provider: Callable[..., Any], *args: Any, columns: list[str] | None = None, **kwargs: Any) -> Provided:
+    """Call a provider of rows for a page; a provider's failure is shown, not raised."""
     try:
         rows = _as_rows(provider(*args, **kwargs))
     except Exception as exc:  # a provider's failure must not take the console down
-        log.warning("%s.%s failed: %s", module, function, type(exc).__name__)
+        log.warning("%s failed: %s", getattr(provider, "__qualname__", "provider"), type(exc).__name__)
         return Provided(True, [], type(exc).__name__)
     present = [c for c in columns or [] if any(c in row for row in rows)]
     return Provided(True, rows, None, present or (list(rows[0]) if rows else []))
 
 
 def quality(settings: Settings) -> Provided:
-    """Per-stream quality from warehouse.quality (another engineer's), if present."""
-    return provided("warehouse.quality", "quality_report", settings, columns=QUALITY_COLUMNS)
+    """Per-stream quality (warehouse.quality)."""
+    return provided(quality_report.quality_report, settings, columns=QUALITY_COLUMNS)
 
 
 def alarms(settings: Settings) -> Provided:
-    """The alarm list from relay.history (the relay engineer's), if present."""
-    return provided("relay.history", "alarm_list", settings, columns=ALARM_COLUMNS)
+    """The relay's alarms as the control database keeps them (warehouse.alarm_history)."""
+    return provided(alarm_history.alarm_list, settings, columns=ALARM_COLUMNS)
 
 
 DEAD_LETTER_COLUMNS = [
@@ -167,8 +167,8 @@ DEAD_LETTER_COLUMNS = [
 
 
 def push_dead_letters(settings: Settings) -> Provided:
-    """What the consumers' NGSI-LD brokers would not take, from peers.ngsi_ld, if present."""
-    return provided("peers.ngsi_ld.store", "console_dead_letters", settings, columns=DEAD_LETTER_COLUMNS)
+    """What the consumers' NGSI-LD brokers would not take (written by peers/ngsi_ld)."""
+    return provided(push_dead_letters_table.console_dead_letters, settings, columns=DEAD_LETTER_COLUMNS)
 
 
 def open_alarms(listed: Provided) -> list[dict[str, Any]]:
@@ -203,7 +203,8 @@ class ConsentSummary:
 
 def consent_summary(settings: Settings, limit: int = 200) -> ConsentSummary:
     """Consent counts from the consent table; withdrawals and their effect from the audit log."""
-    from privacy.consent import FUNCTIONS, ConsentRecord
+    from warehouse.consent import FUNCTIONS
+    from warehouse.models import ConsentRecord
 
     counts: dict[str, dict[bool, int]] = defaultdict(lambda: {True: 0, False: 0})
     with session_scope(settings.control_url) as session:

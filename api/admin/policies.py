@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.admin.models import PolicyVersion
-from neuron.errors import ConfigError
+from kernel.errors import ConfigError
 from privacy.jws import canonical_json
 from privacy.policy import Policy, load_policy_file
 from schemas.feeds import load_feeds
 from warehouse.control import session_scope
+from warehouse.models import PolicyVersion
 
 
 @dataclass(frozen=True)

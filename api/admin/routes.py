@@ -35,7 +35,7 @@ from api.admin.web import (
     redirect,
     set_cookie,
 )
-from neuron.errors import NeuronError
+from kernel.errors import NeuronError
 from schemas.feeds import load_feeds
 from warehouse.audit import append_audit
 from warehouse.control import session_scope

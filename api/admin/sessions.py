@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 
-from api.admin.models import AdminSession, AdminUser
 from warehouse.control import session_scope
+from warehouse.models import AdminSession, AdminUser
 
 COOKIE = "neuron_admin"
 

@@ -23,9 +23,10 @@ from sqlalchemy import select
 from api.asgi import body_digest
 from api.formats import FORMATS
 from api.lake_files import partition_path
-from neuron.settings import Settings
+from kernel.settings import Settings
 from schemas.feeds import Feed
-from warehouse.control import AuditEntry, Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry, Partition
 
 PAGE = 100
 RENDER_BUDGET = 1_000_000  # rows rendered at most while scanning for a page's offset

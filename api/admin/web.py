@@ -25,7 +25,8 @@ from api.admin.accounts import Lockout
 from api.admin.overview import shown
 from api.admin.sessions import COOKIE, Lifetime, Principal, find_session, same_token
 from api.formats import json_value
-from neuron.settings import Settings
+from kernel.errors import Refused as RequestRefused
+from kernel.settings import Settings
 
 BASE = "/admin"
 HERE = Path(__file__).parent
@@ -55,11 +56,11 @@ class Console:
     lifetime: Lifetime = field(default_factory=Lifetime)
 
 
-class SignInRequired(Exception):
+class SignInRequired(RequestRefused):
     """No live session: GETs go to the sign-in page, anything else is a 401."""
 
 
-class Refused(Exception):
+class Refused(RequestRefused):
     """A signed-in person may not do this (role), or the form's CSRF token is wrong."""
 
     def __init__(self, reason: str) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from api.format_ngsi import alert as alert_entities
-from neuron.errors import NeuronError
+from kernel.errors import NeuronError
 from peers.ngsi_ld.client import UPSERT_PATH
 from peers.ngsi_ld.consumer import ConsumerPush, Round
 from schemas.feeds import load_feeds

@@ -8,8 +8,8 @@ import time
 
 import requests
 
-from neuron.errors import FatalError, RetriableError
-from peers.ngsi_ld.settings import BearerAuth, NgsiLdPush, NoAuth, OAuth2Auth
+from kernel.errors import FatalError, RetriableError
+from kernel.push_settings import BearerAuth, NgsiLdPush, NoAuth, OAuth2Auth
 
 
 class BrokerAuthError(FatalError):

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuron.errors import RetriableError
+from kernel.errors import RetriableError
 from peers.ngsi_ld.client import BatchTooLarge, BrokerClient, EntityError
 
 Entity = dict[str, Any]

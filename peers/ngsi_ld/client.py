@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 import requests
 
-from neuron.errors import FatalError, RetriableError
+from kernel.errors import FatalError, RetriableError
+from kernel.push_settings import NgsiLdPush
 from peers.ngsi_ld.auth import BrokerAuthError, Credentials
-from peers.ngsi_ld.settings import NgsiLdPush
 
 Entity = dict[str, Any]
 API = "ngsi-ld/v1"

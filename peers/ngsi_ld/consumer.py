@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from api.audit_writer import AuditRecord, AuditWriter
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.push_settings import NgsiLdPush
+from kernel.settings import Settings
 from peers.ngsi_ld.batch import Pusher, PushOutcome, Sleep
 from peers.ngsi_ld.client import BrokerClient
 from peers.ngsi_ld.history import History, HistoryOutcome
-from peers.ngsi_ld.settings import NgsiLdPush
 from peers.ngsi_ld.store import PushStore
 from privacy.policy import load_policies
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from api.format_ngsi import entities as ngsi_entities
 from api.records import Cursor, read_page
-from neuron.errors import NeuronError
+from kernel.errors import NeuronError
 from peers.ngsi_ld.client import UPSERT_PATH
 from peers.ngsi_ld.consumer import ConsumerPush, Round
 from schemas.feeds import Feed, load_feeds

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from neuron.errors import RetriableError
+from kernel.errors import RetriableError
 from peers.ngsi_ld.batch import DeadLetter, Sleep
 from peers.ngsi_ld.client import BrokerClient, BrokerRefused, EntityError
 from peers.ngsi_ld.store import InstanceKey, PushStore

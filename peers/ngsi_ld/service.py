@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from neuron.errors import FatalError, NeuronError
-from neuron.settings import Settings
+from kernel.errors import FatalError, NeuronError
+from kernel.settings import Settings
 from peers.ngsi_ld.alerts import kept_fields, push_alerts
 from peers.ngsi_ld.consumer import ConsumerPush
 from peers.ngsi_ld.feeds import push_feeds

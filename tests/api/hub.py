@@ -34,9 +34,8 @@ from fastapi import FastAPI
 from api.app import SERVER_OPTIONS, create_app
 from api.client import HubClient
 from api.consumers import register_consumer
-from api.options import ApiOptions
 from api.signing import sign_request
-from neuron.settings import ApiSettings, Settings
+from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys, SigningKey, init_keys
 from tests.api.lake import Published, publish
 from warehouse.migrations import migrate
@@ -54,7 +53,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     "open_data": {"feeds": {}},
 }
 # Limits no test reaches by accident; the tests of limits build hubs with their own.
-ROOMY = ApiOptions(rate_per_second=1000, rate_burst=10_000, anonymous_rate_per_second=1000, anonymous_burst=10_000)
+ROOMY = ApiSettings(rate_per_second=1000, rate_burst=10_000, anonymous_rate_per_second=1000, anonymous_burst=10_000)
 
 
 def write_policies(folder: Path) -> Path:
@@ -188,7 +187,7 @@ PLAN = [
 
 
 @contextmanager
-def running_hub(home: Path, options: ApiOptions = ROOMY, control_url: str = "") -> Iterator[LiveHub]:
+def running_hub(home: Path, options: ApiSettings = ROOMY, control_url: str = "") -> Iterator[LiveHub]:
     """A hub under `home` with the PLAN published, three consumers, and the API being served."""
     settings = hub_settings(home, control_url)
     init_keys(settings)

@@ -11,13 +11,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.jws import sign_json
 from privacy.keys import SigningKey
 from privacy.policy import load_policies
 from schemas.contract import ARROW_TYPES
 from schemas.feeds import load_feeds
-from warehouse.control import Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import Partition
 
 FEED = "traffic.vehicle_flow_hourly"
 COMMUNITY = "music-square"

@@ -32,8 +32,9 @@ from api.middleware import Gate
 from api.nonces import NonceReused, RecentNonces
 from tests.api.hub import ROOMY, LiveHub, ServerThread, new_identity, send
 from tests.api.lake import FEED
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
 from warehouse.migrations import migrate
+from warehouse.models import AuditEntry
 
 FEEDS = "/v1/feeds"
 

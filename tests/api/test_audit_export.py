@@ -17,14 +17,15 @@ from sqlalchemy.orm import Session
 
 from api.audit import entry_hash
 from api.audit_export import export_audit, verify_archive, verify_audit
-from neuron.errors import IntegrityError
-from neuron.settings import Settings
+from kernel.errors import IntegrityError
+from kernel.settings import Settings
 from privacy.jws import sign_json
 from privacy.keys import HubKeys, init_keys
 from tests.api.hub import hub_settings
 from tests.api.test_audit import append_requests
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
 from warehouse.migrations import migrate
+from warehouse.models import AuditEntry
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from api.client import verify_response
 from api.signing import sign_request
 from tests.api.hub import FLOW_FIELDS, FLOW_MORE, LiveHub, send
 from tests.api.lake import FEED, as_json
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry
 
 NOT_GRANTED = set(FLOW_MORE)  # public_security's policy grants FLOW_FIELDS only
 

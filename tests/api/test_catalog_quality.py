@@ -8,8 +8,9 @@ from typing import Any
 
 from tests.api.hub import LiveHub, send
 from tests.api.lake import FEED
-from warehouse.control import LoadRecord, session_scope
-from warehouse.quality_models import keep_batch_quality
+from warehouse.control import session_scope
+from warehouse.models import LoadRecord
+from warehouse.quality_ledger import keep_batch_quality
 
 # The flow feed's one source, loaded for the hour ending at END, with 2 of 100 rows quarantined.
 END = datetime(2026, 11, 22, 4, tzinfo=UTC)

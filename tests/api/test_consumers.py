@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.consumers import list_consumers, register_consumer, revoke_consumer, revoke_key
-from neuron.errors import ConfigError
-from neuron.settings import Settings
+from kernel.errors import ConfigError
+from kernel.settings import Settings
 from tests.api.hub import hub_settings, public_pem
 from warehouse.migrations import migrate
 

@@ -23,7 +23,7 @@ from api.auth import AuthError, KeyCache, LiveKey, RequestAuthenticator
 from api.response_signing import sign_response
 from api.signing import REQUEST_COMPONENTS, REQUEST_LABEL, WindowVerifier, response_components, sign_request
 from api.verify import _required, _verify_lean, verify_response
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.keys import b64u
 
 WINDOW = timedelta(seconds=300)

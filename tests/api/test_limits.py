@@ -22,8 +22,8 @@ from fastapi import FastAPI
 
 from api.client import HubClient, verify_response
 from api.deps import offload
-from api.options import ApiOptions
 from api.signing import sign_request
+from kernel.settings import ApiSettings
 from tests.api.hub import Identity, LiveHub, new_identity, running_hub, send
 from tests.api.lake import FEED, publish_table
 from tests.services import require
@@ -44,7 +44,7 @@ class MovableClock:
         self.instant += timedelta(seconds=seconds)
 
 
-LIMITED = ApiOptions(
+LIMITED = ApiSettings(
     rate_per_second=1,
     rate_burst=3,
     anonymous_rate_per_second=1,

@@ -14,10 +14,9 @@ import pytest
 import requests
 
 from api.client import verify_response
-from api.options import ApiOptions
 from api.streaming import PartitionFile
-from neuron.errors import IntegrityError
-from neuron.settings import REPO_ROOT
+from kernel.errors import IntegrityError
+from kernel.settings import REPO_ROOT, ApiSettings
 from tests.api.hub import ROOMY, LiveHub, running_hub, send
 from tests.api.lake import FEED
 
@@ -49,7 +48,7 @@ def test_metrics_are_not_found_outside_the_allowed_networks(tmp_path: Path) -> N
 
 def test_metrics_networks_are_checked_when_configured() -> None:
     with pytest.raises(ValueError):
-        ApiOptions(metrics_networks=["not-a-network"])
+        ApiSettings(metrics_networks=["not-a-network"])
 
 
 def test_answers_leak_no_configuration(live_hub: LiveHub) -> None:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from api.pull import STATE_DIR, partition_path, pull_feed
-from neuron.errors import IntegrityError, RetriableError
+from kernel.errors import IntegrityError, RetriableError
 from tests.api.hub import LiveHub
 from tests.api.lake import FEED, as_json
 from tests.api.proxy import TamperingProxy, flip_last_body_byte

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from neuron.settings import REPO_ROOT
+from kernel.settings import REPO_ROOT
 from tests.api.hub import LiveHub
 from tests.api.lake import FEED
 from tests.api.proxy import TamperingProxy

@@ -26,20 +26,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
+import pipeline
 from api.client import HubRefused, verify_response
 from api.consumers import register_consumer
 from api.format_ngsi import render as render_ngsi
 from api.format_viid import render as render_viid
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.policy import FeedGrant
-from privacy.recipients import register_encryption_key
 from privacy.seal import Recipient, open_sealed, seal
 from schemas.feeds import load_feeds
 from tests.api.hub import LiveHub, public_pem, running_hub, send
 from tests.api.lake import ARROW, COMMUNITY, publish_table
 from tests.leaks import find_leaks
 from tests.warehouse.marts import fixtures_devices as devices
-from warehouse import pipeline
+from warehouse.recipients import register_encryption_key
 
 AIR, ASSETS, ALARMS, PASSES = "env.air_quality_hourly", "infra.assets_status", "safety.alarms", "traffic.vehicle_passes"
 DAY = date(2026, 11, 20)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.client import verify_partition, verify_response
 from api.records import Cursor
-from neuron.errors import IntegrityError, RetriableError
+from kernel.errors import IntegrityError, RetriableError
 from privacy.jws import sign_json
 from privacy.keys import SigningKey
 from tests.api.hub import LiveHub, send

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+import pipeline
 from api.app import create_app
 from api.client import HubRefused
 from connectors.sql import SqlSource
@@ -27,11 +28,11 @@ from tests.conftest import make_settings
 from tests.connectors.hub_sources import hub_settings
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
 from tests.warehouse.marts.test_service_feeds import BALLOTS, COUNTED, RECEIPTS, ballot, build_fixture, stage
-from warehouse import pipeline
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
 from warehouse.marts import build_marts
 from warehouse.merkle import format_receipt, normalise_receipt, receipt_commitment, verify_ballot
 from warehouse.migrations import migrate
+from warehouse.models import AuditEntry
 from warehouse.staging import warehouse
 
 VOTES = "governance.votes"

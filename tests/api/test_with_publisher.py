@@ -10,15 +10,16 @@ import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+import pipeline
 from api.app import create_app
 from api.client import HubClient
 from api.consumers import register_consumer
 from api.pull import pull_feed
-from neuron.settings import Settings
+from kernel.settings import Settings
 from tests.api.hub import ServerThread, public_pem
 from tests.api.lake import FEED
-from warehouse import pipeline
-from warehouse.control import Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import Partition
 
 
 def test_published_partitions_are_served_verified_and_pulled_whole(hub: Settings, tmp_path: Path) -> None:

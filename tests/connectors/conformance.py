@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from neuron.settings import Settings
+import pipeline
+from kernel.settings import Settings
 from privacy.keys import init_keys
 from simulator.parking import Faults, ParkingSimulator
 from simulator.server import start_parking_api
@@ -22,7 +23,6 @@ from tests.conftest import TOKEN, make_settings
 from tests.connectors.conformance_mqtt import MQTT_HARNESSES
 from tests.connectors.conformance_relay import RELAY_HARNESSES
 from tests.connectors.conformance_sources import SOURCE_HARNESSES
-from warehouse import pipeline
 from warehouse.migrations import migrate
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from connectors.collector_progress import landed_through
 from connectors.collector_run import BackgroundCollector
-from connectors.mqtt import FAMILIES, MqttSettings, landing_root
+from connectors.mqtt import FAMILIES, landing_root
+from kernel.mqtt_settings import MqttSettings
 from privacy.keys import init_keys
 from simulator.community import Community
 from simulator.devices import CST, DeviceFleet, Message

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pipeline
 from privacy.keys import HubKeys
 from relay.alarms import DeviceTokens, parse_alarm
 from relay.lifecycle import Lifecycles
@@ -23,7 +24,6 @@ from simulator.community import Community
 from simulator.devices import DeviceFleet
 from tests.connectors.hub_sources import hub_settings
 from tests.relay.rig import START, alarm
-from warehouse import pipeline
 
 DAYS = (date(2026, 11, 20), date(2026, 11, 21))
 

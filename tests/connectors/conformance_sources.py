@@ -16,8 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pipeline
 from connectors.filedrop import FileDropSource
-from connectors.intercom import IntercomSource
+from connectors.intercom import HttpSource
 from connectors.sql import SqlSource
 from simulator.parking import Faults, ParkingSimulator
 from simulator.parking_charges import charges_updated_between
@@ -28,7 +29,6 @@ from simulator.vendors_intercom import IntercomFaults, IntercomVendor
 from simulator.vendors_server import start_intercom_api
 from tests.conftest import TOKEN
 from tests.connectors.hub_sources import hub_settings
-from warehouse import pipeline
 
 PLATFORM_DAYS = 4  # windows: the last two days (each table has rows and faults in both)
 
@@ -71,7 +71,7 @@ def _intercom(resource: str) -> Any:
 
         vendor = IntercomVendor(faults=IntercomFaults(malformed_rate=0.02, out_of_range_rate=0.01, error_every=7))
         with start_intercom_api(vendor, "vendor-token") as api:
-            source = IntercomSource(base_url=api.url, token="vendor-token", page_size=200, max_retries=3)
+            source = HttpSource(base_url=api.url, token="vendor-token", page_size=200, max_retries=3)
             settings = hub_settings(tmp, intercom=source)
             windows = [pipeline.local_day_window(settings, date(2026, 11, d)) for d in (20, 21)]
             yield SourceRun(settings, windows, _identifiers(vendor.ground_truth()))

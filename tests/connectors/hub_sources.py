@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.keys import init_keys
 from tests.conftest import make_settings
 from warehouse.migrations import migrate

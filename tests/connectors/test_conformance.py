@@ -11,11 +11,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+import pipeline
 from connectors.base import raw_schema
-from connectors.registry import STREAMS, make_stream
+from connectors.registry import STREAMS
+from pipeline.stages import source_stream
 from tests.connectors.conformance import HARNESSES, SourceRun
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
-from warehouse import pipeline
 
 STREAM_NAMES = sorted(HARNESSES)
 
@@ -36,7 +37,7 @@ def test_stream_conforms(name: str, tmp_path: Path) -> None:
         (start, end), (_, later) = run.windows[0], run.windows[1]
 
         # Schema: the extract yields the contract's raw columns.
-        stream = make_stream(name, settings)
+        stream = source_stream(settings, name)
         batches = list(stream.extract(start, end))
         assert batches and sum(b.num_rows for b in batches) > 0
         assert all(b.schema.equals(raw_schema(stream.contract)) for b in batches)

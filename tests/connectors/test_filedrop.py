@@ -12,12 +12,13 @@ from sqlalchemy import select
 
 from connectors.door_access import REQUIRED
 from connectors.filedrop import FileDrop
-from connectors.filedrop_ledger import DropFile
 from connectors.filedrop_read import DropFileError, read_drop_file
 from simulator.community import Community
 from simulator.vendors import DoorAccessVendor, DoorFaults
 from warehouse.control import session_scope
+from warehouse.drop_ledger import ControlDropLedger
 from warehouse.migrations import migrate
+from warehouse.models import DropFile
 
 DAY = date(2026, 11, 20)
 W1 = (datetime(2026, 11, 20, 22, tzinfo=UTC), datetime(2026, 11, 21, 22, tzinfo=UTC))
@@ -33,7 +34,7 @@ def vendor() -> DoorAccessVendor:
 def drop(tmp_path: Path) -> FileDrop:
     url = f"sqlite:///{tmp_path / 'control.db'}"
     migrate(url)
-    return FileDrop(tmp_path / "door", "door_access", url)
+    return FileDrop(tmp_path / "door", "door_access", ControlDropLedger(url))
 
 
 def collect(drop: FileDrop, window: tuple[datetime, datetime] = W1) -> list[tuple[str, str, int]]:
@@ -41,7 +42,7 @@ def collect(drop: FileDrop, window: tuple[datetime, datetime] = W1) -> list[tupl
 
 
 def ledger(drop: FileDrop) -> dict[str, tuple[str, str | None]]:
-    with session_scope(drop.control_url) as s:
+    with session_scope(drop.ledger.control_url) as s:  # type: ignore[attr-defined]
         return {f.file_name: (f.status, f.reason) for f in s.scalars(select(DropFile))}
 
 
@@ -60,7 +61,7 @@ def test_the_encoding_is_detected_verified_against_the_headers_and_recorded(
     rows = vendor.rows_for_day(DAY)
     assert collect(drop) == [(path.name, detected, len(rows))]
     assert (drop.folder / "processed" / path.name).exists() and not path.exists()
-    with session_scope(drop.control_url) as s:
+    with session_scope(drop.ledger.control_url) as s:  # type: ignore[attr-defined]
         entry = s.scalars(select(DropFile)).one()
         assert (entry.status, entry.encoding, entry.rows) == ("accepted", detected, len(rows))
 

@@ -9,31 +9,30 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from connectors.base import EXTRA_COLUMN
-from connectors.camera_health import CameraHealth
-from connectors.intercom import IntercomSource
-from connectors.intercom_calls import IntercomCalls
-from connectors.video_events import VideoEvents
-from neuron.errors import BatchRejected, RetriableError, SourceAuthError
+import pipeline
+from connectors.intercom import HttpSource
+from connectors.registry import make_stream
+from kernel.errors import BatchRejected, RetriableError, SourceAuthError
 from privacy.keys import HubKeys
+from schemas.contract import EXTRA_COLUMN
 from simulator.vendors_intercom import IMAGE_FIELDS, IntercomFaults, IntercomVendor
 from simulator.vendors_server import start_intercom_api
 from tests.connectors.hub_sources import hub_settings
-from warehouse import pipeline, vault
+from warehouse import vault
 
 CST = timezone(timedelta(hours=8))
 SINCE, UNTIL = datetime(2026, 11, 20, tzinfo=CST), datetime(2026, 11, 21, tzinfo=CST)
 
 
-def source(url: str, token: str = "t", **options: object) -> IntercomSource:
-    return IntercomSource(base_url=url, token=token, **{"page_size": 100, "max_retries": 2, **options})  # type: ignore[arg-type]
+def source(url: str, token: str = "t", **options: object) -> HttpSource:
+    return HttpSource(base_url=url, token=token, **{"page_size": 100, "max_retries": 2, **options})  # type: ignore[arg-type]
 
 
 def test_every_record_is_read_through_the_numbered_pages(tmp_path: Path) -> None:
     vendor = IntercomVendor(faults=IntercomFaults.none())
     with start_intercom_api(vendor, "t") as api:
         settings = hub_settings(tmp_path, intercom=source(api.url))
-        table = pa.Table.from_batches(list(CameraHealth(settings).extract(SINCE, UNTIL)))
+        table = pa.Table.from_batches(list(make_stream("camera_health", settings).extract(SINCE, UNTIL)))
         requests = api.request_count
     expected = vendor.records_updated_between("camera-health", SINCE, UNTIL)
     assert table.column("report_id").to_pylist() == [r["reportId"] for r in expected]
@@ -44,7 +43,7 @@ def test_pictures_never_reach_the_vault(tmp_path: Path) -> None:
     vendor = IntercomVendor(faults=IntercomFaults(added_field=True))
     with start_intercom_api(vendor, "t") as api:
         settings = hub_settings(tmp_path, intercom=source(api.url))
-        calls = pa.Table.from_batches(list(IntercomCalls(settings).extract(SINCE, UNTIL)))
+        calls = pa.Table.from_batches(list(make_stream("intercom_calls", settings).extract(SINCE, UNTIL)))
         with pytest.raises(BatchRejected):  # the added field fails the window (freeze)
             pipeline.run_window(settings, "video_events", SINCE, UNTIL)
     served = vendor.records_updated_between("events", SINCE, UNTIL)
@@ -62,7 +61,7 @@ def test_late_reviews_are_read_in_the_window_they_were_updated(tmp_path: Path) -
     vendor = IntercomVendor(faults=IntercomFaults(late_rate=0.5))
     with start_intercom_api(vendor, "t") as api:
         settings = hub_settings(tmp_path, intercom=source(api.url))
-        table = pa.Table.from_batches(list(VideoEvents(settings).extract(SINCE, UNTIL)))
+        table = pa.Table.from_batches(list(make_stream("video_events", settings).extract(SINCE, UNTIL)))
     confirmed = [s for s, st in zip(table["start_time"].to_pylist(), table["status"].to_pylist(), strict=True)]
     assert any(datetime.fromisoformat(s) < SINCE for s in confirmed)  # yesterday's events, reviewed today
 
@@ -72,9 +71,9 @@ def test_a_refused_token_is_fatal_and_an_overloaded_gateway_retriable(tmp_path: 
     with start_intercom_api(IntercomVendor(), "right") as api:
         settings = hub_settings(tmp_path / "a", intercom=source(api.url, token="wrong-secret"))
         with pytest.raises(SourceAuthError, match="credentials refused") as caught:
-            list(IntercomCalls(settings).extract(SINCE, UNTIL))
+            list(make_stream("intercom_calls", settings).extract(SINCE, UNTIL))
         assert "wrong-secret" not in str(caught.value)
     with start_intercom_api(vendor, "t") as api:
         settings = hub_settings(tmp_path / "b", intercom=source(api.url, max_retries=1))
         with pytest.raises(RetriableError):
-            list(IntercomCalls(settings).extract(SINCE, UNTIL))
+            list(make_stream("intercom_calls", settings).extract(SINCE, UNTIL))

@@ -13,9 +13,10 @@ from connectors import collector as collector_module
 from connectors import collector_landing as landing
 from connectors.collector_progress import landed_through, require_landed_through
 from connectors.collector_run import BackgroundCollector
-from connectors.mqtt import REJECTS, MqttSettings, hub_keys, identify, landing_root, route
-from neuron.errors import IntegrityError, RetriableError
-from neuron.settings import Settings
+from connectors.mqtt import REJECTS, hub_keys, identify, landing_root, route
+from kernel.errors import IntegrityError, RetriableError
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import Settings
 from privacy.keys import init_keys
 from simulator.devices import Message
 from simulator.devices_broker import Broker

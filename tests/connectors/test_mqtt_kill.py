@@ -8,10 +8,6 @@ de-duplication by msg_id (the pipeline's validation) be in staging exactly once.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,16 +17,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import pipeline
 from connectors import collector_landing as landing
 from connectors.collector_progress import landed_through
-from connectors.mqtt import MqttSettings, hub_keys, landing_root
-from neuron.settings import REPO_ROOT, Settings
+from connectors.mqtt import hub_keys, landing_root
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import Settings
 from privacy.keys import init_keys
 from simulator.devices import CST, Message
 from simulator.devices_broker import Broker
 from simulator.devices_publish import PublishStats, publish_messages
 from tests.conftest import make_settings
-from warehouse import pipeline
+from tests.services import ServiceProcess
 from warehouse.migrations import migrate
 
 TOTAL = 6000
@@ -48,35 +46,9 @@ def readings(n: int) -> list[Message]:
     return out
 
 
-class CollectorProcess:
+def CollectorProcess(hub: Settings, config: MqttSettings) -> ServiceProcess:
     """`neuron collect` as a child process of the test, killable with SIGKILL."""
-
-    def __init__(self, hub: Settings, config: MqttSettings) -> None:
-        self.env = {
-            **os.environ,
-            "NEURON_HOME": str(hub.home),
-            "NEURON_STATE_DIR": "var",
-            "NEURON_COMMUNITY_ID": hub.community_id,
-            "NEURON_MQTT_JSON": config.model_dump_json(),
-        }
-        self.log = hub.home / "collector.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "connectors.collector_run"], cwd=REPO_ROOT, env=self.env, stderr=log
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+    return ServiceProcess(hub, "connectors.collector_run", {"mqtt_json": config.model_dump_json()})
 
 
 def landed_ids(hub: Settings) -> list[str]:

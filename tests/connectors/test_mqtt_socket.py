@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from connectors.mqtt_socket import BufferedSocket, publish_packet, remaining_length
+from transport.mqtt_socket import BufferedSocket, publish_packet, remaining_length
 
 
 def test_paho_s_small_reads_are_served_from_one_receive_in_order() -> None:

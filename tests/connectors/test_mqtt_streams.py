@@ -17,14 +17,16 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+import pipeline
 from connectors import collector_landing as landing
-from connectors.base import EXTRA_COLUMN
 from connectors.collector_progress import landed_through, write_watermark
 from connectors.collector_run import BackgroundCollector
-from connectors.mqtt import FAMILIES, MqttSettings, MqttStream, hub_keys, identify, landing_root, route
+from connectors.mqtt import FAMILIES, MqttStream, hub_keys, identify, landing_root, route
 from connectors.registry import STREAMS, make_stream
-from neuron.settings import Settings
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import Settings
 from privacy.keys import init_keys
+from schemas.contract import EXTRA_COLUMN
 from schemas.validate import validate_batch
 from simulator.community import Community
 from simulator.devices import CST, DeviceFleet, Message
@@ -33,7 +35,6 @@ from simulator.devices_faults import DeviceFaults
 from simulator.devices_publish import messages_between, publish_range
 from tests.conftest import make_settings
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
-from warehouse import pipeline
 from warehouse.migrations import migrate
 
 MQTT_STREAMS = sorted(f.stream for f in FAMILIES.values())

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from connectors.parking_charges import ParkingCharges
+import pipeline
+from connectors.registry import make_stream
 from simulator.parking import Faults, ParkingSimulator
 from simulator.parking_charges import charge_faults, charges_updated_between
 from simulator.server import start_parking_api
 from tests.conftest import TOKEN
 from tests.connectors.hub_sources import hub_settings
-from warehouse import pipeline
 
 CST = timezone(timedelta(hours=8))
 DAY = date(2026, 11, 20)
@@ -25,7 +25,7 @@ def test_charges_are_the_visitors_paid_exits_read_through_the_pages(tmp_path: Pa
     with start_parking_api(sim, token=TOKEN) as api:
         settings = hub_settings(tmp_path, api.url)
         since, until = pipeline.local_day_window(settings, DAY)
-        table = pa.Table.from_batches(list(ParkingCharges(settings).extract(since, until)))
+        table = pa.Table.from_batches(list(make_stream("parking_charges", settings).extract(since, until)))
     expected = charges_updated_between(sim, since, until)
     assert table.column("charge_id").to_pylist() == [c["charge_id"] for c in expected]
     exits = {p["record_id"] for p in sim.passes_for_day(DAY) if p["direction"] == "out" and p["fee_fen"]}

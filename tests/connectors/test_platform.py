@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import pipeline
 from connectors.sql import SqlSource
-from neuron.errors import BatchRejected
-from neuron.settings import Settings
+from kernel.errors import BatchRejected
+from kernel.settings import Settings
 from simulator.platform import PlatformSimulator
 from simulator.platform_schema import KEYS
 from tests.connectors.databases import ENGINES, temporary_database
 from tests.connectors.hub_sources import hub_settings
-from warehouse import pipeline
-from warehouse.control import LoadRecord, session_scope
+from warehouse.control import session_scope
+from warehouse.models import LoadRecord
 
 DAY1, DAY2, DAY3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
 

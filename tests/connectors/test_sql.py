@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import create_engine, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.sql import read_only_engine, read_window
-from neuron.errors import ConfigError, FatalError, RetriableError
+from connectors.sql import read_window
+from kernel.errors import ConfigError, FatalError, RetriableError
 from simulator.platform import PlatformSimulator
 from simulator.platform_faults import PlatformFaults
 from simulator.platform_schema import residents
 from tests.connectors.databases import ENGINES, temporary_database
+from transport.sql import read_only_engine
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 1)

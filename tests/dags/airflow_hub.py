@@ -9,10 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from kernel.settings import Settings
 from neuron.airflow_runner import DAGS_FOLDER
-from neuron.settings import Settings
 from tests.conftest import TOKEN
-from warehouse.control import Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import Partition
 
 # Fixed, test-only: two hubs with the same master secret give the same pseudonyms, so
 # their published bytes can be compared.
@@ -78,7 +79,7 @@ def register_public_security(settings: Settings, keys: tuple[bytes, bytes]) -> N
     """Public security with its encryption key, so plates are sealed to it and
     `traffic.vehicle_passes` is published (sealing is deterministic: same key, same bytes)."""
     from api.consumers import register_consumer
-    from privacy.recipients import register_encryption_key
+    from warehouse.recipients import register_encryption_key
 
     register_consumer(settings, "public_security", keys[0])
     register_encryption_key(settings, "public_security", keys[1])

@@ -19,10 +19,12 @@ from types import SimpleNamespace
 import pytest
 
 import connectors.collector as collector_module
+import pipeline
 from connectors.collector_progress import landed_through
 from connectors.collector_run import BackgroundCollector
-from connectors.mqtt import FAMILIES, MqttSettings, landing_root
-from neuron.settings import Settings
+from connectors.mqtt import FAMILIES, landing_root
+from kernel.mqtt_settings import MqttSettings
+from kernel.settings import Settings
 from privacy.keys import HubKeys
 from relay.alarms import DeviceTokens, parse_alarm
 from relay.lifecycle import Lifecycles
@@ -37,7 +39,6 @@ from simulator.parking_charges import charges_updated_between
 from simulator.platform import PlatformSimulator
 from simulator.vendors import DoorAccessVendor
 from tests.relay.rig import alarm
-from warehouse import pipeline
 
 PLATFORM_STREAMS = [
     "platform_households",

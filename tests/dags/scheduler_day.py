@@ -24,14 +24,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text
 
+import pipeline
+from kernel.settings import REPO_ROOT, Settings, load_settings
 from neuron.airflow_runner import SQLITE_CONNECT_ARGS_PATH
 from neuron.dag_factory import publish_dag_id
-from neuron.settings import REPO_ROOT, Settings, load_settings
 from neuron.up import free_port
 from privacy.keys import init_keys
 from schemas.feeds import load_feeds
 from tests.dags.airflow_hub import airflow_env, hub_env
-from warehouse import pipeline
 from warehouse.migrations import migrate
 
 DAY_STREAMS = ["vehicle_passes"]

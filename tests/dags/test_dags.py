@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from connectors.registry import STREAMS
+from kernel.settings import REPO_ROOT
 from neuron.airflow_runner import DAGS_FOLDER
 from neuron.dag_factory import publish_dag_id
-from neuron.settings import REPO_ROOT
 from schemas.feeds import load_feeds
 from tests.dags.airflow_hub import airflow_env
 
@@ -28,10 +28,10 @@ HEAVY = [
     "great_expectations",
     "pandas",
     "duckdb",
-    "warehouse.pipeline",
+    "pipeline.stages",
     "warehouse.publisher",
     "privacy.deidentify",
-    "connectors.vehicle_passes",
+    "connectors.families",
     "connectors.http",
     "requests",
     "paho",

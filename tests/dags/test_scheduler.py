@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel.settings import load_settings
 from neuron.dag_factory import publish_dag_id
-from neuron.settings import load_settings
 from privacy.keys import init_keys
 from privacy.policy import load_policies
 from schemas.feeds import load_feeds

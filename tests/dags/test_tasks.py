@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from kernel.settings import REPO_ROOT
 from neuron.airflow_runner import PROGRESS
-from neuron.settings import REPO_ROOT
 from neuron.tasks import affected_days, interval_days, rotate_signing_key_if_due
 from privacy.keys import HubKeys, init_keys, rotate_signing_key
 from tests.conftest import make_settings

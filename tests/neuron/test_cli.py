@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.consumers import key_id_for
+from kernel.settings import REPO_ROOT, load_settings
 from neuron.cli import app
-from neuron.settings import REPO_ROOT, load_settings
 from tests.api.hub import ServerThread
 
 runner = CliRunner()

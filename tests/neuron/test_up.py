@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from api.app import create_app
-from neuron.settings import load_settings
+from kernel.settings import load_settings
 from neuron.up import AirflowPorts, Service, Supervisor, airflow_env, http_ok, hub_services
 from privacy.keys import init_keys
 from tests.api.hub import ServerThread

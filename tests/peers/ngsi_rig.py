@@ -12,8 +12,8 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from neuron.settings import Settings
-from peers.ngsi_ld.settings import NgsiLdPush, PushSettings
+from kernel.push_settings import NgsiLdPush, PushSettings
+from kernel.settings import Settings
 from privacy.keys import HubKeys, init_keys
 from privacy.policy import load_policies
 from schemas.feeds import load_feeds

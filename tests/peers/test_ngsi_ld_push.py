@@ -14,7 +14,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from neuron.settings import Settings
+from kernel.push_settings import BearerAuth, NgsiLdPush, OAuth2Auth
+from kernel.settings import Settings
 from peers.ngsi_ld.alerts import kept_fields, push_alerts
 from peers.ngsi_ld.auth import BrokerAuthError
 from peers.ngsi_ld.batch import Pusher
@@ -22,15 +23,15 @@ from peers.ngsi_ld.client import BrokerClient
 from peers.ngsi_ld.consumer import ConsumerPush
 from peers.ngsi_ld.feeds import push_feeds
 from peers.ngsi_ld.service import push_once
-from peers.ngsi_ld.settings import BearerAuth, NgsiLdPush, OAuth2Auth
-from peers.ngsi_ld.store import PushStore, dead_letters
+from peers.ngsi_ld.store import PushStore
 from relay.alert_outbox import TOPIC, alert_state
 from relay.lifecycle import Alarm, LifecycleEvent
-from relay.models import OutboxMessage
 from simulator.ngsi_broker import BrokerConfig, RunningBroker, start_broker
 from tests.peers.ngsi_rig import AIR, ASSETS, air_rows, lamp_rows, publish, push_settings
 from warehouse.audit import dump_detail, verify_chain
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry, OutboxMessage
+from warehouse.push_dead_letters import dead_letters
 
 SDM_CONTEXT = "https://smartdatamodels.org/context.jsonld"
 

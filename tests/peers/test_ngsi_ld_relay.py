@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from kernel.push_settings import NgsiLdPush, PushSettings
 from peers.ngsi_ld.service import run_push
-from peers.ngsi_ld.settings import NgsiLdPush, PushSettings
 from relay.destinations import wait_for
-from relay.history import alarm_list
 from relay.run import BackgroundRelay
 from simulator.devices_publish import publish_messages
 from simulator.ngsi_broker import BrokerConfig, start_broker
 from tests.leaks import find_leaks
 from tests.relay.rig import alarm_load, relay_rig
+from warehouse.alarm_history import alarm_list
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +34,17 @@ def test_relayed_alarms_become_alert_entities_without_identifiers(tmp_path: Path
             pusher.start()
             assert publish_messages(rig.community.host, rig.community.port, messages).accepted == 60
             assert relay.wait_until(lambda s: s.recorded == 60)
-            # Each alarm's Alert entity, in the state the relay holds it in.
-            states = {a["alarm_id"]: a["state"] for a in alarm_list(rig.hub)}
-            wanted = {f"urn:ngsi-ld:Alert:music-square:{alarm_id}": state for alarm_id, state in states.items()}
+
+            # Each alarm's Alert entity, in the state the relay holds it in (as committed).
+            def relayed() -> dict[str, str]:
+                return {f"urn:ngsi-ld:Alert:music-square:{a['alarm_id']}": a["state"] for a in alarm_list(rig.hub)}
 
             def alerts() -> dict[str, str]:
                 found = list(broker.state.entities.values())
                 return {e["id"]: e["data"]["state"] for e in found if e["type"] == "Alert"}
 
-            assert wait_for(lambda: alerts() == wanted, 30)
+            assert wait_for(lambda: len(relayed()) == 60 and alerts() == relayed(), 30)
+            states = relayed()
         stop.set()
         pusher.join(10)
         found = [e for e in broker.state.entities.values() if e["type"] == "Alert"]

@@ -11,8 +11,7 @@ import pyarrow.parquet as pq
 import yaml
 from sqlalchemy import select
 
-from neuron.settings import Settings
-from privacy.consent import consenting_households, record_consent
+from kernel.settings import Settings
 from privacy.deidentify import staging_key
 from privacy.keys import HubKeys, init_keys
 from privacy.policy import Policy
@@ -22,8 +21,10 @@ from schemas.feeds import Feed
 from tests.conftest import make_settings
 from warehouse import vault
 from warehouse.audit import verify_chain
-from warehouse.control import AuditEntry, LoadRecord, Partition, session_scope
+from warehouse.consent import consenting_households, record_consent
+from warehouse.control import session_scope
 from warehouse.migrations import migrate
+from warehouse.models import AuditEntry, LoadRecord, Partition
 from warehouse.publisher import publish_feed
 from warehouse.staging import warehouse
 

@@ -16,19 +16,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
 
+import pipeline
 from api.app import create_app
 from api.client import HubClient
 from api.consumers import register_consumer
-from neuron.errors import PublishBlocked
-from neuron.settings import Settings
-from privacy.recipients import register_encryption_key
+from kernel.errors import PublishBlocked
+from kernel.settings import Settings
 from privacy.seal import open_sealed
 from simulator.community import Community
 from simulator.parking import ParkingSimulator
 from tests.api.hub import ServerThread, public_pem
 from tests.leaks import find_leaks, jws_payloads, texts_of_consumer_lake
-from warehouse import pipeline
-from warehouse.control import AuditEntry, Partition, session_scope
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry, Partition
+from warehouse.recipients import register_encryption_key
 
 FLOW, PASSES = "traffic.vehicle_flow_hourly", "traffic.vehicle_passes"
 DAYS = (date(2026, 11, 20), date(2026, 11, 21))

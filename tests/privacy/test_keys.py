@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from neuron.errors import IntegrityError, NotInitialised
+from kernel.errors import IntegrityError, NotInitialised
 from privacy.jws import sign_json, verify_json
 from privacy.keys import HubKeys, derive_key, init_keys, new_signing_key
 from tests.conftest import make_settings
@@ -93,7 +93,7 @@ def test_master_secret_versions_rotate_and_what_the_old_one_protects_stays_reada
 
     import pyarrow as pa
 
-    from neuron.errors import ConfigError
+    from kernel.errors import ConfigError
     from privacy.master import list_master_versions, rotate_master_secret
     from warehouse import vault
 
@@ -117,7 +117,7 @@ def test_master_secret_versions_rotate_and_what_the_old_one_protects_stays_reada
 def test_keys_commands_show_no_secret_and_rotate_with_an_audit_entry(tmp_path: Path) -> None:
     import json
 
-    from privacy.commands import keys_rotate, keys_show
+    from neuron.housekeeping import keys_rotate, keys_show
     from warehouse.migrations import migrate
 
     settings = make_settings(tmp_path)

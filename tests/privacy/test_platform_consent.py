@@ -6,9 +6,9 @@ from pathlib import Path
 
 import duckdb
 
-from privacy.consent import consenting_households
+import pipeline
 from tests.connectors.conformance import HARNESSES
-from warehouse import pipeline
+from warehouse.consent import consenting_households
 
 
 def test_loading_the_platform_consent_stream_records_each_households_choice(tmp_path: Path) -> None:

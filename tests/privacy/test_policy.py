@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from neuron.errors import ConfigError
-from neuron.settings import REPO_ROOT
+from kernel.errors import ConfigError
+from kernel.settings import REPO_ROOT
 from privacy.policy import load_policies, load_policy_file, pipl_art73
 from schemas.feeds import load_feeds
 

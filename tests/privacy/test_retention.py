@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 from sqlalchemy import select
 
-from neuron.settings import Settings
-from privacy.commands import retention_run
-from privacy.retention import run_retention
-from warehouse import pipeline
+import pipeline
+from kernel.settings import Settings
+from neuron.housekeeping import retention_run
 from warehouse.audit import verify_chain
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry
+from warehouse.retention import run_retention
 
 
 def test_expired_vault_objects_and_old_quarantine_rows_are_purged_and_audited(hub: Settings) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.keys import HubKeys, init_keys
 from privacy.roster import load_roster, save_roster
 from tests.conftest import make_settings

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.seal import Recipient, open_sealed, seal, seal_column, sealed_key_id
 
 HUB_KEY = b"h" * 32

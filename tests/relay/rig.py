@@ -21,17 +21,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from api.consumers import register_consumer
-from connectors.collector_settings import MqttSettings
-from neuron.settings import Settings
+from kernel.mqtt_settings import MqttSettings
+from kernel.relay_settings import RelaySettings, Upstream
+from kernel.settings import Settings
 from privacy.keys import b64u, init_keys
-from privacy.recipients import register_encryption_key
-from relay.settings import RelaySettings, Upstream
 from simulator.community import Community
 from simulator.devices import CST, Device, DeviceFleet, Message
 from simulator.devices_broker import Broker, free_port
 from tests.conftest import make_settings
 from tests.leaks import jws_payloads
 from warehouse.migrations import migrate
+from warehouse.recipients import register_encryption_key
 
 DISTRICT_TOPIC = "citybrain/putuo/music-square/alarm/#"
 POLICE_TOPIC = "police/putuo/music-square/alarm/#"

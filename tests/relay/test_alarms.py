@@ -177,9 +177,9 @@ def test_relay_signatures_use_the_hubs_canonical_json() -> None:
 def test_group_commit_timestamps_read_back_as_sqlalchemy_wrote_them(control_url: str) -> None:
     from sqlalchemy import select
 
-    from relay.models import AlarmLifecycleEvent
     from relay.store import Commit, RelayStore
     from warehouse.migrations import migrate
+    from warehouse.models import AlarmLifecycleEvent
 
     migrate(control_url)
     store = RelayStore(control_url)
@@ -207,8 +207,8 @@ def test_acknowledgements_settled_from_two_threads_are_each_reported_once() -> N
 
     import paho.mqtt.client as mqtt
 
-    from connectors.mqtt_socket import BufferedClient
     from relay.destinations import Destination
+    from transport.mqtt_socket import BufferedClient
 
     reported: list[int] = []
     lock = threading.Lock()

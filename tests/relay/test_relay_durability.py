@@ -8,9 +8,6 @@ device and per alarm.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,14 +16,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from neuron.settings import REPO_ROOT, Settings
+from kernel.settings import Settings
 from relay.destinations import wait_for
-from relay.models import AlarmLifecycleEvent
 from relay.run import BackgroundRelay
 from relay.store import RelayStore
 from simulator.devices_publish import PublishStats, publish_messages
 from tests.relay.rig import Consumer, alarm_load, in_order, relay_rig
+from tests.services import ServiceProcess
 from warehouse.control import engine_for
+from warehouse.models import AlarmLifecycleEvent
 
 KILL_TOTAL = 2400
 OUTAGE_TOTAL = 1500
@@ -35,37 +33,10 @@ OUTAGE_TOTAL = 1500
 OUTAGE_SECONDS = float(os.environ.get("NEURON_TEST_OUTAGE", "4"))
 
 
-class RelayProcess:
+def RelayProcess(hub: Settings) -> ServiceProcess:
     """`neuron relay` as a child process, killable with SIGKILL."""
-
-    def __init__(self, hub: Settings) -> None:
-        self.env = {
-            **os.environ,
-            "NEURON_HOME": str(hub.home),
-            "NEURON_STATE_DIR": "var",
-            "NEURON_COMMUNITY_ID": hub.community_id,
-            "NEURON_MQTT": hub.mqtt.model_dump_json(),
-            "NEURON_RELAY": hub.relay.model_dump_json(),
-        }
-        self.log = hub.home / "relay.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        mark = self.log.read_text().count("subscribed to the community") if self.log.exists() else 0
-        with open(self.log, "ab") as log:
-            command = [sys.executable, "-m", "relay.run"]
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stderr=log)
-        assert wait_for(lambda: self.log.read_text().count("subscribed to the community") > mark, 30)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+    sections = {"mqtt": hub.mqtt.model_dump_json(), "relay": hub.relay.model_dump_json()}
+    return ServiceProcess(hub, "relay.run", sections, ready="subscribed to the community")
 
 
 def lifecycle_rows(hub: Settings) -> int:

@@ -12,12 +12,12 @@ from pathlib import Path
 from privacy.jws import verify_json
 from privacy.keys import HubKeys
 from privacy.seal import open_sealed
-from relay.history import alarm_list
 from relay.run import BackgroundRelay
 from relay.store import RelayStore
 from simulator.devices_publish import publish_messages
 from tests.leaks import find_leaks, texts_of_messages
 from tests.relay.rig import START, Consumer, alarm, alarm_load, free_port, in_order, relay_rig
+from warehouse.alarm_history import alarm_list
 
 
 def test_alarms_reach_both_upstreams_signed_minimised_and_in_order(tmp_path: Path) -> None:

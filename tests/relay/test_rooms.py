@@ -12,9 +12,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import create_engine, insert, text
 
-from connectors.alarm_lifecycle import AlarmLifecycle
-from neuron.errors import IntegrityError
-from neuron.settings import Settings, SqlSource
+from connectors.registry import make_stream
+from kernel.errors import IntegrityError
+from kernel.settings import Settings, SqlSource
 from privacy.keys import HubKeys, b64u_decode
 from privacy.room_cipher import RoomCipher
 from privacy.seal import open_sealed
@@ -142,7 +142,7 @@ def test_public_security_gets_the_room_sealed_the_district_none_and_the_database
         # The batch path: the stream opens the room into the raw batch (landed encrypted, then
         # pseudonymised and sealed by de-identification like any raw room).
         since = datetime.now(UTC) - timedelta(hours=1)
-        batches = list(AlarmLifecycle(hub).extract(since, datetime.now(UTC) + timedelta(minutes=1)))
+        batches = list(make_stream("alarm_lifecycle", hub).extract(since, datetime.now(UTC) + timedelta(minutes=1)))
         rooms = pa.concat_tables([pa.Table.from_batches([b]) for b in batches]).column("room_no").to_pylist()
         assert rooms == [home.room]
 

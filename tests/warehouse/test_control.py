@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from warehouse.control import Cursor, engine_for, session_scope
-from warehouse.control_models import Base
+from warehouse.control import engine_for, session_scope
 from warehouse.migrations import alembic_config, migrate
+from warehouse.models import Base, Cursor
 
 
 def test_migrations_create_the_schema_the_models_describe(control_url: str) -> None:

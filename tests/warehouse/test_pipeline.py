@@ -11,16 +11,17 @@ import duckdb
 import pytest
 from sqlalchemy import select
 
-from neuron.errors import BatchRejected
-from neuron.settings import Settings
+import pipeline
+from kernel.errors import BatchRejected
+from kernel.settings import Settings
 from privacy.keys import init_keys
 from simulator.parking import Faults, ParkingSimulator
 from simulator.server import start_parking_api
 from tests.conftest import make_settings
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
-from warehouse import pipeline
-from warehouse.control import LoadRecord, Partition, session_scope
+from warehouse.control import session_scope
 from warehouse.migrations import migrate
+from warehouse.models import LoadRecord, Partition
 
 DAY = date(2026, 11, 20)
 

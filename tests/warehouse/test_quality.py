@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+import pipeline
+from kernel.errors import BatchRejected
+from kernel.settings import Settings
 from neuron.cli import app
-from neuron.errors import BatchRejected
-from neuron.settings import Settings
 from privacy.keys import init_keys
 from schemas.contract import load_contract
 from schemas.feeds import load_feeds
@@ -28,12 +29,13 @@ from simulator.parking import Faults, ParkingSimulator
 from simulator.server import start_parking_api
 from tests.conftest import TOKEN, make_settings
 from tests.leaks import find_leaks
-from warehouse import pipeline, quality
-from warehouse.control import LoadRecord, session_scope
+from warehouse import quality
+from warehouse.control import session_scope
 from warehouse.migrations import migrate
+from warehouse.models import BatchQuality, ExpectationResult, LoadRecord, QuarantineCount
 from warehouse.publisher import feed_watermark
 from warehouse.quality import cached_feed_quality, feed_quality, quality_report, reason_zh, write_report
-from warehouse.quality_models import BatchQuality, ExpectationResult, QuarantineCount, keep_batch_quality
+from warehouse.quality_ledger import keep_batch_quality
 
 DAY = date(2026, 11, 20)
 STREAM = "vehicle_passes"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from neuron.errors import IntegrityError
+from kernel.errors import IntegrityError
 from privacy.keys import HubKeys, init_keys
 from tests.conftest import make_settings
 from warehouse import vault

@@ -3,7 +3,7 @@
 from alembic import context
 
 from warehouse.control import engine_for
-from warehouse.control_models import Base
+from warehouse.models import Base
 
 url = context.config.get_main_option("sqlalchemy.url")
 assert url, "sqlalchemy.url must be set"

@@ -16,10 +16,11 @@ import requests
 from sqlalchemy import select
 
 from api.admin.accounts import add_admin
-from privacy.consent import record_consent
 from tests.api.hub import LiveHub, running_hub
 from tests.api.lake import FEED
-from warehouse.control import AuditEntry, LoadRecord, session_scope, utcnow
+from warehouse.consent import record_consent
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry, LoadRecord, utcnow
 
 ADMIN, AUDITOR = "alice", "bob"
 PASSWORDS = {ADMIN: "correct horse battery", AUDITOR: "auditor's long secret"}

@@ -20,7 +20,8 @@ from api.signing import sign_request
 from api.verify import verify_response
 from tests.api.admin.console import ADMIN, AUDITOR, PASSWORDS, Browser, ConsoleHub
 from tests.api.hub import public_pem, send
-from warehouse.control import AuditEntry, session_scope
+from warehouse.control import session_scope
+from warehouse.models import AuditEntry
 
 PAGES = ["/", "/shared", "/shared/{export}", "/policies", "/consumers", "/audit", "/audit/archive", "/consent"]
 PAGES += ["/quality"]

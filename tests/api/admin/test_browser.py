@@ -21,7 +21,7 @@ import requests
 from api.audit_export import verify_archive
 from api.consumers import list_consumers
 from api.signing import sign_request
-from neuron.settings import REPO_ROOT
+from kernel.settings import REPO_ROOT
 from tests.api.admin.console import ADMIN, AUDITOR, PASSWORDS, ConsoleHub
 
 pytestmark = pytest.mark.slow

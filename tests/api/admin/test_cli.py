@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from api.admin.accounts import Lockout, check_password
-from api.admin.models import AdminUser
+from kernel.settings import load_settings
 from neuron.cli import app
-from neuron.settings import load_settings
 from warehouse.control import session_scope
+from warehouse.models import AdminUser
 
 runner = CliRunner()
 

@@ -18,16 +18,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.deidentify import deidentify, staging_derivations
 from privacy.keys import HubKeys, init_keys
 from privacy.policy import Policy, load_policies
-from privacy.recipients import recipients_by_policy
 from schemas.contract import Contract, load_contract
 from schemas.feeds import load_feeds
 from tests.conftest import make_settings
-from warehouse.control import Partition, session_scope
+from warehouse.control import session_scope
 from warehouse.migrations import migrate
+from warehouse.models import Partition
+from warehouse.recipients import recipients_by_policy
 from warehouse.staging import load_batch
 
 COMMUNITY = "music-square"
@@ -64,6 +65,7 @@ ALARM_LIFECYCLE = Contract.model_validate(
         "primary_key": ["event_id"],
         "cursor_field": "recorded_at",
         "event_time": "event_time",
+        "source": {"family": "relay_lifecycle", "schedule": "*/15 * * * *", "title": "Alarm lifecycle events"},
         "fields": [
             _field("event_id", "string", "public"),
             _field("alarm_id", "string", "public"),

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+import pipeline
 from api.consumers import register_consumer
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.deidentify import staging_key
 from privacy.keys import HubKeys
 from privacy.pseudonymise import pseudonym
-from privacy.recipients import register_encryption_key
 from privacy.seal import open_sealed
 from schemas.feeds import load_feeds
 from tests.leaks import find_leaks, jws_payloads, texts_of_lake
@@ -50,7 +50,7 @@ from tests.warehouse.marts.fixtures_devices import (
     tokens,
     versions,
 )
-from warehouse import pipeline
+from warehouse.recipients import register_encryption_key
 
 ENV, INFRA, CARE, ALARMS = "env.air_quality_hourly", "infra.assets_status", "care.elderly_daily", "safety.alarms"
 C = "music-square"

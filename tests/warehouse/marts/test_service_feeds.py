@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from neuron.settings import Settings
+from kernel.settings import Settings
 from privacy.keys import HubKeys, init_keys
 from privacy.policy import Policy, load_policies
 from schemas.contract import load_contract
@@ -508,12 +508,12 @@ def test_a_feed_needs_every_source_table(tmp_path: Path) -> None:
 def test_repairs_from_the_simulated_platform_reach_the_district_scrubbed(tmp_path: Path) -> None:
     from datetime import timedelta
 
+    import pipeline
     from connectors.sql import SqlSource
     from simulator.community import Community
     from simulator.platform import PlatformSimulator
     from simulator.truth import identifiers_of
     from tests.connectors.hub_sources import hub_settings
-    from warehouse import pipeline
 
     sim = PlatformSimulator(Community(households_count=60, buildings=2))
     url = f"sqlite:///{tmp_path / 'platform.db'}"

@@ -1,0 +1,62 @@
+"""What `neuron keys show|rotate` and `neuron retention run` do, as plain functions the
+command line wires up: they return what to print, and never a secret."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kernel.settings import Settings
+from privacy.keys import HubKeys, rotate_signing_key
+from privacy.master import list_master_versions, rotate_master_secret
+from warehouse.audit import append_audit
+from warehouse.control import session_scope
+from warehouse.retention import run_retention
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def keys_show(settings: Settings) -> dict[str, Any]:
+    """The public JWKS, each signing key's periods, and the master-secret versions (no secrets)."""
+    keys = HubKeys.load(settings)
+    active = keys.active_signing_key.kid
+    return {
+        "jwks": keys.jwks(),
+        "signing_keys": [
+            {
+                "kid": k.kid,
+                "created": _iso(k.created),
+                "signs_until": _iso(k.signs_until),
+                "listed_until": _iso(k.listed_until(keys.signature_lifetime)),
+                "active": k.kid == active,
+            }
+            for k in keys.signing_keys
+        ],
+        "master_secret_versions": [
+            {"version": v.version, "created": _iso(v.created), "active": v.active}
+            for v in list_master_versions(settings)
+        ],
+    }
+
+
+def keys_rotate(settings: Settings, master_secret: bool = False) -> dict[str, Any]:
+    """Rotate the signing key (older ones stay in the JWKS) and, if asked, the master secret.
+
+    Each rotation is an audit entry. A new master secret changes every pseudonym from the
+    next batch on: rotate it at the turn of a pseudonym epoch.
+    """
+    now = datetime.now(UTC)
+    key = rotate_signing_key(settings, now)
+    done: dict[str, Any] = {"signing_key": key.kid, "valid_until": _iso(key.not_after)}
+    if master_secret:
+        done["master_secret_version"] = rotate_master_secret(settings, now)
+    with session_scope(settings.control_url) as session:
+        append_audit(session, actor="hub", action="keys", outcome="rotated", detail=done, at=now)
+    return done
+
+
+def retention_run(settings: Settings) -> dict[str, Any]:
+    """Purge what has outlived its retention; counts of what went."""
+    return run_retention(settings).summary()

@@ -1,0 +1,61 @@
+"""The simulator's commands, `neuron simulate` and `neuron demo`.
+
+They live here, not in the product: the product never imports the simulator. The `neuron`
+command line finds them through the `neuron.commands` entry points (pyproject.toml), and
+says how to install the simulator where it is absent.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kernel.logging import setup_logging
+
+console = Console()
+
+
+def simulate(
+    port: Annotated[int, typer.Option(help="Port of the parking vendor API.")] = 8701,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same community.")] = 7,
+    token: Annotated[str, typer.Option(envvar="NEURON_PARKING__TOKEN", help="Bearer token the API expects.")] = "",
+    truth: Annotated[Path | None, typer.Option(help="Write the identifiers generated here (for leak scans).")] = None,
+) -> None:
+    """Serve a simulated Music Square (the parking vendor's API) on 127.0.0.1 until Ctrl-C."""
+    import secrets
+    import time
+
+    from simulator.parking import ParkingSimulator
+    from simulator.server import start_parking_api
+    from simulator.truth import write_truth
+
+    token = token or secrets.token_urlsafe(16)
+    sim = ParkingSimulator(seed=seed)
+    with start_parking_api(sim, token=token, port=port) as server:
+        console.print(f"parking vendor API on {server.url}  (NEURON_PARKING__BASE_URL={server.url})")
+        console.print("token: set NEURON_PARKING__TOKEN to the token you passed (not printed)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if truth is not None:
+                write_truth(sim, truth)
+
+
+def demo(
+    home: Annotated[Path, typer.Option(help="Where the demo hub lives (wiped at start).")] = Path("var/demo"),
+    day: Annotated[str | None, typer.Option(help="Simulated local day; default: yesterday.")] = None,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")] = True,
+    port: Annotated[int, typer.Option(help="Port of the export API.")] = 8700,
+) -> None:
+    """The whole pipeline on embedded defaults: simulator → Airflow → lake → signed API."""
+    from simulator.demo import run_demo
+
+    setup_logging()
+    run_demo(console, home.resolve(), date.fromisoformat(day) if day else None, serve_api, port)
