@@ -71,22 +71,8 @@ def _hub_path(home: Path, url: str, history: bool) -> dict[str, Any]:
     consumer = ConsumerPush(settings, settings.push.ngsi_ld[0])
     batches: list[float] = []
     bodies: list[bytes] = []
-    upsert, post = consumer.client.upsert, consumer.client.http.post
-
-    def timed(entities: list[dict[str, Any]]) -> Any:  # one batch: render, POST, parse the answer
-        started = time.perf_counter()
-        try:
-            return upsert(entities)
-        finally:
-            batches.append(time.perf_counter() - started)
-
-    def kept(url: str, data: Any = None, **options: Any) -> requests.Response:  # the bodies, for the floor
-        if url.endswith(UPSERT) and isinstance(data, bytes):
-            bodies.append(data)
-        return post(url, data=data, **options)
-
-    consumer.client.upsert = timed  # type: ignore[method-assign]
-    consumer.client.http.post = kept  # type: ignore[method-assign,assignment]
+    for client in consumer.pusher.clients:  # every connection the chunks go out on
+        _instrument(client, batches, bodies)
     started = time.perf_counter()
     entities = push_feeds(consumer)
     seconds = time.perf_counter() - started
@@ -101,6 +87,26 @@ def _hub_path(home: Path, url: str, history: bool) -> dict[str, Any]:
         "broker": stats,
         "bodies": bodies,
     }
+
+
+def _instrument(client: Any, batches: list[float], bodies: list[bytes]) -> None:
+    """Time each batch (render, POST, parse the answer) and keep each request body, for the floor."""
+    upsert, post = client.upsert, client.http.post
+
+    def timed(entities: list[dict[str, Any]]) -> Any:
+        started = time.perf_counter()
+        try:
+            return upsert(entities)
+        finally:
+            batches.append(time.perf_counter() - started)
+
+    def kept(url: str, data: Any = None, **options: Any) -> requests.Response:
+        if url.endswith(UPSERT) and isinstance(data, bytes):
+            bodies.append(data)
+        return post(url, data=data, **options)
+
+    client.upsert = timed
+    client.http.post = kept
 
 
 def _floor(url: str, bodies: list[bytes]) -> dict[str, Any]:

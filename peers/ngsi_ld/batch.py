@@ -69,10 +69,11 @@ class Pusher:
         # Chunks go out on a few connections at once, so the hub renders the next chunk while
         # the broker parses the last (each connection its own HTTP session; credentials shared).
         extra = [BrokerClient(self.push, client.credentials) for _ in range(self.push.upsert_connections - 1)]
+        self.clients = [client, *extra]
         self._idle: queue.SimpleQueue[BrokerClient] = queue.SimpleQueue()
-        for each in (client, *extra):
+        for each in self.clients:
             self._idle.put(each)
-        self.connections = 1 + len(extra)
+        self.connections = len(self.clients)
 
     def backoff(self, attempt: int) -> float:
         return min(self.push.backoff_max_seconds, self.push.backoff_seconds * 2 ** (attempt - 1))
