@@ -248,3 +248,17 @@ def test_push_once_runs_every_configured_consumer(tmp_path: Path, broker: Runnin
     assert lamp["powerState"] == "off"
     assert broker.stats()["temporal_instances"] == 2 * 5 * 3
     assert broker.duplicate_instances() == 0
+
+
+def test_neuron_up_runs_the_push_only_when_a_broker_is_configured(tmp_path: Path) -> None:
+    from kernel.push_settings import PushSettings
+    from kernel.settings import load_settings
+    from neuron.up import AirflowPorts, hub_services
+
+    ports = AirflowPorts(api=18080, scheduler_health=18974, log_server=18793)
+    plain = load_settings(home=tmp_path, push=PushSettings())
+    assert "push" not in [s.name for s in hub_services(plain, ports)]
+    target = NgsiLdPush(name="district", broker_url="http://127.0.0.1:9")
+    pushing = load_settings(home=tmp_path, push=PushSettings(ngsi_ld=[target]))
+    (push,) = [s for s in hub_services(pushing, ports) if s.name == "push"]
+    assert push.argv[-1] == "push"
