@@ -53,7 +53,10 @@ class PushOutcome:
 
 
 def latest_by_id(entities: list[Entity]) -> list[Entity]:
-    """One entity per id, the last given (a later state of the same entity wins), in first-seen order."""
+    """One entity per id, the last given (a later state of the same entity wins), in first-seen order.
+
+    The standard does not say which of two entities with one id in a batch a broker keeps
+    (Orion-LD keeps the last); so the hub never sends two."""
     latest: dict[str, Entity] = {}
     for entity in entities:
         latest[str(entity["id"])] = entity

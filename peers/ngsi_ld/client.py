@@ -24,7 +24,11 @@ API = "ngsi-ld/v1"
 UPSERT_PATH = f"/{API}/entityOperations/upsert"
 TEMPORAL_PATH = f"/{API}/temporal/entities"
 JSONLD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
-# Error types worth trying again: the broker's own failure, not the entity's content.
+# Error types worth trying again: the broker's own failure, not the entity's content. Ambiguous
+# in the standard: it lists the error types but says nothing of which are transient. Chosen:
+# InternalError (Orion-LD's "mongocEntitiesUpsert failed" under load, #1269), LdContextNotAvailable
+# (the broker could not fetch the @context: a network matter) and any 5xx status; everything else
+# (BadRequestData, AlreadyExists, OperationNotSupported, …) is about the entity: a dead letter.
 TRANSIENT_ERRORS = {"InternalError", "LdContextNotAvailable"}
 
 
@@ -166,8 +170,9 @@ class BrokerClient:
     def temporal_write(self, entity_id: str, entity_type: str, attrs: dict[str, list[Entity]], context: Any) -> str:
         """Add instances to an entity's temporal representation (created if new: 201, else 204).
 
-        POST /temporal/entities creates or updates (V1.8.1 §6.18.3.1), so one call serves both
-        the first write and every later one; the digest of the body sent is returned."""
+        POST /temporal/entities is "create or update temporal representation" in the V1.8.1 API, so
+        one call serves the first write and every later one (the /attrs form would need to know
+        whether the broker has the entity yet); the digest of the body sent is returned."""
         body: Entity = {"id": entity_id, "type": entity_type, **attrs}
         if context:
             body["@context"] = context
