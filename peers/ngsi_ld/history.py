@@ -128,7 +128,7 @@ class History:
         fresh = [key for key in wanted if key not in known]
         doubtful = [key for key, confirmed in known.items() if not confirmed]
         to_send = fresh + self._not_at_broker(doubtful, wanted, outcome)
-        self.store.intend(fresh)
+        stamp = self.store.intend(fresh)
         by_series: dict[str, list[Observation]] = {}
         for key in to_send:
             by_series.setdefault(key[0], []).append(wanted[key])
@@ -148,7 +148,21 @@ class History:
             outcome.digests += part.digests
             done += part_done
             failure = failure or error
-        self.store.confirm(done)  # what was written, even when another share stopped early
+        # What was written, even when another share stopped early: this round's fresh instances
+        # by series attribute (one statement each), the few resent from earlier rounds one by one.
+        fresh_set, done_set = set(fresh), set(done)
+        whole: dict[tuple[str, str, str], list[InstanceKey]] = {}
+        for key in fresh:
+            whole.setdefault((key[0], key[1], key[2]), []).append(key)
+        ranges: dict[tuple[str, str, str], tuple[str, str]] = {}
+        one_by_one = [key for key in done if key not in fresh_set]
+        for attribute, keys in whole.items():
+            if all(key in done_set for key in keys):  # the whole range was written: one statement
+                ranges[attribute] = (min(k[3] for k in keys), max(k[3] for k in keys))
+            else:
+                one_by_one += [key for key in keys if key in done_set]
+        self.store.confirm_round(stamp, ranges)
+        self.store.confirm(one_by_one)
         if failure is not None:
             raise failure
         return outcome

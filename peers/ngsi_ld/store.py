@@ -93,10 +93,11 @@ class PushStore:
                         found[key] = bool(row[4])
         return found
 
-    def intend(self, keys: list[InstanceKey]) -> None:
-        """Record instances as about to be sent (unconfirmed), before the request leaves."""
+    def intend(self, keys: list[InstanceKey]) -> Any:
+        """Record instances as about to be sent (unconfirmed), before the request leaves; the
+        round's stamp (`sent_at` as stored), which `confirm_round` recognises them by."""
         if not keys:
-            return
+            return None
         engine = engine_for(self.url)
         now: Any = datetime.now(UTC)
         if engine.dialect.name == "sqlite":  # as UTCDateTime stores it: UTC, no offset
@@ -109,6 +110,27 @@ class PushStore:
         rows = [(self.consumer, e, a, d, o, False, now) for e, a, d, o in sorted(keys)]
         with engine.begin() as conn:
             conn.exec_driver_sql(statement, rows)
+        return now
+
+    def confirm_round(self, stamp: Any, ranges: dict[tuple[str, str, str], tuple[str, str]]) -> None:
+        """Confirm the instances one `intend` recorded (its `stamp`) for each (entity, attribute,
+        datasetId) within [first, last] observedAt: one statement per series attribute instead of
+        one per instance. Exact: rows with this round's stamp in a range are the ones intended for
+        it, and a series is confirmed only after all of them were written (or found at the broker)."""
+        if stamp is None or not ranges:
+            return
+        engine = engine_for(self.url)
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        statement = (
+            f"UPDATE {_LEDGER.name} SET confirmed = {mark} WHERE consumer = {mark} AND entity_id = {mark} "
+            f"AND attribute = {mark} AND dataset_id = {mark} AND observed_at >= {mark} AND observed_at <= {mark} "
+            f"AND sent_at = {mark}"
+        )
+        params = [
+            (True, self.consumer, *series, first, last, stamp) for series, (first, last) in sorted(ranges.items())
+        ]
+        with engine.begin() as conn:
+            conn.exec_driver_sql(statement, params)
 
     def confirm(self, keys: list[InstanceKey]) -> None:
         """The broker holds these instances."""

@@ -30,7 +30,7 @@ from simulator.ngsi_broker import BrokerConfig, RunningBroker, start_broker
 from tests.peers.ngsi_rig import AIR, ASSETS, air_rows, lamp_rows, publish, push_settings
 from warehouse.audit import dump_detail, verify_chain
 from warehouse.control import session_scope
-from warehouse.models import AuditEntry, OutboxMessage
+from warehouse.models import AuditEntry, NgsiLdSentInstance, OutboxMessage
 from warehouse.push_dead_letters import dead_letters
 
 SDM_CONTEXT = "https://smartdatamodels.org/context.jsonld"
@@ -103,11 +103,16 @@ def test_partial_failures_retry_only_the_failed_entities_and_history_has_no_dupl
         assert stats["temporal_instances"] == 800 * 4 + 800 * 2
         assert stats["duplicate_instances"] == 0
         assert stats["temporal_writes"] >= 5  # so at least one reply was lost
+        with session_scope(settings.control_url) as session:  # every instance in the ledger, confirmed
+            ledger = session.execute(select(NgsiLdSentInstance.confirmed)).scalars().all()
+        assert len(ledger) == 800 * 6 and all(ledger)
         # A replay from the beginning (a lost cursor) upserts again but writes no instance twice.
         PushStore(settings.control_url, "district").save_cursor(AIR, 0, 0)
         assert push_feeds(consumer) == 1600
         assert broker.stats()["temporal_instances"] == 800 * 6
         assert broker.duplicate_instances() == 0
+        replayed = dump_detail(_audit(settings)[-1].detail)
+        assert replayed is not None and replayed["temporal"]["skipped"] == 800 * 6  # known sent: not even looked up
         audited = _audit(settings)
         assert audited and all(e.actor == "district" and e.feed == AIR for e in audited)
         detail = dump_detail(audited[0].detail)
