@@ -104,7 +104,7 @@ def validate(settings: Settings, batch_id: str) -> dict[str, Any]:
     contract = load_contract(record.stream)
     keys = HubKeys.load(settings)
     raw = vault.read(settings.vault_dir, keys, record.vault_object or batch_id)
-    outcome = validate_batch(contract, raw)
+    outcome = validate_batch(contract, raw, settings.community_id)
     roster = load_roster(settings, keys)
     # Raw values exist only now: what entitled consumers need from them is made here.
     plan = staging_derivations(

@@ -71,7 +71,7 @@ def consumer_view(rows: pa.Table, feed: Feed, policy: Policy, ctx: ViewContext) 
         feed_field = feed.field(name)
         operator = policy.operator(feed.name, name)
         op_ctx = OperatorContext(
-            policy.consumer, feed_field, ctx.keys, ctx.epoch, k, recipient, ctx.community, ctx.timezone
+            policy.consumer, feed_field, ctx.keys, ctx.epoch, k, recipient, ctx.community, ctx.timezone, feed.name
         )
         column = rows.column(name).combine_chunks()
         if feed_field.privacy is PrivacyClass.DIRECT and operator.raw_input:

@@ -14,6 +14,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -76,8 +77,19 @@ def feed_watermark(settings: Settings, feed: Feed) -> datetime | None:
     return min(ends)
 
 
+# What a partition value may be, as it becomes a folder of the lake: no separator, no "..",
+# nothing a shell or a URL would read twice (issue 16: no source value forms a path).
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
 def _partition_key(feed: Feed, values: dict[str, Any]) -> str:
-    return "/".join(f"{col}={values[col]}" for col in feed.partition_by)
+    parts = []
+    for col in feed.partition_by:
+        text = str(values[col])
+        if not SAFE_VALUE.match(text) or ".." in text:
+            raise PublishBlocked(f"{feed.name}: a value of partition column {col} is not a safe folder name")
+        parts.append(f"{col}={text}")
+    return "/".join(parts)
 
 
 def publish_feed(

@@ -224,7 +224,10 @@ def test_alarms_with_their_lifecycle_at_each_consumers_level(hub: Settings) -> N
     police = consumer_partitions(hub, "public_security", ALARMS)
     assert all(t.column_names == [*BUILDING_LEVEL, "unit", "room_no"] for t in police.values())
     opened = {
-        day: [(*r[:-1], r[-1] and open_sealed(r[-1], POLICE, "room_no")) for r in day_rows]
+        day: [
+            (*r[:-1], r[-1] and open_sealed(r[-1], POLICE, "room_no", consumer="public_security", feed=ALARMS))
+            for r in day_rows
+        ]
         for day, day_rows in published(hub, "public_security", ALARMS).items()
     }
     with_rooms = [(*r[:-1], ROOMS.get(r[2])) for r in expected]
