@@ -267,3 +267,38 @@ def test_neuron_up_runs_the_push_only_when_a_broker_is_configured(tmp_path: Path
     pushing = load_settings(home=tmp_path, push=PushSettings(ngsi_ld=[target]))
     (push,) = [s for s in hub_services(pushing, ports) if s.name == "push"]
     assert push.argv[-1] == "push"
+
+
+def test_neuron_push_once_from_the_hub_toml(
+    tmp_path: Path, broker: RunningBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from kernel.push_settings import BearerAuth
+    from kernel.settings import load_settings
+    from neuron.cli import app
+
+    settings = push_settings(tmp_path, broker.url)  # keys, control DB, policy
+    publish(settings, ASSETS, lamp_rows(3))
+    broker.state.config.auth, broker.state.config.bearer_token = "bearer", "from-the-environment"
+    toml = tmp_path / "hub.toml"
+    toml.write_text(
+        f'policies_dir = "{settings.policies_dir}"\n\n'
+        "[[push.ngsi_ld]]\n"
+        'name = "district"\n'
+        f'broker_url = "{broker.url}"\n'
+        'tenant = "putuo"\n'
+        'auth = { kind = "bearer", token_env = "NEURON_TEST_CITYBRAIN_TOKEN" }\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("NEURON_CONFIG", str(toml))
+    monkeypatch.setenv("NEURON_HOME", str(tmp_path))
+    monkeypatch.setenv("NEURON_TEST_CITYBRAIN_TOKEN", "from-the-environment")
+    (target,) = load_settings().push.ngsi_ld
+    assert isinstance(target.auth, BearerAuth) and target.tenant == "putuo" and target.chunk_size == 1000
+    result = CliRunner().invoke(app, ["push", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "push: 3 feed entities" in result.output
+    assert len([k for k in broker.state.entities if k[0] == "putuo"]) == 3
+    listed = CliRunner().invoke(app, ["push", "dead-letters"])
+    assert listed.exit_code == 0 and "urn:ngsi-ld" not in listed.output
