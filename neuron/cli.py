@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from kernel.errors import FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
+from neuron.inbox_cli import inbox_app
 from neuron.push_cli import push_app
 from neuron.user_errors import user_error
 
@@ -37,6 +38,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
 app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
+app.add_typer(inbox_app, name="inbox")
 console = Console()
 
 
@@ -498,10 +500,6 @@ def admins_disable(name: str) -> None:
     console.print(f"admin {name} disabled")
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _load_plugins() -> None:
     """Commands other distributions add (the simulator's `simulate` and `demo`): the product
     never imports them; they register themselves under the `neuron.commands` entry points."""
@@ -533,3 +531,7 @@ def _errors_in_one_place() -> None:
 
 _load_plugins()
 _errors_in_one_place()
+
+
+if __name__ == "__main__":
+    app()

@@ -349,6 +349,9 @@ def hub_services(
         services.append(Service("relay", [*neuron, "relay"]))
     if settings.push.ngsi_ld:  # consumers' NGSI-LD brokers (neuron/push_cli.py)
         services.append(Service("push", [*neuron, "push"]))
+    inbox = getattr(settings, "inbox", None)
+    if inbox is not None and inbox.enabled:  # `[inbox] enabled = true`: the carriers push to this hub
+        services.append(Service("inbox", [*neuron, "inbox"], http_ok(f"http://{inbox.host}:{inbox.port}/healthz")))
     return services
 
 
