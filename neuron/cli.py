@@ -22,6 +22,7 @@ from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
 from neuron.inbox_cli import inbox_app
 from neuron.push_cli import push_app
+from neuron.scrub_cli import scrub
 from neuron.user_errors import user_error
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
 app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
 app.add_typer(inbox_app, name="inbox")
+app.command()(scrub)
 console = Console()
 
 
@@ -522,11 +524,15 @@ def _unavailable(name: str, missing: str) -> Callable[[], None]:
     return command
 
 
-def _errors_in_one_place() -> None:
-    for typer_app in (app, consumers_app, keys_app, audit_app, admins_app, retention_app):
-        for info in typer_app.registered_commands:
-            if info.callback is not None:
-                info.callback = _friendly(info.callback)
+def _errors_in_one_place(typer_app: typer.Typer | None = None) -> None:
+    """Wrap every command, sub-commands included, in `_friendly`."""
+    typer_app = typer_app or app
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _friendly(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _errors_in_one_place(group.typer_instance)
 
 
 _load_plugins()

@@ -40,6 +40,7 @@ from relay.alarms import (
     Rejection,
     contract_shape,
     parse_alarm,
+    relay_id_key,
 )
 from relay.alert_outbox import TOPIC as ALERT_TOPIC
 from relay.alert_outbox import alert_outboxes, alert_state
@@ -122,6 +123,7 @@ class Relay:
         self.store = RelayStore(settings.control_url, self.config.sqlite_synchronous)
         self.keys = keys or HubKeys.load(settings)
         self.device_tokens = DeviceTokens(self.keys)
+        self.id_key = relay_id_key(self.keys)
         self.signer = Signer(self.keys.active_signing_key)
         self.routes = self._routes()
         self._upstreams = {route.upstream.name: route.upstream for route in self.routes}
@@ -138,6 +140,7 @@ class Relay:
             self.config.deadline_for,
             timedelta(seconds=self.config.flap_window_seconds),
             self.device_tokens.of,
+            self.id_key,
             room_of=lambda alarm: self.rooms.room_of(alarm.identifiers.get("household_id")),
             store_room=self.room_cipher.encrypt,
         )
@@ -427,7 +430,9 @@ class Relay:
                 continue
             self.stats.received += 1
             try:
-                alarm = parse_alarm(item.topic, item.payload, self.community_id, self.config.max_payload_bytes)
+                alarm = parse_alarm(
+                    item.topic, item.payload, self.community_id, self.config.max_payload_bytes, self.id_key
+                )
             except Rejection as rejection:
                 self._reject(item, rejection, commit, now)
                 continue
