@@ -32,6 +32,15 @@ class FeedField(BaseModel):
     sensitive_category: SensitiveCategory | None = None  # overrides the feed's, for this field
 
 
+class Derivation(BaseModel):
+    """A count of this feed that a consumer could also compute from another feed's rows: where
+    it is suppressed here, it must not be recoverable there (the disclosure check)."""
+
+    count: str  # the count field of this feed
+    feed: str  # the other feed
+    where: dict[str, list[str]]  # the other feed's rows that make up the count, by field values
+
+
 class Total(BaseModel):
     """An additive relation between count fields of one row: total = sum(parts)."""
 
@@ -63,6 +72,7 @@ class Feed(BaseModel):
     # The GB/T 45574-2025 category of the feed's personal fields (direct, quasi, sensitive), for
     # the de-identification report of each release; a field may name its own.
     sensitive_category: SensitiveCategory | None = None
+    derivable: list[Derivation] = []  # counts other feeds disclose too (privacy/disclosure.py)
 
     @model_validator(mode="after")
     def _names_are_fields(self) -> Feed:
