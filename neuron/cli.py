@@ -22,6 +22,7 @@ from kernel.errors import FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
 from neuron.inbox_cli import inbox_app
+from neuron.push_cli import push_app
 from neuron.scrub_cli import scrub
 from neuron.user_errors import user_error
 from neuron.viid_cli import register as register_viid
@@ -40,6 +41,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
 register_viid(app)  # `neuron viid`: the GA/T 1400 cascade
+app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
 app.add_typer(inbox_app, name="inbox")
 app.command()(scrub)
 console = Console()

@@ -1,1 +1,1 @@
-"""Outbound peers: the hub meeting other platforms on their own protocols (front doors, like api/ and relay/)."""
+"""Outbound pushes to the peers' own protocols (NGSI-LD, GA/T 1400): a front door beside api/ and relay/."""

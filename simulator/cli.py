@@ -31,24 +31,30 @@ def simulate(
     viid_subscribe: Annotated[
         str, typer.Option(help="The hub's VIID base URL (its [viid] listen address): subscribe it to vehicles.")
     ] = "",
+    ngsi_ld_port: Annotated[
+        int | None, typer.Option(help="Also serve the city brain's NGSI-LD broker (simulator/ngsi_broker.py) here.")
+    ] = None,
 ) -> None:
     """Serve a simulated Music Square (the parking vendor's API) on 127.0.0.1 until Ctrl-C."""
+    import contextlib
     import secrets
     import time
-    from contextlib import ExitStack
 
+    from simulator.ngsi_broker import start_broker
     from simulator.parking import ParkingSimulator
     from simulator.server import start_parking_api
     from simulator.truth import write_truth
 
     token = token or secrets.token_urlsafe(16)
     sim = ParkingSimulator(seed=seed)
-    with ExitStack() as stack:
-        server = stack.enter_context(start_parking_api(sim, token=token, port=port))
+    with contextlib.ExitStack() as peers, start_parking_api(sim, token=token, port=port) as server:
         console.print(f"parking vendor API on {server.url}  (NEURON_PARKING__BASE_URL={server.url})")
+        if ngsi_ld_port is not None:
+            broker = peers.enter_context(start_broker(port=ngsi_ld_port))
+            console.print(f"NGSI-LD broker on {broker.url}  (broker_url of a [[push.ngsi_ld]] entry)", markup=False)
         console.print("token: set NEURON_PARKING__TOKEN to the token you passed (not printed)")
         if viid_port:
-            stack.callback(_serve_viid_upper(viid_port, viid_subscribe))
+            peers.callback(_serve_viid_upper(viid_port, viid_subscribe))
         try:
             while True:
                 time.sleep(3600)

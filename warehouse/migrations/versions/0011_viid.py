@@ -1,7 +1,7 @@
 """viid: the GA/T 1400 cascade's subscriptions, outbox and queued passes
 
-Revision ID: 0010_viid
-Revises: 0009_relay_room
+Revision ID: 0011_viid
+Revises: 0010_ngsi_ld_push
 Create Date: 2026-12-07 20:30:00
 
 The hub as a lower VIID platform (peers/viid/): subscriptions the upper platform creates on
@@ -12,8 +12,8 @@ when acknowledged), and the vendor records already queued (a keyed hash, never t
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_viid"
-down_revision = "0009_relay_room"
+revision = "0011_viid"
+down_revision = "0010_ngsi_ld_push"
 branch_labels = None
 depends_on = None
 
