@@ -67,6 +67,21 @@ def _cast_value(value: str, f: ContractField) -> Any:
     return int(value) if f.type == "int64" else float(value)
 
 
+_INT64_SAFE_DIGITS = 18  # every number of at most 18 digits fits in an int64
+
+
+def _int64_in_range(raw: pa.Array, numeric: pa.Array) -> pa.Array:
+    """True where a digits-only value fits in an int64 (the mask is only read where `numeric`)."""
+    digits = pc.utf8_length(pc.utf8_ltrim(pc.fill_null(raw, ""), characters="-"))
+    long = pc.fill_null(pc.and_(numeric, pc.greater(digits, _INT64_SAFE_DIGITS)), False)
+    if not pc.any(long).as_py():
+        return pa.repeat(True, len(raw))
+    fits = [True] * len(raw)
+    for i in pc.indices_nonzero(long).to_pylist():
+        fits[i] = -(2**63) <= int(raw[i].as_py()) < 2**63
+    return pa.array(fits, pa.bool_())
+
+
 def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
     """Cast one text column to its contract type; returns (values, failed-mask).
 
@@ -78,7 +93,17 @@ def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
     present = pc.is_valid(raw)
     if f.type in _NUMBER_PATTERNS:
         numeric = pc.fill_null(pc.match_substring_regex(raw, _NUMBER_PATTERNS[f.type]), False)
+        if f.type == "int64":
+            # Digits alone do not make an int64: 2**63 matches the pattern and would make the
+            # cast raise (with the value in its message) for the whole batch. A value is
+            # range-checked by length first; the rare long one is checked exactly.
+            numeric = pc.and_(numeric, _int64_in_range(raw, numeric))
         values = pc.if_else(numeric, raw, pa.scalar(None, pa.string())).cast(f.arrow_type)
+        if f.type == "float64":
+            # "1e999" is a well-formed number that parses as infinity: not a reading.
+            finite = pc.fill_null(pc.is_finite(values), False)
+            numeric = pc.and_(numeric, finite)
+            values = pc.if_else(finite, values, pa.scalar(None, pa.float64()))
         return values, pc.and_(present, pc.invert(numeric))
     if f.type == "timestamp":
         try:
