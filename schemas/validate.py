@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.contract import EXTRA_COLUMN, Contract, ContractField
+from schemas.contract import EXTRA_COLUMN, PROBLEM_COLUMN, Contract, ContractField
 
 log = logging.getLogger(__name__)
 
@@ -191,17 +191,22 @@ def run_expectations(contract: Contract, table: pa.Table) -> tuple[list[str | No
 
 def validate_batch(contract: Contract, raw: pa.Table) -> ValidationOutcome:
     """Split a raw batch into typed good rows and rejected rows with reasons."""
-    reasons: list[str | None] = [None] * raw.num_rows
+    reasons: list[str | None] = (
+        raw.column(PROBLEM_COLUMN).to_pylist() if PROBLEM_COLUMN in raw.column_names else [None] * raw.num_rows
+    )
     drift: list[str] = []
     extra = raw.column(EXTRA_COLUMN).to_pylist()
     for i, names in enumerate(extra):
         if names:
             drift.append(names)
             if contract.evolution == "freeze":
-                reasons[i] = f"schema drift: unexpected field(s) {names}"
+                reasons[i] = reasons[i] or f"schema drift: unexpected field(s) {names}"
     typed_columns = []
     for f in contract.fields:
-        values, failed = cast_column(raw.column(f.name).combine_chunks(), f)
+        column = raw.column(f.name).combine_chunks()
+        for i in pc.indices_nonzero(_unfit_text(column)).to_pylist():
+            reasons[i] = reasons[i] or f"{f.name}: is not plain text or is too long"
+        values, failed = cast_column(column, f)
         for i in pc.indices_nonzero(failed).to_pylist():
             reasons[i] = reasons[i] or f"{f.name}: not a valid {f.type}"
         typed_columns.append(values)
@@ -224,10 +229,43 @@ def validate_batch(contract: Contract, raw: pa.Table) -> ValidationOutcome:
     rejected_index = [i for i, r in enumerate(reasons) if r is not None]
     dropped_raw = {candidate_index[p] for p in dropped}
     rejected_index = [i for i in rejected_index if i not in dropped_raw]
-    rejected = raw.take(pa.array(rejected_index, type=pa.int64())).append_column(
+    rejected = _quarantine_copy(raw.take(pa.array(rejected_index, type=pa.int64()))).append_column(
         REASON_COLUMN, pa.array([reasons[i] for i in rejected_index], type=pa.string())
     )
     return ValidationOutcome(good.cast(contract.arrow_schema()), rejected, duplicates, summary, sorted(set(drift)))
+
+
+# A value longer than this is no reading, name or note any source sends: it is refused, and a
+# refused value is kept in quarantine only up to QUARANTINE_CHARS (an admin needs its start to
+# see what went wrong, never a megabyte of it).
+MAX_TEXT_CHARS = 65_536
+QUARANTINE_CHARS = 256
+# C0 control characters other than tab, line feed and carriage return: no source has a reason
+# to send them, and they corrupt what reads the data later (terminals, CSV, logs).
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def _unfit_text(column: pa.Array) -> pa.Array:
+    """True where a present value is too long or holds control characters."""
+    long = pc.greater(pc.utf8_length(column), MAX_TEXT_CHARS)
+    control = pc.match_substring_regex(column, _CONTROL)
+    return pc.fill_null(pc.or_(long, control), False)
+
+
+def _quarantine_copy(rejected: pa.Table) -> pa.Table:
+    """The rejected raw rows with every value cut to QUARANTINE_CHARS."""
+    columns = []
+    for column in rejected.columns:
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        if pa.types.is_string(column.type):
+            long = pc.fill_null(pc.greater(pc.utf8_length(column), QUARANTINE_CHARS), False)
+            if pc.any(long).as_py():
+                cut = pc.binary_join_element_wise(
+                    pc.utf8_slice_codeunits(column, 0, QUARANTINE_CHARS), pa.scalar("…[truncated]"), ""
+                )
+                column = pc.if_else(long, cut, column)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=rejected.column_names)
 
 
 def _nullable(contract: Contract) -> pa.Schema:
