@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from simulator.http_server import QuietServer
@@ -17,7 +17,7 @@ from simulator.http_server import QuietServer
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    pages: dict[str, Any] = {}
+    pages: ClassVar[dict[str, Any]] = {}
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent."""
