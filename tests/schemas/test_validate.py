@@ -96,6 +96,7 @@ def test_an_integer_beyond_int64_is_quarantined_without_its_value(fee: Any) -> N
 
 def test_int64_bounds_are_exact() -> None:
     # 2**63 - 1 fits (then fails the contract's range); leading zeros are not a big number.
-    outcome = validate({**GOOD, "fee_fen": 2**63 - 1}, {**GOOD, "record_id": "r2", "fee_fen": "000000000000000000000012"})
+    padded = "000000000000000000000012"
+    outcome = validate({**GOOD, "fee_fen": 2**63 - 1}, {**GOOD, "record_id": "r2", "fee_fen": padded})
     assert outcome.good.column("fee_fen").to_pylist() == [12]
     assert outcome.reasons() == {"fee_fen: is out of range": 1}
