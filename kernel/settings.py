@@ -57,6 +57,7 @@ class FileDropSource(BaseModel):
     folder: Path = Path("var/drops/door_access")
     suffixes: tuple[str, ...] = (".csv", ".xlsx")
     timezone: str = "Asia/Shanghai"  # of the naive times the vendor writes
+    max_file_bytes: int = Field(512 * 1024 * 1024, ge=1024)  # a larger file goes to failed/ unread
 
 
 class ApiSettings(BaseModel):
