@@ -117,6 +117,8 @@ def build(hub: Any, run: int) -> dict[str, str]:
     """Stage every fixture (with its clones, the same on every run) in a new order, build the marts."""
     order = random.Random(1000 + run)
     settings = hub.model_copy(update={"warehouse_path": Path(f"var/determinism-{run}.duckdb")})
+    settings.__dict__.pop("warehouse_file", None)  # a cached property, copied with the rest
+    assert settings.warehouse_file.name == f"determinism-{run}.duckdb"
     for stream, batch, rows in DEVICE_STAGES:
         extra = rows if batch == "busy" else clones(stream, rows, random.Random(stream + batch))
         dev.stage(settings, stream, batch, shuffled(extra, order))
