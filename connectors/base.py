@@ -62,7 +62,10 @@ def _as_text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (dict, list)):
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # A driver's undecoded text or a BLOB: text only if it is UTF-8 (else a reason, below).
+        return bytes(value).decode("utf-8")
+    if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
 
@@ -74,9 +77,9 @@ def _field_text(name: str, value: Any) -> tuple[str | None, str | None]:
         text = _as_text(value)
         if text is not None:
             text.encode("utf-8")
-    except UnicodeEncodeError:
+    except UnicodeError:
         return None, f"{name}: is not valid UTF-8 text"
-    except (RecursionError, ValueError):
+    except (RecursionError, ValueError, TypeError):  # TypeError: bytes or a set inside a list
         return None, f"{name}: is not a plain value"
     return text, None
 
