@@ -7,6 +7,8 @@ the control database synchronously.
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +20,7 @@ from api.deps import NOT_FOUND, GrantDep, Hub, HubDep, PolicyDep
 from api.metrics import CONTENT_TYPE
 from api.openapi import PUBLIC_ERRORS, SIGNED, V1_ERRORS, answers, errors, json_response
 from api.schemas import Catalog, FeedDetail, Health, Jwks
+from privacy.feed_dictionary import received_fields
 from privacy.policy import pipl_art73
 from warehouse.control import engine_for
 from warehouse.models import Partition
@@ -81,6 +84,27 @@ def _published(hub: Hub, consumer: str, feed: str) -> tuple[datetime | None, int
     return watermark, partitions
 
 
+def _latest_report(hub: Hub, consumer: str, feed: str) -> dict[str, Any] | None:
+    """The de-identification report signed into the manifest of the consumer's latest release
+    of the feed (issue 16): what that release discloses and how well it is protected."""
+    query = (
+        select(Partition.path)
+        .where(Partition.consumer == consumer, Partition.feed == feed)
+        .order_by(Partition.published_at.desc(), Partition.partition_key.desc(), Partition.version.desc())
+        .limit(1)
+    )
+    with engine_for(hub.settings.control_url).connect() as connection:
+        path = connection.execute(query).scalar()
+    manifest = hub.settings.lake_path / str(path).replace(".parquet", ".manifest.jws") if path else None
+    if manifest is None or not manifest.is_file():
+        return None
+    payload = manifest.read_text().split(".")[1]
+    report: dict[str, Any] | None = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get(
+        "deidentification"
+    )
+    return report
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -125,7 +149,6 @@ def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any
     """What the caller receives of one feed, field by field, and under which rule."""
     feed, policy = grant.feed, grant.policy
     watermark, partitions = _published(hub, policy.consumer, feed.name)
-    received = set(policy.published_fields(feed))
     return {
         "name": feed.name,
         "version": feed.version,
@@ -133,17 +156,8 @@ def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any
         "description": feed.description.model_dump(),
         "cadence": feed.cadence,
         "partition_by": feed.partition_by,
-        "fields": [
-            {
-                "name": f.name,
-                "type": f.type,
-                "unit": f.unit,
-                "description": f.description.model_dump(),
-                "treatment": policy.treatment(feed.name, f.name),  # operator and its parameters
-            }
-            for f in feed.fields
-            if f.name in received
-        ],
+        # As this consumer receives them: meaning, unit, type, treatment, legal basis.
+        "fields": [{**f, "description": f["meaning"]} for f in received_fields(feed, policy)],
         "policy": {
             "name": grant.policy_name,
             "title": policy.title,
@@ -158,4 +172,5 @@ def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any
         "watermark": _iso(watermark),
         "partitions": partitions,
         "quality": _quality(hub, feed.name, request),
+        "deidentification": _latest_report(hub, policy.consumer, feed.name),
     }
