@@ -80,8 +80,12 @@ def control_error(what: str, exc: SQLAlchemyError) -> FatalError:
     """One line for a control-database failure: never SQLAlchemy's text, which quotes the
     statement and its parameters."""
     original = getattr(exc, "orig", None)
-    words = str(original).splitlines()[0][:120] if original is not None else type(exc).__name__
-    return FatalError(f"control database: {what} ({type(exc).__name__}: {words})")
+    # Even a driver's first line may quote a value (PostgreSQL's "invalid input syntax ..."):
+    # only the kind of failure is named, and a read-only database, the common case, in words.
+    text = str(original).lower() if original is not None else ""
+    kind = type(original).__name__ if original is not None else type(exc).__name__
+    words = "the database is read-only" if "readonly" in text or "read-only" in text else kind
+    return FatalError(f"control database: {what} ({words})")
 
 
 @dataclass
