@@ -37,7 +37,7 @@ from relay.alarms import Rejection, parse_alarm
 from schemas.contract import CONTRACTS_DIR, Contract, load_contract
 from schemas.validate import EXPECTATION_WORDS, QUARANTINE_CHARS, validate_batch
 
-FAST = settings(deadline=None, max_examples=50, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])
 CONTRACTS = sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
 
 # The values a source can send that hurt: each is either cast, or refused with a reason.
