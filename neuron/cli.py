@@ -334,9 +334,16 @@ def audit_verify(
         pinned = json.loads(jwks.read_text()) if jwks else None
         report = verify_archive(archive, pinned)
     else:
-        report = verify_audit(_hub())
+        from warehouse.lake import lake_problems
+
+        settings = _hub()
+        report = verify_audit(settings)
+        # The lake too: every file in it has its publication record and audit entry (issue 17, D5).
+        report.problems.extend(lake_problems(settings))
     if report.ok:
         console.print(f"[green]audit log intact[/green]: {report.entries} entries, last seq {report.last_seq}")
+        if archive is None:
+            console.print("[green]lake consistent[/green]: every file has its record and audit entry")
         return
     for problem in report.problems:
         console.print(f"[red]✗[/red] {problem}")

@@ -40,7 +40,7 @@ from privacy.policy import Policy
 from privacy.pseudonymise import pseudonymise_column
 from privacy.seal import Recipient
 from privacy.view import FEED_TYPES, epoch_of
-from schemas.contract import Contract, PrivacyClass, load_contract
+from schemas.contract import PROBLEM_COLUMN, Contract, PrivacyClass, load_contract
 from schemas.feeds import Feed
 from schemas.validate import cast_column
 from schemas.viid import Pass, motor_vehicle, tollgate_id
@@ -64,7 +64,9 @@ def contract_problems(contract: Contract, raw: pa.Table) -> tuple[pa.Table, list
     The contract's row checks (type, required, pattern, allowed values, range, frozen schema), as
     the validate stage applies them; without the data-quality suite's batch expectations.
     """
-    reasons: list[str | None] = [None] * raw.num_rows
+    # A record the connector could not read (a value that is not UTF-8 text...) carries its reason.
+    problems = raw.column(PROBLEM_COLUMN).to_pylist() if PROBLEM_COLUMN in raw.column_names else None
+    reasons: list[str | None] = problems or [None] * raw.num_rows
     extra = raw.column(EXTRA_COLUMN).to_pylist() if EXTRA_COLUMN in raw.column_names else []
     for i, names in enumerate(extra):
         if names and contract.evolution == "freeze":
