@@ -210,4 +210,5 @@ def _run_up(settings: Settings, env: dict[str, str]) -> None:
         | {"NEURON_API__PORT": str(settings.api.port)}
     )
     ports = AirflowPorts(scheduler_health=free_port(), log_server=free_port())
-    run_up(settings, collect=False, ports=ports, relay=False)  # no MQTT devices in this demo
+    # The batch day made the DAGs paused: the live hub must run them on schedule.
+    run_up(settings, collect=False, ports=ports, relay=False, unpause=True)  # no MQTT devices in this demo
