@@ -52,10 +52,11 @@ def demo(
     home: Annotated[Path, typer.Option(help="Where the demo hub lives (wiped at start).")] = Path("var/demo"),
     day: Annotated[str | None, typer.Option(help="Simulated local day; default: yesterday.")] = None,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")] = True,
-    port: Annotated[int, typer.Option(help="Port of the export API.")] = 8700,
+    port: Annotated[int, typer.Option(help="Port of the export API and console.")] = 8700,
+    airflow_port: Annotated[int, typer.Option(help="Port of Airflow's API server and UI.")] = 8080,
 ) -> None:
     """The whole pipeline on embedded defaults: simulator → Airflow → lake → signed API."""
     from simulator.demo import run_demo
 
     setup_logging()
-    run_demo(console, home.resolve(), date.fromisoformat(day) if day else None, serve_api, port)
+    run_demo(console, home.resolve(), date.fromisoformat(day) if day else None, serve_api, port, airflow_port)
