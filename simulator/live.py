@@ -1,0 +1,225 @@
+"""`neuron simulate`: Music Square, live, over each system's own protocol, from one command.
+
+- the parking vendor's HTTP API (simulator/server.py) and the intercom/CCTV vendor's open API
+  (simulator/vendors_server.py) on loopback, answering for any window asked;
+- the WeChat platform's database (SQLite file by default, or any SQLAlchemy URL): the day
+  before the start is written at once, then each simulated day when it ends;
+- the door-access vendor's daily GBK export, dropped into `<drop>/incoming` the same way
+  (yesterday's at start, then each day as it ends: the vendor's tool exports after midnight);
+- every MQTT device (systems 2, 3, 6, 7, 8) published at QoS 1 on a broker of our own (a
+  private mosquitto when installed, the embedded broker otherwise), each message at its
+  simulated time;
+
+all on one clock that runs `speed` times real time from now. The ground truth of every
+identifier kind generated so far (names, ID numbers, phones, rooms, plates, cards, tags,
+openids, ballot receipts …) is rewritten to the truth file every `truth_every` seconds,
+after each simulated day, and when stopped by SIGINT or SIGTERM, so an outside scanner can
+check any output at any moment. The faults are the simulators' own defaults.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass
+class LiveOptions:
+    """What `neuron simulate` serves, and where."""
+
+    state: Path
+    seed: int = 7
+    speed: float = 1.0
+    parking_port: int = 8701
+    intercom_port: int = 8702
+    parking_token: str = ""
+    intercom_token: str = ""
+    platform_url: str | None = None  # default: a SQLite file under `state`
+    drop: Path | None = None  # default: `state`/doors
+    mqtt_port: int = 0  # 0: a free port
+    devices: bool = True
+    truth: Path | None = None
+    truth_every: float = 10.0
+    start: datetime | None = None  # default: now (Asia/Shanghai)
+
+
+@dataclass
+class SimClock:
+    """Simulated time: `start` at `t0` (monotonic), running `speed` times real time."""
+
+    start: datetime
+    speed: float
+    t0: float = field(default_factory=time.monotonic)
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self.t0) * self.speed)
+
+    def real_delay(self, at: datetime) -> float:
+        """Real seconds from now until simulated time `at` (0 if past)."""
+        return max(0.0, (at - self.now()).total_seconds() / self.speed)
+
+
+class LiveCommunity:
+    """Every simulated system of one community on one clock; run() until stop()."""
+
+    def __init__(self, options: LiveOptions, say: Callable[[str], None] = print) -> None:
+        from simulator.community import Community
+        from simulator.parking import ParkingSimulator
+        from simulator.platform import PlatformSimulator
+        from simulator.vendors import DoorAccessVendor
+        from simulator.vendors_intercom import IntercomVendor
+
+        self.options, self.say = options, say
+        options.state.mkdir(parents=True, exist_ok=True)
+        self.community = Community(seed=options.seed)
+        start = (options.start or datetime.now(TZ)).astimezone(TZ)
+        self.clock = SimClock(start, options.speed)
+        self.parking = ParkingSimulator(seed=options.seed)
+        self.intercom = IntercomVendor(self.community)
+        self.doors = DoorAccessVendor(self.community)
+        self.platform = PlatformSimulator(self.community, first_day=start.date() - timedelta(days=1))
+        self.platform_url = options.platform_url or f"sqlite:///{options.state / 'platform.db'}"
+        self.drop = options.drop or options.state / "doors"
+        self.device_truth: dict[str, list[str]] = {}
+        self.published = 0
+        self._stop = threading.Event()
+        self._truth_lock = threading.Lock()
+        self._closers: list[Callable[[], None]] = []
+        self._threads: list[threading.Thread] = []
+        self.urls: dict[str, str] = {}
+
+    # --- the systems -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve the APIs, start the broker and the devices, write what the day before left."""
+        from simulator.server import start_parking_api
+        from simulator.vendors_server import start_intercom_api
+
+        o = self.options
+        parking = start_parking_api(self.parking, token=o.parking_token, port=o.parking_port)
+        self._closers.append(parking.stop)
+        intercom = start_intercom_api(self.intercom, token=o.intercom_token, port=o.intercom_port)
+        self._closers.append(intercom.stop)
+        self.urls.update(parking=parking.url, intercom=intercom.url, platform=self.platform_url, drop=str(self.drop))
+        yesterday = self.clock.start.date() - timedelta(days=1)
+        self._day_ended(yesterday)
+        if o.devices:
+            self._start_devices()
+        self._thread(self._days, "days")
+        self._thread(self._truth_loop, "truth")
+
+    def _day_ended(self, day: date) -> None:
+        """What each system does once a local day is over: the platform has written it, the
+        door vendor exports it, the parking vendor has generated it (its plates are truth)."""
+        self.platform.write_days(self.platform_url, 1)
+        path = self.doors.export(self.drop, day)
+        self.parking.passes_for_day(day)
+        self.parking.passes_for_day(day + timedelta(days=1))  # the day now running is served too
+        self.say(f"day {day} over: platform DB written, door export {path.name} dropped")
+        self.write_truth()
+
+    def _days(self) -> None:
+        day = self.clock.start.date()
+        while not self._stop.is_set():
+            midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), TZ)
+            if self._stop.wait(min(self.clock.real_delay(midnight), 5.0)):
+                return
+            if self.clock.now() >= midnight:
+                self._day_ended(day)
+                day += timedelta(days=1)
+
+    def _start_devices(self) -> None:
+        from simulator.devices import DeviceFleet
+        from simulator.devices_broker import Broker
+
+        o = self.options
+        broker = Broker(o.state / "broker", port=o.mqtt_port or None).start()
+        self._closers.append(broker.stop)
+        self.broker = broker
+        self.urls["mqtt"] = f"mqtt://{broker.host}:{broker.port} ({broker.kind})"
+        self.fleet = DeviceFleet(self.community)
+        self.device_truth = self.fleet.ground_truth()
+        self._thread(self._devices, "devices")
+
+    def _devices(self) -> None:
+        """Publish each device message at its simulated time, an hour of them at a time."""
+        from simulator.devices_faults import DeviceFaults
+        from simulator.devices_publish import _Publisher, messages_between
+
+        faults = DeviceFaults()
+        pub = _Publisher(self.broker.host, self.broker.port, self.broker.protocol, "simulated-devices-live")
+        try:
+            pub.wait_connected(30)
+            cursor = self.clock.now()
+            while not self._stop.is_set():
+                until = cursor.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+                for m in messages_between(self.fleet, cursor, until, faults):
+                    if self._stop.wait(self.clock.real_delay(m.publish_at)):
+                        return
+                    pub.client.publish(m.topic, m.body(), qos=1)
+                    self.published += 1
+                cursor = until
+        finally:
+            pub.close()
+
+    def _thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"simulate-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # --- ground truth -------------------------------------------------------------------------
+
+    def truth_sources(self) -> Iterable[Mapping[str, Iterable[str]]]:
+        return [
+            self.community.ground_truth(),
+            self.intercom.ground_truth(),
+            self.doors.ground_truth(),
+            self.platform.ground_truth(),
+            self.device_truth,
+        ]
+
+    def write_truth(self) -> None:
+        """Rewrite the truth file (atomically) with everything generated so far."""
+        from simulator.truth import write_truth
+
+        if self.options.truth is None:
+            return
+        with self._truth_lock:
+            write_truth(self.parking, self.options.truth, self.truth_sources())
+
+    def _truth_loop(self) -> None:
+        while not self._stop.wait(self.options.truth_every):
+            self.write_truth()
+
+    # --- running ------------------------------------------------------------------------------
+
+    def stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def run(self, on_started: Callable[[LiveCommunity], None] | None = None) -> None:
+        """Until SIGINT or SIGTERM (or stop()); the truth is written last, whatever stopped us."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.stop)
+        try:
+            self.start()
+            if on_started is not None:
+                on_started(self)
+            while not self._stop.wait(60):
+                self.say(f"simulated {self.clock.now():%Y-%m-%d %H:%M}; {self.published} device messages published")
+        finally:
+            self._stop.set()
+            for thread in self._threads:
+                thread.join(timeout=10)
+            for close in reversed(self._closers):
+                close()
+            self.write_truth()
