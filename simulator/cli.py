@@ -32,6 +32,9 @@ def simulate(
     state: Annotated[Path, typer.Option(help="Where the simulation keeps its files.")] = Path("var/simulate"),
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second (1: real time).")] = 1.0,
     devices: Annotated[bool, typer.Option("--devices/--no-devices", help="Run the MQTT devices and broker.")] = True,
+    fire: Annotated[
+        int | None, typer.Option(help="A kitchen fire in this building a minute in: all its smoke detectors alarm.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same community.")] = 7,
     token: Annotated[
         str, typer.Option(envvar="NEURON_PARKING__TOKEN", help="Bearer token the parking API expects.")
@@ -62,6 +65,7 @@ def simulate(
         drop=drop,
         mqtt_port=mqtt_port,
         devices=devices,
+        fire_building=fire,
         truth=truth,
     )
     live = LiveCommunity(options, say=lambda line: console.print(line, soft_wrap=True, highlight=False))

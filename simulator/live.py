@@ -8,7 +8,8 @@
   (yesterday's at start, then each day as it ends: the vendor's tool exports after midnight);
 - every MQTT device (systems 2, 3, 6, 7, 8) published at QoS 1 on a broker of our own (a
   private mosquitto when installed, the embedded broker otherwise), each message at its
-  simulated time;
+  simulated time (their alarms at realistic rates, and on demand a kitchen fire: every
+  smoke detector of a building at once, simulator/devices_burst.py);
 
 all on one clock that runs `speed` times real time from now. The ground truth of every
 identifier kind generated so far (names, ID numbers, phones, rooms, plates, cards, tags,
@@ -26,8 +27,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from simulator.devices import Message
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -47,6 +51,7 @@ class LiveOptions:
     drop: Path | None = None  # default: `state`/doors
     mqtt_port: int = 0  # 0: a free port
     devices: bool = True
+    fire_building: int | None = None  # a kitchen fire there a simulated minute after the start
     truth: Path | None = None
     truth_every: float = 10.0
     start: datetime | None = None  # default: now (Asia/Shanghai)
@@ -152,17 +157,24 @@ class LiveCommunity:
 
     def _devices(self) -> None:
         """Publish each device message at its simulated time, an hour of them at a time."""
+        from simulator.devices_burst import kitchen_fire
         from simulator.devices_faults import DeviceFaults
         from simulator.devices_publish import _Publisher, messages_between
 
         faults = DeviceFaults()
+        burst: list[Message] = []
+        if self.options.fire_building is not None:
+            burst = kitchen_fire(self.fleet, self.options.fire_building, self.clock.now() + timedelta(minutes=1))
         pub = _Publisher(self.broker.host, self.broker.port, self.broker.protocol, "simulated-devices-live")
         try:
             pub.wait_connected(30)
             cursor = self.clock.now()
             while not self._stop.is_set():
                 until = cursor.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-                for m in messages_between(self.fleet, cursor, until, faults):
+                due = [m for m in burst if m.publish_at < until]
+                burst = [m for m in burst if m.publish_at >= until]
+                hour = sorted([*messages_between(self.fleet, cursor, until, faults), *due], key=lambda m: m.publish_at)
+                for m in hour:
                     if self._stop.wait(self.clock.real_delay(m.publish_at)):
                         return
                     pub.client.publish(m.topic, m.body(), qos=1)
