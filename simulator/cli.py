@@ -35,6 +35,9 @@ def simulate(
     fire: Annotated[
         int | None, typer.Option(help="A kitchen fire in this building a minute in: all its smoke detectors alarm.")
     ] = None,
+    communities: Annotated[
+        int, typer.Option(help="How many communities (Music Square, then music-square-2 …), APIs on ports + 2n.")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same community.")] = 7,
     token: Annotated[
         str, typer.Option(envvar="NEURON_PARKING__TOKEN", help="Bearer token the parking API expects.")
@@ -68,7 +71,11 @@ def simulate(
         fire_building=fire,
         truth=truth,
     )
-    live = LiveCommunity(options, say=lambda line: console.print(line, soft_wrap=True, highlight=False))
+    if communities < 1:
+        raise typer.BadParameter("must be 1 or more", param_hint="--communities")
+    live = LiveCommunity(
+        options, say=lambda line: console.print(line, soft_wrap=True, highlight=False), communities=communities
+    )
 
     def started(live: LiveCommunity) -> None:
         for system, url in live.urls.items():

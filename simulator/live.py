@@ -73,28 +73,48 @@ class SimClock:
         return max(0.0, (at - self.now()).total_seconds() / self.speed)
 
 
-class LiveCommunity:
-    """Every simulated system of one community on one clock; run() until stop()."""
+class Site:
+    """One community's systems (several communities share the clock, the broker and the
+    platform database, as the platform's one backend serves every community it runs)."""
 
-    def __init__(self, options: LiveOptions, say: Callable[[str], None] = print) -> None:
+    def __init__(self, seed: int, community_id: str, first_day: date, drop: Path) -> None:
         from simulator.community import Community
         from simulator.parking import ParkingSimulator
         from simulator.platform import PlatformSimulator
         from simulator.vendors import DoorAccessVendor
         from simulator.vendors_intercom import IntercomVendor
 
-        self.options, self.say = options, say
-        options.state.mkdir(parents=True, exist_ok=True)
-        self.community = Community(seed=options.seed)
-        start = (options.start or datetime.now(TZ)).astimezone(TZ)
-        self.clock = SimClock(start, options.speed)
-        self.parking = ParkingSimulator(seed=options.seed)
+        self.community = Community(seed=seed, community_id=community_id)
+        self.parking = ParkingSimulator(seed=seed, community_id=community_id)
         self.intercom = IntercomVendor(self.community)
         self.doors = DoorAccessVendor(self.community)
-        self.platform = PlatformSimulator(self.community, first_day=start.date() - timedelta(days=1))
+        self.platform = PlatformSimulator(self.community, first_day=first_day)
+        self.drop = drop
+
+
+def community_ids(count: int) -> list[str]:
+    """Music Square first, then its neighbours (each its own seeded community)."""
+    return ["music-square", *(f"music-square-{n}" for n in range(2, count + 1))]
+
+
+class LiveCommunity:
+    """Every simulated system of one or more communities on one clock; run() until stop()."""
+
+    def __init__(self, options: LiveOptions, say: Callable[[str], None] = print, communities: int = 1) -> None:
+        self.options, self.say = options, say
+        options.state.mkdir(parents=True, exist_ok=True)
+        start = (options.start or datetime.now(TZ)).astimezone(TZ)
+        self.clock = SimClock(start, options.speed)
         self.platform_url = options.platform_url or f"sqlite:///{options.state / 'platform.db'}"
         self.drop = options.drop or options.state / "doors"
-        self.device_truth: dict[str, list[str]] = {}
+        ids = community_ids(communities)
+        self.sites = [
+            # One community: the drop folder itself; several: a folder each, as each
+            # community's office uploads its own export.
+            Site(options.seed, cid, start.date() - timedelta(days=1), self.drop if len(ids) == 1 else self.drop / cid)
+            for cid in ids
+        ]
+        self.device_truth: dict[str, set[str]] = {}
         self.published = 0
         self._stop = threading.Event()
         self._truth_lock = threading.Lock()
@@ -110,11 +130,19 @@ class LiveCommunity:
         from simulator.vendors_server import start_intercom_api
 
         o = self.options
-        parking = start_parking_api(self.parking, token=o.parking_token, port=o.parking_port)
-        self._closers.append(parking.stop)
-        intercom = start_intercom_api(self.intercom, token=o.intercom_token, port=o.intercom_port)
-        self._closers.append(intercom.stop)
-        self.urls.update(parking=parking.url, intercom=intercom.url, platform=self.platform_url, drop=str(self.drop))
+        for n, site in enumerate(self.sites):
+            # Community n's APIs on the given ports + 2n (or free ports when given 0).
+            step = 2 * n if o.parking_port else 0
+            parking = start_parking_api(site.parking, token=o.parking_token, port=o.parking_port + step)
+            self._closers.append(parking.stop)
+            step = 2 * n if o.intercom_port else 0
+            intercom = start_intercom_api(site.intercom, token=o.intercom_token, port=o.intercom_port + step)
+            self._closers.append(intercom.stop)
+            suffix = "" if len(self.sites) == 1 else f" ({site.community.community_id})"
+            self.urls[f"parking{suffix}"] = parking.url
+            self.urls[f"intercom{suffix}"] = intercom.url
+            self.urls[f"drop{suffix}"] = str(site.drop)
+        self.urls["platform"] = self.platform_url
         yesterday = self.clock.start.date() - timedelta(days=1)
         self._day_ended(yesterday)
         if o.devices:
@@ -125,10 +153,11 @@ class LiveCommunity:
     def _day_ended(self, day: date) -> None:
         """What each system does once a local day is over: the platform has written it, the
         door vendor exports it, the parking vendor has generated it (its plates are truth)."""
-        self.platform.write_days(self.platform_url, 1)
-        path = self.doors.export(self.drop, day)
-        self.parking.passes_for_day(day)
-        self.parking.passes_for_day(day + timedelta(days=1))  # the day now running is served too
+        for site in self.sites:
+            site.platform.write_days(self.platform_url, 1)
+            path = site.doors.export(site.drop, day)
+            site.parking.passes_for_day(day)
+            site.parking.passes_for_day(day + timedelta(days=1))  # the day now running is served too
         self.say(f"day {day} over: platform DB written, door export {path.name} dropped")
         self.write_truth()
 
@@ -151,8 +180,10 @@ class LiveCommunity:
         self._closers.append(broker.stop)
         self.broker = broker
         self.urls["mqtt"] = f"mqtt://{broker.host}:{broker.port} ({broker.kind})"
-        self.fleet = DeviceFleet(self.community)
-        self.device_truth = self.fleet.ground_truth()
+        self.fleets = [DeviceFleet(site.community) for site in self.sites]
+        for fleet in self.fleets:
+            for kind, values in fleet.ground_truth().items():
+                self.device_truth.setdefault(kind, set()).update(values)
         self._thread(self._devices, "devices")
 
     def _devices(self) -> None:
@@ -164,7 +195,8 @@ class LiveCommunity:
         faults = DeviceFaults()
         burst: list[Message] = []
         if self.options.fire_building is not None:
-            burst = kitchen_fire(self.fleet, self.options.fire_building, self.clock.now() + timedelta(minutes=1))
+            # In the first community (Music Square).
+            burst = kitchen_fire(self.fleets[0], self.options.fire_building, self.clock.now() + timedelta(minutes=1))
         pub = _Publisher(self.broker.host, self.broker.port, self.broker.protocol, "simulated-devices-live")
         try:
             pub.wait_connected(30)
@@ -173,7 +205,8 @@ class LiveCommunity:
                 until = cursor.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
                 due = [m for m in burst if m.publish_at < until]
                 burst = [m for m in burst if m.publish_at >= until]
-                hour = sorted([*messages_between(self.fleet, cursor, until, faults), *due], key=lambda m: m.publish_at)
+                hour = [*due, *(m for fleet in self.fleets for m in messages_between(fleet, cursor, until, faults))]
+                hour.sort(key=lambda m: m.publish_at)
                 for m in hour:
                     if self._stop.wait(self.clock.real_delay(m.publish_at)):
                         return
@@ -191,13 +224,16 @@ class LiveCommunity:
     # --- ground truth -------------------------------------------------------------------------
 
     def truth_sources(self) -> Iterable[Mapping[str, Iterable[str]]]:
-        return [
-            self.community.ground_truth(),
-            self.intercom.ground_truth(),
-            self.doors.ground_truth(),
-            self.platform.ground_truth(),
-            self.device_truth,
-        ]
+        sources: list[Mapping[str, Iterable[str]]] = [self.device_truth]
+        for site in self.sites:
+            sources += [
+                site.community.ground_truth(),
+                site.intercom.ground_truth(),
+                site.doors.ground_truth(),
+                site.platform.ground_truth(),
+                {"plates": site.parking.all_plates()},
+            ]
+        return sources
 
     def write_truth(self) -> None:
         """Rewrite the truth file (atomically) with everything generated so far."""
@@ -206,7 +242,8 @@ class LiveCommunity:
         if self.options.truth is None:
             return
         with self._truth_lock:
-            write_truth(self.parking, self.options.truth, self.truth_sources())
+            # Every community's plates come as a source: they replace the first's own list.
+            write_truth(self.sites[0].parking, self.options.truth, self.truth_sources())
 
     def _truth_loop(self) -> None:
         while not self._stop.wait(self.options.truth_every):

@@ -1,6 +1,7 @@
-"""`neuron simulate` serves the whole of Music Square from one command: both vendor APIs, the
-platform DB, the door export in its drop folder, the devices on a broker, on an accelerated
-clock; SIGTERM stops it with the ground truth of every identifier kind written."""
+"""`neuron simulate` serves the whole of Music Square from one command: both vendor APIs (for
+each of two communities), the platform DB, the door export in its drop folder, the devices on
+a broker, on an accelerated clock; SIGTERM stops it with the ground truth of every
+identifier kind written."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from neuron.up import free_port
 from simulator.truth import read_truth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +34,11 @@ def _wait_line(proc: subprocess.Popen[str], needle: str, seen: list[str]) -> Non
 
 
 def test_simulate_serves_every_system_and_leaves_the_truth_on_sigterm(tmp_path: Path) -> None:
-    parking, intercom = free_port(), free_port()
+    parking, intercom = 10090, 10091  # and 10092, 10093 for the second community (our range)
     truth = tmp_path / "truth.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "neuron.cli", "simulate", "--state", str(tmp_path / "sim"), "--port", str(parking),
-         "--intercom-port", str(intercom), "--speed", "3600", "--truth", str(truth),
+         "--intercom-port", str(intercom), "--speed", "3600", "--truth", str(truth), "--communities", "2",
          "--token", "parking-token", "--intercom-token", "intercom-token"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
@@ -77,8 +77,18 @@ def test_simulate_serves_every_system_and_leaves_the_truth_on_sigterm(tmp_path: 
         # The platform DB and yesterday's door export are there; the truth is already written.
         with sqlite3.connect(tmp_path / "sim" / "platform.db") as db:
             assert db.execute("SELECT count(*) FROM residents").fetchone()[0] > 0
-        exports = list((tmp_path / "sim" / "doors" / "incoming").glob("*.csv"))
-        assert exports and exports[0].read_bytes().decode("gbk")
+        for community in ("music-square", "music-square-2"):
+            exports = list((tmp_path / "sim" / "doors" / community / "incoming").glob("*.csv"))
+            assert exports and exports[0].read_bytes().decode("gbk")
+        with sqlite3.connect(tmp_path / "sim" / "platform.db") as db:
+            assert db.execute("SELECT count(DISTINCT community_id) FROM residents").fetchone()[0] == 2
+        # The second community's APIs are on the next ports.
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{intercom + 2}/openapi/v1/calls?{window}",
+            headers={"Authorization": "Bearer intercom-token"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.loads(answer.read())["code"] == "0"
         assert truth.exists()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
