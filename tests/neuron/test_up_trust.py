@@ -217,3 +217,32 @@ def test_ctrl_c_while_airflow_starts_leaves_nothing_of_it(tmp_path: Path) -> Non
     assert proc.wait(120) == 0, "".join(seen)
     assert len(pids) == 3 and not any(_alive(p) for p in pids)
     assert not proc_ports.is_listening(api)
+
+
+@pytest.mark.slow
+def test_unpause_unpauses_the_dags_a_batch_day_left_paused(tmp_path: Path) -> None:
+    from kernel.settings import load_settings
+    from neuron.up import AirflowPorts, airflow_env, airflow_steps
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "NEURON_"))}
+    base |= {"NEURON_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = airflow_env(load_settings(home=tmp_path), AirflowPorts.free(), base=base)
+    sup = Supervisor([], env, tmp_path / "logs", io.StringIO())
+    steps = dict(airflow_steps(unpause=True))
+    sup.run_step("migrate", steps["airflow db migrate"])
+    session = (
+        "from airflow.utils.session import create_session\n"
+        "from airflow.models.dag import DagModel\n"
+        "from airflow.models.dagbundle import DagBundleModel\n"
+        "with create_session() as s:\n"
+    )
+    seed = session + (
+        "    s.add(DagBundleModel(name='dags-folder')); s.flush()\n"
+        "    for n in range(3): s.add(DagModel(dag_id=f'dag{n}', bundle_name='dags-folder', is_paused=True,\n"
+        "        max_active_tasks=1, max_consecutive_failed_dag_runs=0, has_task_concurrency_limits=False))\n"
+    )
+    sup.run_step("seed paused DAGs", [PY, "-c", seed])
+    sup.run_step("unpause", steps["unpausing the DAGs"])
+    count = session + "    print(sum(d.is_paused for d in s.query(DagModel)), s.query(DagModel).count())\n"
+    done = subprocess.run([PY, "-c", count], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["0", "3"]
