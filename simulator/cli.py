@@ -48,6 +48,9 @@ def simulate(
     truth: Annotated[
         Path | None, typer.Option(help="Keep every identifier generated here, rewritten as it goes (for leak scans).")
     ] = None,
+    ngsi_ld_port: Annotated[
+        int | None, typer.Option(help="Also serve the city brain's NGSI-LD broker (simulator/ngsi_broker.py) here.")
+    ] = None,
 ) -> None:
     """Serve a simulated Music Square over each system's own protocol until Ctrl-C or SIGTERM."""
     import secrets
@@ -70,6 +73,7 @@ def simulate(
         devices=devices,
         fire_building=fire,
         truth=truth,
+        ngsi_ld_port=ngsi_ld_port,
     )
     if communities < 1:
         raise typer.BadParameter("must be 1 or more", param_hint="--communities")

@@ -53,6 +53,7 @@ class LiveOptions:
     devices: bool = True
     fire_building: int | None = None  # a kitchen fire there a simulated minute after the start
     truth: Path | None = None
+    ngsi_ld_port: int | None = None  # also the city brain's NGSI-LD broker (a consumer's peer)
     truth_every: float = 10.0
     start: datetime | None = None  # default: now (Asia/Shanghai)
 
@@ -143,6 +144,12 @@ class LiveCommunity:
             self.urls[f"intercom{suffix}"] = intercom.url
             self.urls[f"drop{suffix}"] = str(site.drop)
         self.urls["platform"] = self.platform_url
+        if o.ngsi_ld_port is not None:
+            from simulator.ngsi_broker import start_broker
+
+            ngsi = start_broker(port=o.ngsi_ld_port)
+            self._closers.append(ngsi.stop)
+            self.urls["ngsi-ld"] = f"{ngsi.url}  (broker_url of a [[push.ngsi_ld]] entry)"
         yesterday = self.clock.start.date() - timedelta(days=1)
         self._day_ended(yesterday)
         if o.devices:
