@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -34,22 +35,27 @@ def listening_inodes(port: int) -> set[int]:
     return inodes
 
 
-def holders(inodes: set[int]) -> set[int]:
-    """Pids holding any of these socket inodes (only the processes we may inspect: ours)."""
+def holders(inodes: set[int], among: Iterable[int] | None = None) -> set[int]:
+    """Pids holding any of these socket inodes, looked for `among` these pids (default: all
+    we may inspect, i.e. our own user's)."""
     wanted = {f"socket:[{i}]" for i in inodes}
     pids: set[int] = set()
     if not wanted:
         return pids
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
+    candidates = among if among is not None else (int(e.name) for e in PROC.iterdir() if e.name.isdigit())
+    for pid in candidates:
         with contextlib.suppress(OSError):
-            for fd in (entry / "fd").iterdir():
+            for fd in (PROC / str(pid) / "fd").iterdir():
                 with contextlib.suppress(OSError):
                     if os.readlink(fd) in wanted:
-                        pids.add(int(entry.name))
+                        pids.add(pid)
                         break
     return pids
+
+
+def session_members(session: int) -> list[int]:
+    """The pids of a session (cheap: one stat file each, no fd listing)."""
+    return [int(e.name) for e in PROC.iterdir() if e.name.isdigit() and session_of(int(e.name)) == session]
 
 
 def session_of(pid: int) -> int | None:
@@ -76,7 +82,8 @@ def owned_by_session(port: int, session: int) -> bool:
     """Whether a process of `session` listens on `port` (True where /proc cannot tell)."""
     if not proc_available():
         return True
-    return any(session_of(pid) == session for pid in holders(listening_inodes(port)))
+    inodes = listening_inodes(port)
+    return bool(inodes) and bool(holders(inodes, among=session_members(session)))
 
 
 def is_free(host: str, port: int) -> bool:
