@@ -75,7 +75,10 @@ def command_of(pid: int) -> str:
     except OSError:
         return f"pid {pid}"
     words = [a.decode(errors="replace") for a in argv if a]
-    return f"pid {pid}: {' '.join(words)[:80]}" if words else f"pid {pid}"
+    if not words:
+        return f"pid {pid}"
+    # The program's name without its folder: the line must stay one line.
+    return f"pid {pid} ({' '.join([Path(words[0]).name, *words[1:]])[:60]})"
 
 
 def owned_by_session(port: int, session: int) -> bool:

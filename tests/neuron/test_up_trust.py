@@ -90,7 +90,7 @@ def test_a_taken_port_stops_everything_with_one_line_naming_it_and_its_holder(im
         check_ports(services)
     message = str(refused.value)
     assert "\n" not in message and message.startswith("nothing started")
-    assert f"port {impostor} (api-server) is taken by pid {os.getpid()}" in message
+    assert f"port {impostor} (api-server) is taken by pid {os.getpid()} (" in message
     assert str(free) not in message
     check_ports(services[:1])  # the free one alone passes
 
@@ -200,7 +200,7 @@ def test_up_refuses_a_taken_port_in_one_line_and_starts_nothing(tmp_path: Path) 
         proc = _up(tmp_path, "--no-airflow", "--no-collect", "--no-relay", env={"NEURON_API__PORT": str(port)})
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert f"port {port} (export-api) is taken by pid {os.getpid()}" in out
+    assert f"port {port} (export-api) is taken by pid {os.getpid()} (" in out
     assert "| started" not in out and "Traceback" not in out
 
 
