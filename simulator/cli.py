@@ -7,6 +7,7 @@ says how to install the simulator where it is absent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -48,6 +49,12 @@ def simulate(
     truth: Annotated[
         Path | None, typer.Option(help="Keep every identifier generated here, rewritten as it goes (for leak scans).")
     ] = None,
+    viid_port: Annotated[
+        int, typer.Option(help="Also serve public security's upper VIID platform (GA/T 1400) on this port; 0: no.")
+    ] = 0,
+    viid_subscribe: Annotated[
+        str, typer.Option(help="The hub's VIID base URL (its [viid] listen address): subscribe it to vehicles.")
+    ] = "",
     ngsi_ld_port: Annotated[
         int | None, typer.Option(help="Also serve the city brain's NGSI-LD broker (simulator/ngsi_broker.py) here.")
     ] = None,
@@ -82,12 +89,47 @@ def simulate(
     )
 
     def started(live: LiveCommunity) -> None:
+        if viid_port:
+            live.add_closer(_serve_viid_upper(viid_port, viid_subscribe))
         for system, url in live.urls.items():
             console.print(f"{system:>9}: {url}", soft_wrap=True, highlight=False)
         # Tokens are secrets: set them yourself (--token/--intercom-token or the env vars) to know them.
         console.print(f"simulated clock at {live.clock.now():%Y-%m-%d %H:%M} running x{speed:g}; Ctrl-C to stop")
 
     live.run(on_started=started)
+
+
+def _serve_viid_upper(port: int, subscribe: str) -> Callable[[], None]:
+    """Start the upper VIID platform (the Digest password in NEURON_VIID__PASSWORD, as the hub's);
+    subscribe the hub once it has registered; return how to stop it (printing what it received)."""
+    import os
+    import threading
+
+    from simulator.viid_upper import UpperConfig, UpperPlatform
+
+    password = os.environ.get("NEURON_VIID__PASSWORD", "")
+    if not password:
+        raise typer.BadParameter("set NEURON_VIID__PASSWORD: the upper's Digest password, the hub's too")
+    upper = UpperPlatform(UpperConfig(password=password), port=port).start()
+    console.print(f"upper VIID platform on {upper.url}  (NEURON_VIID__UPPER_URL={upper.url})")
+    stop = threading.Event()
+
+    def subscribe_when_registered() -> None:
+        while not stop.wait(1.0):
+            if upper.registered:
+                sid, code = upper.subscribe(subscribe)
+                console.print(f"upper VIID platform: vehicle subscription {sid} answered StatusCode {code}")
+                return
+
+    if subscribe:
+        threading.Thread(target=subscribe_when_registered, daemon=True).start()
+
+    def close() -> None:
+        stop.set()
+        console.print(upper.summary())
+        upper.stop()
+
+    return close
 
 
 def demo(

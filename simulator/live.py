@@ -223,6 +223,10 @@ class LiveCommunity:
         finally:
             pub.close()
 
+    def add_closer(self, close: Callable[[], None]) -> None:
+        """Something more to stop when the simulation stops (after what started before it)."""
+        self._closers.append(close)
+
     def _thread(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"simulate-{name}", daemon=True)
         thread.start()
