@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from kernel.errors import FatalError, NeuronError, NotInitialised
+from district.cli import app as district_app
+from kernel.errors import ConfigError, FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
 from neuron.inbox_cli import inbox_app
@@ -44,6 +45,7 @@ register_viid(app)  # `neuron viid`: the GA/T 1400 cascade
 app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
 app.add_typer(inbox_app, name="inbox")
 app.command()(scrub)
+app.add_typer(district_app, name="district")  # the district office's application (district/cli.py)
 console = Console()
 
 
@@ -276,6 +278,27 @@ def consumers_list() -> None:
         keys = ", ".join(k.key_id + (" (revoked)" if k.revoked_at else "") for k in c.keys)
         table.add_row(c.name, c.policy, keys, str(c.revoked_at or ""))
     console.print(table)
+
+
+@consumers_app.command("receipt")
+def consumers_receipt(
+    receipt: Annotated[Path, typer.Argument(help="The district's receipt (compact JWS, `neuron district receipt`).")],
+    district_jwks: Annotated[Path, typer.Option(help="The district's receipts JWKS (`neuron district keys`).")],
+    consumer: Annotated[str, typer.Option(help="The consumer the district is registered as here.")] = "district",
+) -> None:
+    """Check a district's signed receipt against what this hub published for it."""
+    from api.district_receipts import check_receipt
+
+    try:
+        jwks = json.loads(district_jwks.read_text())
+    except ValueError:
+        raise ConfigError(f"{district_jwks} is not a JWKS (JSON); take it from `neuron district keys`") from None
+    found = check_receipt(_hub(), receipt.read_text().strip(), jwks, consumer)
+    console.print(f"{found.district} (receipt of {found.issued_at}): holds {found.held} newest version(s)")
+    for line in found.behind:
+        console.print(f"  not yet held: {line}", soft_wrap=True)
+    for line in found.mismatched:
+        console.print(f"  [red]held with other bytes:[/red] {line}", soft_wrap=True)
 
 
 @consumers_app.command("revoke")
