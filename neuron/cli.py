@@ -219,13 +219,32 @@ def up(
     airflow_port: Annotated[int, typer.Option(help="Port of Airflow's API server and UI.")] = 8080,
     celery_workers: Annotated[int, typer.Option(help="Celery workers to run here (CeleryExecutor).")] = 0,
     relay: Annotated[bool, typer.Option("--relay/--no-relay", help="Run the alarm relay, if configured.")] = True,
+    airflow: Annotated[
+        bool, typer.Option("--airflow/--no-airflow", help="Run Airflow here (not where another machine runs it).")
+    ] = True,
+    unpause: Annotated[
+        bool,
+        typer.Option(
+            "--unpause/--paused",
+            help="Unpause every DAG at start (new DAGs start unpaused anyway); --paused keeps paused ones paused.",
+        ),
+    ] = False,
 ) -> None:
     """Run the hub on this machine: Airflow (scheduler, DAG processor, API server), the export
     API, the MQTT collector and the relay, supervised as one process group until Ctrl-C."""
     from neuron.up import AirflowPorts, free_port, run_up
 
     ports = AirflowPorts(api=airflow_port, scheduler_health=free_port(), log_server=free_port())
-    run_up(_settings(), collect_mqtt, serve_api, ports, workers=celery_workers, relay=relay)
+    run_up(
+        _settings(),
+        collect_mqtt,
+        serve_api,
+        ports,
+        workers=celery_workers,
+        relay=relay,
+        airflow=airflow,
+        unpause=unpause,
+    )
 
 
 @consumers_app.command("add")
