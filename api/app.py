@@ -96,7 +96,10 @@ def create_app(
     limits = {"/v1/feeds/{feed}/records": page, "/v1/alarms": page, "/v1/feeds/{feed}/changes": options.max_changes}
     openapi.install(app, limits)
     nonces, limiter = _stores(settings, options)
-    authenticator = RequestAuthenticator(settings.control_url, settings.api.signature_window_seconds, nonces)
+    authenticator = RequestAuthenticator(
+        settings.control_url, settings.api.signature_window_seconds, nonces, public_names=options.authorities()
+    )
+    app.state.authenticator = authenticator
     # Added last = outermost: the signer must see every response, the gate's refusals included.
     writer = AuditWriter(settings.control_url, after=nonces.purge if isinstance(nonces, DatabaseNonces) else None)
     app.add_middleware(

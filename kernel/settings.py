@@ -61,6 +61,10 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8700
+    # The authorities (host[:port]) consumers reach this hub by: a signed `@authority` (or the
+    # authority inside a signed `@target-uri`) must be one of them, so a request signed for
+    # another hub is refused here (issue 17). Empty: `host:port`.
+    public_names: list[str] = Field(default_factory=list)
     signature_window_seconds: int = Field(300, ge=10)
     max_page_size: int = Field(10_000, ge=1)
     default_page_size: int = Field(1_000, ge=1)
@@ -90,6 +94,10 @@ class ApiSettings(BaseModel):
         for network in value:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
+
+    def authorities(self) -> list[str]:
+        """The public names, or `host:port` when none are configured."""
+        return self.public_names or [f"{self.host}:{self.port}"]
 
     def metrics_allowed(self, address: str | None) -> bool:
         """Whether a client at `address` may read /metrics."""

@@ -108,6 +108,8 @@ class ServerThread:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        # The hub's public name is where it listens, known only now that the port is bound.
+        app.state.authenticator.also_known_as(self.url.split("://")[1])
         config = uvicorn.Config(app, log_level="warning", lifespan="off", **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
@@ -137,6 +139,10 @@ class LiveHub:
     published: list[Published]
     signing_key: SigningKey
     jwks: dict[str, Any] = field(default_factory=dict)
+
+    def admit(self, url: str) -> None:
+        """Accept requests signed for `url` too (a proxy in front of the hub, as its public name)."""
+        self.app.state.authenticator.also_known_as(url.split("://")[1].split("/")[0])
 
     def publish(self, consumer: str, day: date, version: int, count: int, **options: Any) -> Published:
         """Publish one more partition version, as the publisher would."""
