@@ -65,6 +65,16 @@ class ApiSettings(BaseModel):
     # authority inside a signed `@target-uri`) must be one of them, so a request signed for
     # another hub is refused here (issue 17). Empty: `host:port`.
     public_names: list[str] = Field(default_factory=list)
+    # HTTPS by default (issue 17): `neuron init` makes a self-signed certificate for the public
+    # names under var/keys/tls/, unless the operator names their own files here.
+    tls: bool = True
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    hsts_seconds: int = Field(31_536_000, ge=0)
+    # The admin console has a listener of its own, on the community's admin network
+    # (loopback by default): never the consumers' port.
+    console_host: str = "127.0.0.1"
+    console_port: int = 8710
     signature_window_seconds: int = Field(300, ge=10)
     max_page_size: int = Field(10_000, ge=1)
     default_page_size: int = Field(1_000, ge=1)

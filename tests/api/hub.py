@@ -109,7 +109,8 @@ class ServerThread:
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         # The hub's public name is where it listens, known only now that the port is bound.
-        app.state.authenticator.also_known_as(self.url.split("://")[1])
+        if hasattr(app.state, "authenticator"):
+            app.state.authenticator.also_known_as(self.url.split("://")[1])
         config = uvicorn.Config(app, log_level="warning", lifespan="off", **SERVER_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)

@@ -39,3 +39,14 @@ def test_thirty_wrong_passwords_ten_at_a_time_lock_the_account(console: ConsoleH
         browser.close()
     finally:
         disable_admin(control, NAME)
+
+
+def test_the_console_is_not_on_the_consumers_port(console: ConsoleHub) -> None:
+    """The console has its own listener (issue 17); /admin on the API's port is an unknown path."""
+    browser = Browser(console.hub.url + "/admin")
+    try:
+        assert browser.get("/login").status_code == 404
+        assert browser.get("/").status_code == 404
+    finally:
+        browser.close()
+    assert Browser(console.url).get("/login").status_code == 200
