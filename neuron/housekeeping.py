@@ -9,6 +9,7 @@ from typing import Any
 from kernel.settings import Settings
 from privacy.keys import HubKeys, rotate_signing_key
 from privacy.master import list_master_versions, rotate_master_secret
+from privacy.tls import jwks_fingerprint
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
 from warehouse.retention import run_retention
@@ -22,8 +23,11 @@ def keys_show(settings: Settings) -> dict[str, Any]:
     """The public JWKS, each signing key's periods, and the master-secret versions (no secrets)."""
     keys = HubKeys.load(settings)
     active = keys.active_signing_key.kid
+    jwks = keys.jwks()
     return {
-        "jwks": keys.jwks(),
+        "jwks": jwks,
+        # What consumers pin (`neuron pull --jwks-fingerprint`): never trust keys on first use.
+        "jwks_fingerprint": jwks_fingerprint(jwks),
         "signing_keys": [
             {
                 "kid": k.kid,

@@ -22,6 +22,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,6 +36,7 @@ from typing import IO, TextIO
 from kernel.errors import FatalError
 from kernel.settings import Settings
 from neuron.airflow_runner import DAGS_FOLDER, SQLITE_CONNECT_ARGS_PATH
+from privacy.tls import hub_certificate
 
 Health = Callable[[], bool]
 
@@ -49,12 +51,13 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)  # on top of the group's environment
 
 
-def http_ok(url: str, timeout: float = 2.0) -> Health:
-    """Healthy when `url` answers 2xx."""
+def http_ok(url: str, timeout: float = 2.0, ca: Path | None = None) -> Health:
+    """Healthy when `url` answers 2xx (over HTTPS, verified against `ca` when given)."""
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
 
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
                 return 200 <= int(response.status) < 300
         except OSError:
             return False
@@ -341,8 +344,9 @@ def hub_services(
     neuron = [sys.executable, "-m", "neuron.cli"]
     services = [*airflow_services(ports), *celery_workers(workers)]
     if serve:
-        api = f"http://{settings.api.host}:{settings.api.port}/healthz"
-        services.append(Service("export-api", [*neuron, "serve"], http_ok(api)))
+        scheme, ca = ("https", hub_certificate(settings).certfile) if settings.api.tls else ("http", None)
+        api = f"{scheme}://{settings.api.host}:{settings.api.port}/healthz"
+        services.append(Service("export-api", [*neuron, "serve"], http_ok(api, ca=ca)))
     if collect:
         services.append(Service("collector", [*neuron, "collect"]))
     if relay and relay_available(settings):

@@ -146,6 +146,7 @@ def _summary(console: Console, settings: Settings) -> None:
 def run_demo(console: Console, home: Path, day: date | None, serve_api: bool, port: int) -> None:
     """Run the demo; with `serve_api`, serve the export API until Ctrl-C."""
     from privacy.keys import init_keys
+    from privacy.tls import ensure_certificate
     from simulator.parking import ParkingSimulator
     from simulator.server import start_parking_api
     from simulator.truth import write_truth
@@ -171,6 +172,7 @@ def run_demo(console: Console, home: Path, day: date | None, serve_api: bool, po
         console.rule(f"Neuron Hub demo — {settings.community_name} ({settings.community_id}), {day}")
         console.print(f"simulated parking vendor API on {vendor.url}; hub state in {home}")
         init_keys(settings)
+        ensure_certificate(settings)  # HTTPS out of the box (issue 17)
         migrate(settings.control_url)
         key_id, key_path = _demo_consumer_key(settings, home)
         sealed_to = _public_security_keys(settings, home)
@@ -186,13 +188,20 @@ def run_demo(console: Console, home: Path, day: date | None, serve_api: bool, po
 
 
 def _try_next(console: Console, settings: Settings, port: int, key_id: str, key_path: Path, home: Path) -> None:
-    hub = f"http://{settings.api.host}:{port}"
+    from privacy.keys import HubKeys
+    from privacy.tls import hub_certificate, jwks_fingerprint
+
+    hub = f"https://{settings.api.host}:{port}"
+    ca = hub_certificate(settings).certfile
+    pin = jwks_fingerprint(HubKeys.load(settings).jwks())
     console.rule("Try next (in another terminal)")
     console.print(
         f".venv/bin/neuron pull traffic.vehicle_flow_hourly --hub {hub} \\\n"
-        f"    --key-id {key_id} --private-key {key_path} --out {home / 'pulled'}\n"
-        f"curl -s {hub}/.well-known/jwks.json     # the hub's public keys\n"
-        f"curl -si {hub}/v1/feeds                 # unsigned: 401, and the refusal is audited\n"
+        f"    --key-id {key_id} --private-key {key_path} --out {home / 'pulled'} \\\n"
+        f"    --ca {ca} --jwks-fingerprint {pin}\n"
+        f"curl -s --cacert {ca} {hub}/.well-known/jwks.json     # the hub's public keys\n"
+        f"curl -si --cacert {ca} {hub}/v1/feeds                 # unsigned: 401, and the refusal is audited\n"
+        f"console: https://{settings.api.console_host}:{settings.api.console_port}/admin (its own listener)\n"
         f"Airflow UI: http://127.0.0.1:8080        # the DAG suite, running on schedule",
         soft_wrap=True,
     )

@@ -37,6 +37,7 @@ from api.consumers import register_consumer
 from api.signing import sign_request
 from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys, SigningKey, init_keys
+from privacy.tls import jwks_fingerprint
 from tests.api.lake import Published, publish
 from warehouse.migrations import migrate
 
@@ -104,14 +105,15 @@ def new_identity(settings: Settings, consumer: str, policy: str | None = None) -
 class ServerThread:
     """The app under a real uvicorn server on 127.0.0.1, in a background thread."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, tls: dict[str, Any] | None = None) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        # `tls`: uvicorn's ssl_* options (api.transport.tls_options), as `neuron serve` passes them.
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.socket.getsockname()[1]}"
         # The hub's public name is where it listens, known only now that the port is bound.
         if hasattr(app.state, "authenticator"):
             app.state.authenticator.also_known_as(self.url.split("://")[1])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", **SERVER_OPTIONS)
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", **SERVER_OPTIONS, **(tls or {}))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
@@ -161,6 +163,8 @@ class LiveHub:
         """A client of the consumer, pinned to the hub's JWKS unless `jwks=None` is passed."""
         identity = self.identities[consumer]
         options.setdefault("jwks", self.jwks)
+        if options["jwks"] is None:  # fetched from the hub: pinned by its fingerprint instead
+            options.setdefault("jwks_fingerprint", jwks_fingerprint(self.jwks))
         return HubClient(url or self.url, identity.key_id, identity.private_key, **options)
 
     def signed(
