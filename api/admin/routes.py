@@ -106,7 +106,7 @@ def overview_page(request: Request) -> Response:
     today = overview.today(settings, console.now())
     alarms = overview.alarms(settings)
     quality = overview.quality(settings)
-    from api.audit_export import verify_audit
+    from api.audit_export import cached_verify_audit
 
     charts = {
         "in": bar_chart(
@@ -124,7 +124,7 @@ def overview_page(request: Request) -> Response:
         alarms=alarms,
         open_alarms=overview.open_alarms(alarms),
         quality=quality,
-        chain=verify_audit(settings),
+        chain=cached_verify_audit(settings),
     )
 
 
@@ -167,13 +167,13 @@ def _day(text: str | None) -> date | None:
 
 
 @router.get("/shared/{seq}", response_class=HTMLResponse)
-def export_page(request: Request, seq: int) -> Response:
+def export_page(request: Request, seq: int, rows_page: Annotated[int, Query(ge=0, le=100_000)] = 0) -> Response:
     who = principal(request)
     settings = console_of(request).settings
     found = shared.find_export(settings, seq)
     if found is None:
         return page(request, "missing.html", who, status=404)
-    rows = shared.export_rows(settings, found, load_feeds().get(found.feed))
+    rows = shared.export_rows(settings, found, load_feeds().get(found.feed), rows_page)
     return page(request, "export.html", who, export=found, result=rows, shown=shared.SHOWN_ROWS)
 
 

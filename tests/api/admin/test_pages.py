@@ -199,3 +199,21 @@ def test_a_page_found_from_the_consumers_earlier_pages_and_a_wrong_digest_shown(
     forged = replace(second, response_digest="sha-256=:AAAA:")
     result = shared.export_rows(settings, forged, load_feeds()[FEED])
     assert result.confirmed is False and len(result.rows) == second.rows
+
+
+def test_the_drill_down_shows_a_bounded_page_of_rows_and_pages_on(
+    admin: Browser, console: ConsoleHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: one page of rows is rendered at a time (SHOWN_ROWS), the rest behind a link."""
+    from api.admin import shared
+
+    monkeypatch.setattr(shared, "SHOWN_ROWS", 3)
+    seq = sorted(listed_seqs(admin.get("/shared", params={"consumer": "public_security"}).text))[0]
+    received = console.received["public_security"][0]  # six rows
+    fields = list(received[0])
+    first = admin.get(f"/shared/{seq}").text
+    assert table_rows(first, "export-table") == [[str(row[f]) for f in fields] for row in received[:3]]
+    assert 'id="next-rows"' in first
+    second = admin.get(f"/shared/{seq}", params={"rows_page": 1}).text
+    assert table_rows(second, "export-table") == [[str(row[f]) for f in fields] for row in received[3:6]]
+    assert 'id="next-rows"' not in second
