@@ -18,6 +18,7 @@ the Airflow components last-started first.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -244,6 +245,19 @@ class AirflowPorts:
         return cls(free_port(), free_port(), free_port())
 
 
+AIRFLOW_ADMIN = "admin"
+JWT_SECRET_CHARS = 86
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only (replacing any earlier one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment every Airflow component of the hub shares.
 
@@ -255,10 +269,15 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
     home = Path(env.get("AIRFLOW_HOME") or settings.state_path / "airflow")
     home.mkdir(parents=True, exist_ok=True)
     secret_file = home / "neuron-jwt-secret"
-    if not secret_file.exists():
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
+    # Airflow signs its JWTs with HS512, whose key PyJWT wants at least 64 bytes long (a
+    # shorter one makes it warn, issue 17): 64 random bytes, 86 characters of base64url.
+    if not secret_file.exists() or len(secret_file.read_text().strip()) < JWT_SECRET_CHARS:
+        _write_private(secret_file, secrets.token_urlsafe(64))
+    # The UI's simple auth manager: one `admin` account whose generated password is kept
+    # (0600) in the state folder, instead of letting every local process in as admin.
+    passwords = settings.state_path / "airflow-admin-password.json"
+    if not passwords.exists():
+        _write_private(passwords, json.dumps({AIRFLOW_ADMIN: secrets.token_urlsafe(18)}))
     defaults = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -279,9 +298,11 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(ports.scheduler_health),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports.log_server),
-        # On loopback only, for one operator: the UI's simple auth manager lets everyone in
-        # as admin. A deployment past one machine sets a real auth manager.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        # Sign-in required (issue 17): `admin` with the password in the state folder. A
+        # deployment past one machine sets a real auth manager.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS_PATH,
     }
     if not env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
