@@ -426,10 +426,6 @@ def admins_disable(name: str) -> None:
     console.print(f"admin {name} disabled")
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _load_plugins() -> None:
     """Commands other distributions add (the simulator's `simulate` and `demo`): the product
     never imports them; they register themselves under the `neuron.commands` entry points."""
@@ -461,3 +457,7 @@ def _errors_in_one_place() -> None:
 
 _load_plugins()
 _errors_in_one_place()
+
+
+if __name__ == "__main__":  # after the plugins registered (`python -m neuron.cli demo`)
+    app()

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.admin import i18n, overview, policies, shared
+from api.admin import i18n, overview, pending, policies, shared
 from api.admin.accounts import check_password
 from api.admin.charts import bar_chart
 from api.admin.sessions import COOKIE, close_session, open_session, same_token
@@ -195,38 +195,56 @@ def consumers_page(request: Request, done: str | None = None, error: str | None 
     from api.consumers import list_consumers
 
     who = principal(request)
-    listed = list_consumers(console_of(request).settings)
-    return page(request, "consumers.html", who, consumers=listed, done=done, error=error)
+    console = console_of(request)
+    listed = list_consumers(console.settings)
+    waiting = pending.open_requests(console.settings, console.now())
+    return page(request, "consumers.html", who, consumers=listed, pending=waiting, done=done, error=error)
+
+
+async def _request(request: Request, name: str, action: str) -> Response:
+    """An admin asks for a consumer-key change; a second admin must confirm it (api.admin.pending)."""
+    who = await run_in_threadpool(principal, request)
+    form = await form_of(request, who, admin=True)
+    console = console_of(request)
+    try:
+        number = await run_in_threadpool(
+            pending.request_change, console.settings, who.name, action, name, form.get("public_key"), console.now()
+        )
+    except NeuronError:
+        return redirect(f"{BASE}/consumers?error={action}")
+    detail = {"consumer": name, "request": number}
+    await run_in_threadpool(_audit, request, f"console:{who.name}", f"console_request_{action}", "ok", detail)
+    return redirect(f"{BASE}/consumers?done=requested")
 
 
 @router.post("/consumers/{name}/revoke")
 async def revoke(request: Request, name: str) -> Response:
-    from api.consumers import revoke_consumer
-
-    who = await run_in_threadpool(principal, request)
-    await form_of(request, who, admin=True)
-    try:
-        await run_in_threadpool(revoke_consumer, console_of(request).settings, name)
-    except NeuronError:
-        return redirect(f"{BASE}/consumers?error=revoke")
-    await run_in_threadpool(_audit, request, f"console:{who.name}", "console_revoke_consumer", "ok", {"consumer": name})
-    return redirect(f"{BASE}/consumers?done=revoke")
+    return await _request(request, name, "revoke")
 
 
 @router.post("/consumers/{name}/keys")
 async def add_key(request: Request, name: str) -> Response:
-    from api.consumers import register_consumer
+    return await _request(request, name, "key")
 
+
+@router.post("/pending/{number}/confirm")
+async def confirm_request(request: Request, number: int) -> Response:
     who = await run_in_threadpool(principal, request)
-    form = await form_of(request, who, admin=True)
-    pem = (form.get("public_key") or "").encode()
+    await form_of(request, who, admin=True)
+    console = console_of(request)
     try:
-        key_id = await run_in_threadpool(register_consumer, console_of(request).settings, name, pem, None)
+        done = await run_in_threadpool(pending.confirm, console.settings, number, who.name, console.now())
     except NeuronError:
-        return redirect(f"{BASE}/consumers?error=key")
-    detail = {"consumer": name, "key_id": key_id}
-    await run_in_threadpool(_audit, request, f"console:{who.name}", "console_register_key", "ok", detail)
-    return redirect(f"{BASE}/consumers?done=key")
+        await run_in_threadpool(
+            _audit, request, f"console:{who.name}", "console_confirm", "refused", {"request": number}
+        )
+        return redirect(f"{BASE}/consumers?error=confirm")
+    action = "console_revoke_consumer" if done.action == "revoke" else "console_register_key"
+    detail = {"consumer": done.consumer, "request": number, "requested_by": done.requested_by}
+    if done.key_id:
+        detail["key_id"] = done.key_id
+    await run_in_threadpool(_audit, request, f"console:{who.name}", action, "ok", detail)
+    return redirect(f"{BASE}/consumers?done={'revoke' if done.action == 'revoke' else 'key'}")
 
 
 @router.get("/audit", response_class=HTMLResponse)

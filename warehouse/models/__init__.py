@@ -5,7 +5,7 @@ One module per concern: the sources' ledgers, sharing (consumers, keys, partitio
 the audit log, quality results, the console's accounts, the relay's alarms and outbox.
 """
 
-from warehouse.models.admin import ROLES, AdminSession, AdminUser, PolicyVersion
+from warehouse.models.admin import ROLES, AdminPending, AdminSession, AdminUser, PolicyVersion
 from warehouse.models.audit import AuditEntry, AuditHead
 from warehouse.models.base import Base, UTCDateTime, utcnow
 from warehouse.models.ledger import Cursor, DropFile, LoadRecord
@@ -22,6 +22,7 @@ from warehouse.models.sharing import (
 
 __all__ = [
     "ROLES",
+    "AdminPending",
     "AdminSession",
     "AdminUser",
     "AlarmLifecycleEvent",
