@@ -22,6 +22,7 @@ from api.alarms import alarms_router
 from api.audit_writer import AuditWriter
 from api.auth import RequestAuthenticator
 from api.deps import NOT_FOUND, Hub
+from api.docs_page import docs
 from api.exports import exports
 from api.lake_files import DECODED
 from api.limits import MemoryBuckets, RateLimiter, RedisBuckets
@@ -87,7 +88,7 @@ def create_app(
     feeds, policies = load_feeds(), load_policies(settings.policies_dir)
     app.state.hub = Hub(settings, keys, feeds, policies, options=options, metrics=metrics)
     app.state.now = now or _utcnow
-    for router in (public, v1, exports, alarms_router, votes_router):
+    for router in (public, v1, exports, alarms_router, votes_router, docs):
         app.include_router(router)
     # The console is not here: it has a listener of its own (`console_app`, issue 17), so
     # /admin on the consumers' port is an unknown path like any other (404).

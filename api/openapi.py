@@ -15,7 +15,62 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 
-SCHEME = "rfc9421"
+SIGNATURE_EXTENSION = "x-http-message-signatures"
+REQUEST_LABEL, RESPONSE_LABEL = "neuron", "hub"
+# What a consumer implements (docs/consumers.md walks through it with curl and openssl).
+SIGNATURE_PROFILE: dict[str, Any] = {
+    "standard": "RFC 9421 HTTP Message Signatures; RFC 9530 Digest Fields",
+    "request": {
+        "label": REQUEST_LABEL,
+        "algorithm": "ed25519",
+        "covered_components": ["@method", "@authority", "@path", "@query"],
+        "covered_components_with_body": ["@method", "@authority", "@path", "@query", "content-digest"],
+        "parameters": {
+            "created": "UNIX seconds; within ±300 s of the hub's clock",
+            "keyid": "the consumer's key id, as the hub registered its Ed25519 public key",
+            "alg": "ed25519",
+            "nonce": "a fresh random string, never sent before (replays are refused)",
+        },
+        "example": {
+            "Signature-Input": 'neuron=("@method" "@authority" "@path" "@query");created=1796630400;'
+            'keyid="district-0a1b2c3d";alg="ed25519";nonce="bm9uY2UtZm9yLXRlc3QtdmVjdG9ycw"',
+            "Signature": "neuron=:<base64 of the 64-byte Ed25519 signature of the signature base>:",
+        },
+    },
+    "response": {
+        "label": RESPONSE_LABEL,
+        "algorithm": "ed25519",
+        "covered_components": [
+            "content-digest",
+            "@status",
+            "content-type (when present)",
+            "every Neuron-* header, sorted",
+            '"signature";req (the request\'s own Signature, when the request was signed)',
+        ],
+        "digest": "Content-Digest: sha-256=:<base64 SHA-256 of the body>:",
+        "keys": "/.well-known/jwks.json (pin its keys by their RFC 7638 thumbprints)",
+    },
+    "manifest": "Neuron-Manifest: compact JWS, alg Ed25519, signed by a JWKS key, over canonical JSON",
+    "test_vectors": "clients/testvectors/vectors.json in the hub's repository",
+}
+REQUEST_SIGNATURE_HEADERS = [
+    {
+        "name": "Signature-Input",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": 'RFC 9421: `neuron=("@method" "@authority" "@path" "@query")` with '
+        '`;created=<unix s>;keyid="<your key id>";alg="ed25519";nonce="<fresh>"` (see x-http-message-signatures).',
+    },
+    {
+        "name": "Signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "RFC 9421: `neuron=:<base64 Ed25519 signature of the signature base>:`, computed per request "
+        "(never a fixed value).",
+    },
+]
 STRING = {"schema": {"type": "string"}}
 SIGNED = {
     "Signature": {**STRING, "required": True, "description": "The hub's RFC 9421 signature (label `hub`, Ed25519)."},
@@ -92,17 +147,17 @@ def install(app: FastAPI, limits: dict[str, int] | None = None) -> None:
             schema = get_openapi(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes, description=DESCRIPTION
             )
-            schema.setdefault("components", {})["securitySchemes"] = {
-                SCHEME: {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "Signature",
-                    "description": "RFC 9421 request signature (with Signature-Input), see the description.",
-                }
-            }
+            # OpenAPI has no security-scheme type for RFC 9421 (its apiKey would tell generated
+            # clients to send a fixed value): every /v1 operation declares the two request
+            # headers it needs, and `x-http-message-signatures` says, machine-readably, how
+            # they are made and how every answer is verified.
+            schema[SIGNATURE_EXTENSION] = SIGNATURE_PROFILE
             for path, operations in schema.get("paths", {}).items():
                 for operation in operations.values():
-                    operation["security"] = [{SCHEME: []}] if path.startswith("/v1/") else []
+                    operation["security"] = []
+                    if path.startswith("/v1/"):
+                        operation["parameters"] = [*REQUEST_SIGNATURE_HEADERS, *operation.get("parameters", [])]
+                        operation[SIGNATURE_EXTENSION] = {"request": REQUEST_LABEL, "response": RESPONSE_LABEL}
                     for parameter in operation.get("parameters", []):
                         if parameter["name"] == "limit" and path in (limits or {}):
                             _set_maximum(parameter["schema"], (limits or {})[path])

@@ -18,6 +18,7 @@ from api.deps import NOT_FOUND, GrantDep, Hub, HubDep, PolicyDep
 from api.metrics import CONTENT_TYPE
 from api.openapi import PUBLIC_ERRORS, SIGNED, V1_ERRORS, answers, errors, json_response
 from api.schemas import Catalog, FeedDetail, Health, Jwks
+from privacy.feed_dictionary import received_fields
 from privacy.policy import pipl_art73
 from warehouse.control import engine_for
 from warehouse.models import Partition
@@ -125,7 +126,6 @@ def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any
     """What the caller receives of one feed, field by field, and under which rule."""
     feed, policy = grant.feed, grant.policy
     watermark, partitions = _published(hub, policy.consumer, feed.name)
-    received = set(policy.published_fields(feed))
     return {
         "name": feed.name,
         "version": feed.version,
@@ -133,17 +133,8 @@ def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any
         "description": feed.description.model_dump(),
         "cadence": feed.cadence,
         "partition_by": feed.partition_by,
-        "fields": [
-            {
-                "name": f.name,
-                "type": f.type,
-                "unit": f.unit,
-                "description": f.description.model_dump(),
-                "treatment": policy.treatment(feed.name, f.name),  # operator and its parameters
-            }
-            for f in feed.fields
-            if f.name in received
-        ],
+        # As this consumer receives them: meaning, unit, type, treatment, legal basis.
+        "fields": [{**f, "description": f["meaning"]} for f in received_fields(feed, policy)],
         "policy": {
             "name": grant.policy_name,
             "title": policy.title,

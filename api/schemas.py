@@ -76,10 +76,15 @@ class FeedField(Open):
     """A field the caller receives and its treatment under the caller's policy."""
 
     name: str
-    type: str
+    meaning: Text
+    description: Text  # the same as `meaning` (the name earlier clients read)
     unit: str | None = None
-    description: Text
-    treatment: Any
+    type: str  # the feed's logical type
+    parquet_type: str  # the Arrow/Parquet type of the column in the files, as treated
+    privacy: str  # the field's privacy class
+    treatment: Any  # the operator and its parameters
+    treatment_text: Text  # what was done to the value, in Chinese and English
+    legal_basis: str
 
 
 class FeedDetail(Open):

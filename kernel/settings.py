@@ -8,6 +8,7 @@ and the demo get a private one.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from functools import cached_property
@@ -22,7 +23,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kernel.errors import ConfigError
+from kernel.inbox_settings import InboxSettings
 from kernel.mqtt_settings import MqttSettings
+from kernel.push_settings import PushSettings
 from kernel.relay_settings import RelaySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +125,37 @@ class ApiSettings(BaseModel):
 
 
 def _config_file() -> Path:
-    return Path(os.environ.get("NEURON_CONFIG", REPO_ROOT / "config" / "hub.toml"))
+    given = os.environ.get("NEURON_CONFIG")
+    if given and not Path(given).is_file():
+        # A mistyped path must not fall back to the built-in defaults silently.
+        raise ConfigError(f"NEURON_CONFIG names {given}, which is not a file: fix the path or unset it")
+    return Path(given) if given else REPO_ROOT / "config" / "hub.toml"
+
+
+def unknown_keys(data: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Keys of a config table that `model` does not declare (nested tables checked too), each
+    with the closest known key when one is close: a mistyped key is an error, not ignored."""
+    found: list[str] = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+            found.append(f"{prefix}{key}" + (f" (did you mean {prefix}{close[0]}?)" if close else ""))
+            continue
+        inner = field.annotation
+        if isinstance(value, dict) and isinstance(inner, type) and issubclass(inner, BaseModel):
+            found += unknown_keys(value, inner, f"{prefix}{key}.")
+    return found
+
+
+class CheckedTomlSource(TomlConfigSettingsSource):
+    """The TOML file, refused with the names of any keys the settings do not know."""
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path):
+        super().__init__(settings_cls, toml_file=toml_file)
+        unknown = unknown_keys(self.toml_data, settings_cls)
+        if unknown:
+            raise ConfigError(f"{toml_file}: unknown setting(s): {', '.join(unknown)}")
 
 
 class Settings(BaseSettings):
@@ -155,7 +189,9 @@ class Settings(BaseSettings):
     intercom: HttpSource = HttpSource(base_url="http://127.0.0.1:8702", page_size=500)
     mqtt: MqttSettings = MqttSettings()
     relay: RelaySettings = RelaySettings()
+    inbox: InboxSettings = InboxSettings()
     api: ApiSettings = ApiSettings()
+    push: PushSettings = PushSettings()  # [[push.ngsi_ld]]: consumers' context brokers
 
     @classmethod
     def settings_customise_sources(
@@ -169,7 +205,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+            CheckedTomlSource(settings_cls, _config_file()),
         )
 
     def resolve(self, path: Path) -> Path:

@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
-from kernel.errors import NeuronError, NotInitialised
+from kernel.errors import FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
+from neuron.inbox_cli import inbox_app
+from neuron.push_cli import push_app
+from neuron.scrub_cli import scrub
+from neuron.user_errors import user_error
 
 app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
@@ -32,12 +38,65 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
+app.add_typer(inbox_app, name="inbox")
+app.command()(scrub)
 console = Console()
 
 
 def _settings() -> Settings:
     setup_logging()
     return load_settings()
+
+
+def _hub() -> Settings:
+    """The settings of a hub that `neuron init` has made (a clear error otherwise)."""
+    from neuron.housekeeping import ensure_initialised
+
+    settings = _settings()
+    ensure_initialised(settings)
+    return settings
+
+
+def _known_feeds(names: list[str] | None) -> None:
+    """Refuse feed names the hub does not define, naming those it does."""
+    from schemas.feeds import load_feeds
+
+    known = set(load_feeds())
+    unknown = sorted(set(names or []) - known)
+    if unknown:
+        raise typer.BadParameter(f"unknown feed(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+def _port_free(host: str, port: int) -> None:
+    """Refuse to start a server on an address something else already holds."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise FatalError(
+                f"{host}:{port} is taken ({exc.strerror}): stop what listens there or use --port"
+            ) from None
+
+
+def _known_stream(name: str) -> None:
+    from connectors.registry import STREAMS
+
+    if name not in STREAMS:
+        raise typer.BadParameter(f"unknown stream {name!r}; known: {', '.join(sorted(STREAMS))}")
+
+
+def _day(value: str | None) -> str | None:
+    """A --day option: a calendar day as YYYY-MM-DD."""
+    if value is not None:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a day: write it as YYYY-MM-DD, e.g. 2026-11-20") from None
+    return value
 
 
 def _fail(exc: NeuronError) -> typer.Exit:
@@ -54,6 +113,8 @@ def _friendly(callback: Callable[..., Any]) -> Callable[..., Any]:
             return callback(*args, **kwargs)
         except NeuronError as exc:
             raise _fail(exc) from exc
+        except (OSError, SQLAlchemyError, ValidationError) as exc:
+            raise _fail(user_error(exc)) from exc
 
     return run
 
@@ -82,12 +143,13 @@ def init() -> None:
 @app.command()
 def ingest(
     source: Annotated[str, typer.Argument(help="Stream name, e.g. vehicle_passes.")],
-    day: Annotated[str | None, typer.Option(help="A local day (YYYY-MM-DD) to ingest whole.")] = None,
+    day: Annotated[str | None, typer.Option(help="A local day (YYYY-MM-DD) to ingest whole.", callback=_day)] = None,
 ) -> None:
     """Run one stream through every stage: by default from its cursor to the last full hour."""
     import pipeline
 
-    settings = _settings()
+    settings = _hub()
+    _known_stream(source)
     if day:
         start, end = pipeline.local_day_window(settings, date.fromisoformat(day))
     else:
@@ -103,7 +165,7 @@ def collect() -> None:
     """Run the MQTT collector until Ctrl-C: device messages landed durably, then acknowledged."""
     from connectors.collector_run import run_collector
 
-    settings = _settings()
+    settings = _hub()
     stats = run_collector(settings)
     console.print(f"collector stopped: {stats}")
 
@@ -113,7 +175,7 @@ def relay() -> None:
     """Run the real-time alarm relay until Ctrl-C/SIGTERM: community alarms → district and police brokers."""
     from relay.run import run_relay
 
-    settings = _settings()
+    settings = _hub()
     stats = run_relay(settings)
     console.print(f"relay stopped: {stats}")
 
@@ -123,7 +185,8 @@ def publish(feed: Annotated[list[str] | None, typer.Option(help="Feed(s); defaul
     """Rebuild the marts and publish feeds to every consumer their policies grant."""
     import pipeline
 
-    settings = _settings()
+    settings = _hub()
+    _known_feeds(feed)
     pipeline.build(settings)
     written = pipeline.publish(settings, feeds=feed)
     console.print(f"{len(written)} new partition version(s) published")
@@ -137,7 +200,7 @@ def serve(
     """Serve the export API (reads only published partitions and the control DB)."""
     from api.app import serve as serve_api
 
-    settings = _settings()
+    settings = _hub()
     if host or port:
         settings = settings.model_copy(
             update={
@@ -146,6 +209,7 @@ def serve(
                 )
             }
         )
+    _port_free(settings.api.host, settings.api.port)
     serve_api(settings)
 
 
@@ -178,7 +242,7 @@ def consumers_add(
     from api.consumers import register_consumer
     from warehouse.recipients import register_encryption_key
 
-    settings = _settings()
+    settings = _hub()
     key_id = register_consumer(settings, name, public_key.read_bytes(), policy)
     if encryption_key is not None:
         enc_id = register_encryption_key(settings, name, encryption_key.read_bytes())
@@ -192,7 +256,7 @@ def consumers_list() -> None:
     from api.consumers import list_consumers
 
     table = Table("consumer", "policy", "keys", "revoked")
-    for c in list_consumers(_settings()):
+    for c in list_consumers(_hub()):
         keys = ", ".join(k.key_id + (" (revoked)" if k.revoked_at else "") for k in c.keys)
         table.add_row(c.name, c.policy, keys, str(c.revoked_at or ""))
     console.print(table)
@@ -205,7 +269,7 @@ def consumers_revoke(
     """Revoke a consumer (or one of its keys), effective at once."""
     from api.consumers import revoke_consumer, revoke_key
 
-    settings = _settings()
+    settings = _hub()
     revoke_key(settings, key_id) if key_id else revoke_consumer(settings, name)
     console.print(f"revoked {key_id or name}")
 
@@ -227,7 +291,7 @@ def keys_rotate(
     """Start a new signing key; old public keys stay in the JWKS until what they signed expires."""
     from neuron.housekeeping import keys_rotate as rotate
 
-    console.print_json(json.dumps(rotate(_settings(), master_secret), ensure_ascii=False, default=str))
+    console.print_json(json.dumps(rotate(_hub(), master_secret), ensure_ascii=False, default=str))
 
 
 @retention_app.command("run")
@@ -235,7 +299,7 @@ def retention_run() -> None:
     """Purge raw-vault objects and quarantine rows past their retention; each purge is audited."""
     from neuron.housekeeping import retention_run as run
 
-    console.print_json(json.dumps(run(_settings()), ensure_ascii=False, default=str))
+    console.print_json(json.dumps(run(_hub()), ensure_ascii=False, default=str))
 
 
 @audit_app.command("verify")
@@ -250,7 +314,7 @@ def audit_verify(
         pinned = json.loads(jwks.read_text()) if jwks else None
         report = verify_archive(archive, pinned)
     else:
-        report = verify_audit(_settings())
+        report = verify_audit(_hub())
     if report.ok:
         console.print(f"[green]audit log intact[/green]: {report.entries} entries, last seq {report.last_seq}")
         return
@@ -264,7 +328,7 @@ def audit_export(path: Path) -> None:
     """Write a signed archive of the audit log that anyone can verify offline."""
     from api.audit_export import export_audit
 
-    info = export_audit(_settings(), path)
+    info = export_audit(_hub(), path)
     console.print(
         f"signed audit archive written to {path}: {info.entries} entries (seq {info.first_seq}–{info.last_seq}), "
         f"chain head {info.last_hash[:16]}…",
@@ -275,11 +339,24 @@ def audit_export(path: Path) -> None:
 @app.command()
 def dictionary(
     out: Annotated[Path | None, typer.Option(help="Write the Markdown here instead of printing it.")] = None,
+    feeds: Annotated[
+        bool, typer.Option("--feeds", help="What each consumer receives of each feed, instead of the sources.")
+    ] = False,
 ) -> None:
-    """Render the data dictionary of every stream's contract (Chinese and English, units, privacy class)."""
+    """Render the data dictionary: every stream's contract, or (--feeds) every feed as each consumer receives it."""
     from schemas.dictionary import all_contracts, render_dictionary
 
-    text = render_dictionary(all_contracts())
+    if feeds:
+        from privacy.feed_dictionary import render_feeds
+        from privacy.policy import load_policies
+        from schemas.feeds import load_feeds
+
+        try:
+            text = render_feeds(load_feeds(), load_policies(_settings().policies_dir))
+        except NeuronError as exc:
+            raise _fail(exc) from exc
+    else:
+        text = render_dictionary(all_contracts())
     if out:
         out.write_text(text, encoding="utf-8")
         console.print(f"data dictionary written to {out}")
@@ -295,7 +372,7 @@ def quality(
     """Data quality per stream and feed: rows in, quarantined by reason, expectations failed, freshness."""
     from warehouse.quality import quality_report, write_report
 
-    settings = _settings()
+    settings = _hub()
     if out is not None:
         paths = write_report(settings, out)
         report = json.loads(paths[0].read_text(encoding="utf-8"))
@@ -347,10 +424,20 @@ def pull(
     from api.pull import pull_feed
 
     setup_logging()
-    key = load_pem_private_key(private_key.read_bytes(), password=None)
+    if not hub.startswith(("http://", "https://")):
+        raise typer.BadParameter(
+            f"{hub!r} is not a URL: write it with its scheme, e.g. https://{hub}", param_hint="--hub"
+        )
+    try:
+        key = load_pem_private_key(private_key.read_bytes(), password=None)
+    except ValueError:
+        raise typer.BadParameter("not a PEM private key (unencrypted PKCS#8)", param_hint="--private-key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise typer.BadParameter("the private key must be Ed25519", param_hint="--private-key")
-    pinned = json.loads(jwks.read_text()) if jwks else None
+    try:
+        pinned = json.loads(jwks.read_text()) if jwks else None
+    except ValueError:
+        raise typer.BadParameter("not a JSON Web Key Set", param_hint="--jwks") from None
     if pinned is None and not jwks_fingerprint:
         raise typer.BadParameter(
             "pin the hub's keys: --jwks FILE or --jwks-fingerprint sha256:...", param_hint="--jwks"
@@ -374,7 +461,12 @@ def verify_ballot(
     """Check offline that your ballot counted as cast: a leaf under the motion's published root (docs/votes.md)."""
     from warehouse.merkle import verify_ballot as check
 
-    answer = json.loads(proof.read_text(encoding="utf-8"))
+    try:
+        answer = json.loads(proof.read_text(encoding="utf-8"))
+    except ValueError:
+        raise typer.BadParameter(
+            "not a ballot proof (JSON from /v1/feeds/governance.votes/proof)", param_hint="proof"
+        ) from None
     if not check(answer, receipt, choice, area, root):
         console.print("[red]NOT VERIFIED[/red]: this proof does not show that ballot under that root")
         raise typer.Exit(code=1)
@@ -400,7 +492,7 @@ def admins_add(
     """Add a console account; the password is prompted for (never an argument: shells keep history)."""
     from api.admin.accounts import add_admin
 
-    settings = _settings()
+    settings = _hub()
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     add_admin(settings.control_url, name, role, password)
     console.print(f"admin {name} ({role}) added")
@@ -412,7 +504,7 @@ def admins_list() -> None:
     from api.admin.accounts import list_admins
 
     table = Table("name", "role", "created", "disabled", "locked until")
-    for a in list_admins(_settings().control_url):
+    for a in list_admins(_hub().control_url):
         table.add_row(a.name, a.role, str(a.created_at), str(a.disabled_at or ""), str(a.locked_until or ""))
     console.print(table)
 
@@ -422,7 +514,7 @@ def admins_disable(name: str) -> None:
     """Disable a console account and end its sessions at once."""
     from api.admin.accounts import disable_admin
 
-    disable_admin(_settings().control_url, name)
+    disable_admin(_hub().control_url, name)
     console.print(f"admin {name} disabled")
 
 
@@ -448,11 +540,15 @@ def _unavailable(name: str, missing: str) -> Callable[[], None]:
     return command
 
 
-def _errors_in_one_place() -> None:
-    for typer_app in (app, consumers_app, keys_app, audit_app, admins_app, retention_app):
-        for info in typer_app.registered_commands:
-            if info.callback is not None:
-                info.callback = _friendly(info.callback)
+def _errors_in_one_place(typer_app: typer.Typer | None = None) -> None:
+    """Wrap every command, sub-commands included, in `_friendly`."""
+    typer_app = typer_app or app
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _friendly(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _errors_in_one_place(group.typer_instance)
 
 
 _load_plugins()

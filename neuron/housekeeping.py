@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from kernel.errors import NotInitialised
 from kernel.settings import Settings
-from privacy.keys import HubKeys, rotate_signing_key
+from privacy.keys import HubKeys, jwk_thumbprint, rotate_signing_key
 from privacy.master import list_master_versions, rotate_master_secret
 from privacy.tls import jwks_fingerprint
 from warehouse.audit import append_audit
@@ -28,6 +29,8 @@ def keys_show(settings: Settings) -> dict[str, Any]:
         "jwks": jwks,
         # What consumers pin (`neuron pull --jwks-fingerprint`): never trust keys on first use.
         "jwks_fingerprint": jwks_fingerprint(jwks),
+        # What consumers pin (RFC 7638): give them with the JWKS, out of band (docs/consumers.md).
+        "thumbprints": {str(k["kid"]): jwk_thumbprint(k) for k in jwks["keys"]},
         "signing_keys": [
             {
                 "kid": k.kid,
@@ -64,3 +67,17 @@ def keys_rotate(settings: Settings, master_secret: bool = False) -> dict[str, An
 def retention_run(settings: Settings) -> dict[str, Any]:
     """Purge what has outlived its retention; counts of what went."""
     return run_retention(settings).summary()
+
+
+def ensure_initialised(settings: Settings) -> None:
+    """Refuse, in one line, to work on a hub that `neuron init` has not made (before anything
+    opens, and so creates, its databases)."""
+    from warehouse.migrations import is_current
+
+    where = f"the hub at {settings.home}"
+    if not (settings.keys_dir / "signing" / "index.json").is_file():
+        raise NotInitialised(f"{where} has no keys yet: run `neuron init` (with NEURON_HOME={settings.home})")
+    if not is_current(settings.control_url):
+        raise NotInitialised(
+            f"{where}: its control database is missing or not at the latest version: run `neuron init`"
+        )

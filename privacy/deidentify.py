@@ -46,6 +46,7 @@ class StagingDerivation:
     feed_field: FeedField
     consumer: str
     recipient: Recipient | None
+    feed: str = ""  # the feed a sealed value is bound to (privacy.seal)
 
 
 def staging_derivations(
@@ -71,7 +72,16 @@ def staging_derivations(
                 if operator.name == "seal_to" and recipient is None:
                     continue
                 column = staging_column(name, operator, policy.consumer)
-                plan[column] = StagingDerivation(name, column, operator, feed.field(name), policy.consumer, recipient)
+                planned = plan.get(column)
+                if planned is not None and operator.name == "seal_to" and planned.feed != feed_name:
+                    # A sealed value is bound to one feed (HPKE info); one staging column cannot serve two.
+                    raise ValueError(
+                        f"policy {policy.consumer!r} seals field {name!r} in feeds {planned.feed!r} and "
+                        f"{feed_name!r}; seal it in one feed only"
+                    )
+                plan[column] = StagingDerivation(
+                    name, column, operator, feed.field(name), policy.consumer, recipient, feed_name
+                )
     return [plan[c] for c in sorted(plan)]
 
 
@@ -91,7 +101,9 @@ def deidentify(
     extra = []
     for d in derived:
         if d.field in table.column_names:
-            ctx = OperatorContext(d.consumer, d.feed_field, keys, recipient=d.recipient, community=community)
+            ctx = OperatorContext(
+                d.consumer, d.feed_field, keys, recipient=d.recipient, community=community, feed=d.feed
+            )
             extra.append((d.column, d.operator.apply(table.column(d.field).combine_chunks(), ctx)))
     for f in contract.fields:
         if f.name not in table.column_names:

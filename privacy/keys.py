@@ -45,6 +45,12 @@ def b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint (SHA-256, base64url) of an OKP public key: what consumers pin."""
+    members = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}
+    return b64u(hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest())
+
+
 def b64u_decode(text: str) -> bytes:
     """Inverse of `b64u`."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

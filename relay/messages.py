@@ -22,7 +22,7 @@ from typing import Any
 from kernel.relay_settings import Upstream
 from privacy.jws import ALGORITHM
 from privacy.keys import SigningKey
-from privacy.seal import Recipient, seal
+from privacy.seal import RELAY_FEED, Recipient, seal
 from relay.alarms import device_is_direct
 from relay.lifecycle import Alarm, LifecycleEvent
 
@@ -78,7 +78,8 @@ class SealCache:
         self._fresh: list[tuple[str, str, str]] = []
 
     def lookup(self, key_id: str, context: str, value: str) -> str:
-        return hmac.new(self.index_key, f"{key_id}\x1f{context}\x1f{value}".encode(), "sha256").hexdigest()
+        # "v2": values cached when sealing was the own ECIES (nhs1) are never found again.
+        return hmac.new(self.index_key, f"v2\x1f{key_id}\x1f{context}\x1f{value}".encode(), "sha256").hexdigest()
 
     def sealed(self, value: str, recipient: Recipient, seal_key: bytes, context: str) -> str:
         lookup = self.lookup(recipient.key_id, context, value)
@@ -86,7 +87,7 @@ class SealCache:
         if found is None:
             if len(self.known) >= self.LIMIT:
                 self.known.clear()
-            found = self.known[lookup] = seal(value, recipient, seal_key, context)
+            found = self.known[lookup] = seal(value, recipient, seal_key, context, feed=RELAY_FEED)
             self._fresh.append((lookup, recipient.key_id, found))
         return found
 
@@ -116,7 +117,7 @@ class Route:
         """`value` sealed to this consumer (deterministic, so cached per value)."""
         assert self.recipient is not None
         if self.seals is None:
-            return seal(value, self.recipient, self.seal_key, context)
+            return seal(value, self.recipient, self.seal_key, context, feed=RELAY_FEED)
         return self.seals.sealed(value, self.recipient, self.seal_key, context)
 
     def topic(self, district: str, alarm: Alarm) -> str:

@@ -164,8 +164,14 @@ def run_expectations(contract: Contract, table: pa.Table) -> tuple[list[str | No
     return reasons, summary
 
 
-def validate_batch(contract: Contract, raw: pa.Table) -> ValidationOutcome:
-    """Split a raw batch into typed good rows and rejected rows with reasons."""
+COMMUNITY_FIELD = "community_id"
+
+
+def validate_batch(contract: Contract, raw: pa.Table, community_id: str | None = None) -> ValidationOutcome:
+    """Split a raw batch into typed good rows and rejected rows with reasons.
+
+    With `community_id`, a row that names another community is rejected: source values
+    become lake paths and partition keys, and only this hub's community may (issue 16)."""
     reasons: list[str | None] = [None] * raw.num_rows
     drift: list[str] = []
     extra = raw.column(EXTRA_COLUMN).to_pylist()
@@ -181,6 +187,10 @@ def validate_batch(contract: Contract, raw: pa.Table) -> ValidationOutcome:
             reasons[i] = reasons[i] or f"{f.name}: not a valid {f.type}"
         typed_columns.append(values)
     typed = pa.Table.from_arrays(typed_columns, schema=_nullable(contract))
+    if community_id is not None and COMMUNITY_FIELD in typed.column_names:
+        foreign = pc.fill_null(pc.not_equal(typed.column(COMMUNITY_FIELD), community_id), True)
+        for i in pc.indices_nonzero(foreign).to_pylist():
+            reasons[i] = reasons[i] or f"{COMMUNITY_FIELD}: not this hub's community"
     castable = pa.array([r is None for r in reasons], type=pa.bool_())  # typed: a window may be empty
     candidates = typed.filter(castable)
     candidate_index = pc.indices_nonzero(castable).to_pylist()

@@ -33,6 +33,7 @@ class OperatorContext:
     recipient: Recipient | None = None
     community: str = ""
     timezone: str = "Asia/Shanghai"
+    feed: str = ""  # the feed the value is published in (sealing binds it)
 
     def require_keys(self) -> HubKeys:
         """The hub's keys; operators that derive keys cannot run without them."""

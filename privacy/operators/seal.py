@@ -33,4 +33,6 @@ class SealTo(Operator):
         if ctx.recipient is None:
             raise ValueError(f"consumer {ctx.consumer!r} has no encryption key registered")
         hub_key = ctx.require_keys().derive("seal", ctx.consumer)
-        return seal_column(column, ctx.recipient, hub_key, ctx.field.name)
+        if not ctx.feed:
+            raise ValueError(f"sealing field {ctx.field.name!r} needs the feed it is published in")
+        return seal_column(column, ctx.recipient, hub_key, ctx.field.name, feed=ctx.feed)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import tests.api.consumer_kit  # noqa: F401  (the standalone consumer kit, importable without installing it)
 from tests.api.hub import LiveHub, running_hub
 from tests.api.proxy import TamperingProxy
 

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,11 +19,11 @@ from tests.api.proxy import TamperingProxy, flip_last_body_byte
 
 
 def stored_rows(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """The rows of every stored partition file, by partition key."""
-    root = out_dir / FEED
+    """The rows of every stored partition file (the hub's own bytes, kept as evidence), by partition key."""
+    root = out_dir / STATE_DIR / FEED
     return {
-        str(path.relative_to(root))[: -len(".parquet")]: as_json(pq.read_table(path).to_pylist())
-        for path in sorted(root.rglob("*.parquet"))
+        str(path.parent.relative_to(root)): as_json(pq.read_table(path).to_pylist())
+        for path in sorted(root.rglob("v*.parquet"))
     }
 
 
@@ -40,6 +41,17 @@ def test_pull_stores_the_latest_version_of_every_partition(fresh_hub: LiveHub, t
         assert state["cursor"] == result.cursor
         again = pull_feed(client, FEED, tmp_path)  # nothing new: nothing written
     assert (again.partitions, again.rows, again.cursor) == ([], 0, result.cursor)
+
+
+def test_the_pulled_feed_is_one_dataset_pandas_and_pyarrow_read_directly(fresh_hub: LiveHub, tmp_path: Path) -> None:
+    with fresh_hub.client("district") as client:
+        pull_feed(client, FEED, tmp_path)
+    published = [r for p in fresh_hub.latest("district") for r in as_json(p.rows)]
+    frame = pd.read_parquet(tmp_path / FEED)
+    assert len(frame) == len(published) and sorted(frame["entries"]) == sorted(r["entries"] for r in published)
+    table = pq.read_table(tmp_path / FEED)
+    assert sorted(map(str, table.column("day").to_pylist())) == sorted(r["day"] for r in published)
+    assert set(table.column_names) == set(published[0])
 
 
 def test_newer_version_replaces_the_stored_file(fresh_hub: LiveHub, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ generated requests mostly explore refusals: the valid paths are covered by the o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,16 +35,16 @@ EXCLUDED: list[Any] = [schemathesis.checks.ignored_auth, schemathesis.checks.pos
 class SignedBy(requests.auth.AuthBase):
     """Signs the requests schemathesis sends, with a fresh nonce, as the consumer would.
 
-    The document declares the signature as a credential in the `Signature` header, so
-    schemathesis puts a made-up value there; that value is replaced by a real signature. A
-    request it sends without the header on purpose (to see it refused) is sent unsigned.
+    The document declares `Signature` and `Signature-Input` as required headers, so
+    schemathesis puts made-up values there; they are replaced by a real signature. A request
+    it sends without either on purpose (to see it refused) is sent as it is.
     """
 
     def __init__(self, identity: Identity) -> None:
         self.identity = identity
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if "Signature" not in request.headers:
+        if "Signature" not in request.headers or "Signature-Input" not in request.headers:
             return request
         body = request.body.encode() if isinstance(request.body, str) else request.body
         sign_request(request, self.identity.key_id, self.identity.private_key, body=body or None)
@@ -118,13 +117,34 @@ def test_the_document_describes_the_api(api_hub: LiveHub) -> None:
         "/v1/feeds/{feed}/proof",
         "/v1/alarms",
     }
+    # The real scheme, not a static credential: no apiKey; every /v1 operation requires both
+    # RFC 9421 request headers and names the signature profile, which says how to make them.
+    assert "securitySchemes" not in document.get("components", {})
+    profile = document["x-http-message-signatures"]
+    assert profile["request"]["covered_components"] == ["@method", "@authority", "@path", "@query"]
+    assert (
+        profile["request"]["algorithm"] == "ed25519" and "content-digest" in profile["response"]["covered_components"]
+    )
     for path, operations in document["paths"].items():
         for operation in operations.values():
-            assert operation["security"] == ([{"rfc9421": []}] if path.startswith("/v1/") else [])
+            assert operation["security"] == []
+            required = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header" and p["required"]}
+            signed = path.startswith("/v1/")
+            assert required == ({"Signature", "Signature-Input"} if signed else set()), path
+            assert ("x-http-message-signatures" in operation) == signed
             assert all("Signature" in answer.get("headers", {}) for answer in operation["responses"].values())
 
 
-def test_no_interactive_docs_are_served(api_hub: LiveHub, tmp_path: Path) -> None:
-    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+def test_docs_are_served_offline_from_the_hub_alone(api_hub: LiveHub) -> None:
+    page = requests.get(f"{api_hub.url}/docs", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    verify_response(page, api_hub.jwks)
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "http" not in policy  # nothing from another origin
+    assert "http://" not in page.text and "https://" not in page.text
+    for asset in ("/docs/docs.js", "/docs/docs.css"):
+        response = requests.get(f"{api_hub.url}{asset}", timeout=10)
+        assert response.status_code == 200 and "https://" not in response.text
+    for path in ("/redoc", "/docs/oauth2-redirect"):
         response = requests.get(f"{api_hub.url}{path}", timeout=10)
         assert (response.status_code, response.json()) == (404, {"detail": "not found"})

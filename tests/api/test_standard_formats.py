@@ -196,10 +196,10 @@ def police_key() -> X25519PrivateKey:
     return X25519PrivateKey.generate()
 
 
-def _sealed(rows: list[dict[str, Any]], field: str, key: X25519PrivateKey) -> list[dict[str, Any]]:
+def _sealed(rows: list[dict[str, Any]], feed: str, field: str, key: X25519PrivateKey) -> list[dict[str, Any]]:
     recipient = Recipient("public_security", "public_security-x25519", key.public_key())
     hub_key = b"\x07" * 32
-    return [{**row, field: row[field] and seal(row[field], recipient, hub_key, field)} for row in rows]
+    return [{**row, field: row[field] and seal(row[field], recipient, hub_key, field, feed=feed)} for row in rows]
 
 
 def _publish(hub: LiveHub, consumer: str, feed_name: str, rows: list[dict[str, Any]]) -> None:
@@ -222,8 +222,8 @@ def std_hub(tmp_path_factory: pytest.TempPathFactory, police_key: X25519PrivateK
         _publish(hub, "district", AIR, AIR_ROWS)
         _publish(hub, "district", ASSETS, ASSET_ROWS)
         _publish(hub, "district", ALARMS, ALARM_ROWS)
-        _publish(hub, "public_security", ALARMS, _sealed(ALARM_ROWS, "room_no", police_key))
-        _publish(hub, "public_security", PASSES, _sealed(PASS_ROWS, "plate_no", police_key))
+        _publish(hub, "public_security", ALARMS, _sealed(ALARM_ROWS, ALARMS, "room_no", police_key))
+        _publish(hub, "public_security", PASSES, _sealed(PASS_ROWS, PASSES, "plate_no", police_key))
         _publish(hub, "open_data", PASSES, PASS_ROWS)
         yield hub
 
@@ -330,7 +330,8 @@ def test_alarms_are_alerts_at_the_level_the_policy_grants(std_hub: LiveHub, poli
     assert all("unit" not in a["data"] and "roomNo" not in a["data"] for a in district)
     police = fetch(std_hub, "public_security", ALARMS, "ngsi-ld").json()
     assert police[0]["data"]["unit"] == "2"
-    assert open_sealed(police[0]["data"]["roomNo"], police_key, "room_no") == ROOMS[0]
+    room = police[0]["data"]["roomNo"]
+    assert open_sealed(room, police_key, "room_no", consumer="public_security", feed=ALARMS) == ROOMS[0]
     assert find_leaks(ROOMS, [("alerts", json.dumps(police, ensure_ascii=False))]) == []
     for entity in [*district, *police]:
         assert schema_errors(entity) == []
@@ -431,7 +432,10 @@ def test_vehicle_passes_are_viid_motor_vehicles_with_the_plate_sealed(
     assert entering["DeviceID"] != leaving["DeviceID"]  # two gates (and entry and exit cameras)
     assert len({v["MotorVehicleID"] for v in vehicles}) == 2
     # Only the platform's own key opens the plate; the raw plate is nowhere in the body.
-    assert [open_sealed(v["PlateNo"], police_key, "plate_no") for v in vehicles] == PLATES
+    opened = [
+        open_sealed(v["PlateNo"], police_key, "plate_no", consumer="public_security", feed=PASSES) for v in vehicles
+    ]
+    assert opened == PLATES
     assert find_leaks(PLATES, [("viid", response.content.decode())]) == []
 
 

@@ -206,3 +206,18 @@ def test_the_simulated_platform_s_receipts_prove_end_to_end(tmp_path: Path) -> N
     with session_scope(settings.control_url) as session:
         texts += [(f"audit {e.seq}", f"{e.path} {e.detail}") for e in session.scalars(select(AuditEntry))]
     assert find_leaks([*receipts.values(), *digits], texts) == []
+
+
+def test_the_standalone_kit_fetches_and_checks_the_same_proofs(votes_hub: LiveHub) -> None:
+    from neuron_consumer.ballot import verify_ballot as kit_verify
+    from neuron_consumer.client import Hub
+    from neuron_consumer.keys import thumbprint
+
+    roots = published_roots(votes_hub, "district")
+    identity = votes_hub.identities["district"]
+    pins = {thumbprint(k) for k in votes_hub.jwks["keys"]}
+    with Hub(votes_hub.url, identity.key_id, identity.private_key, pins) as hub:
+        for key, motion, choice, centi in COUNTED:
+            proof = hub.ballot_proof(RECEIPTS[key])
+            assert kit_verify(proof, RECEIPTS[key], choice, centi / 100, root=roots[motion])
+            assert not kit_verify(proof, RECEIPTS[key], choice, centi / 100 + 1, root=roots[motion])

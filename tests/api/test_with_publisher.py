@@ -38,8 +38,8 @@ def test_published_partitions_are_served_verified_and_pulled_whole(hub: Settings
         result = pull_feed(client, FEED, tmp_path)
         rows, _ = client.records_ndjson(FEED, limit=5)
     stored = {
-        (str(path.relative_to(tmp_path / FEED))[: -len(".parquet")], pq.read_metadata(path).num_rows)
-        for path in (tmp_path / FEED).rglob("*.parquet")
+        (str(path.parent.relative_to(tmp_path / FEED)), pq.read_metadata(path).num_rows)
+        for path in (tmp_path / FEED).rglob("part-0.parquet")
     }
     assert stored == published and result.rows == sum(n for _, n in published)
     assert rows and "hour_start" in rows[0]

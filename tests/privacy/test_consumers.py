@@ -100,7 +100,7 @@ def test_no_consumer_receives_an_identifier_it_is_not_entitled_to(
             texts += [(f"api:{consumer} (signed)", t) for p in pages for t in jws_payloads(p)]
             assert len(texts) > 4
             if consumer == "public_security":
-                assert sum(p.count('"plate_no": "nhs1.') for p in pages) > 1000  # served, sealed
+                assert sum(p.count('"plate_no": "nhs2.') for p in pages) > 1000  # served, sealed
             assert find_leaks(identifiers, texts) == [], consumer
 
 
@@ -120,9 +120,12 @@ def test_only_public_security_gets_passes_and_its_plates_open_only_with_its_key(
         "new_energy",
         "plate_no",
     }
-    opened = {open_sealed(p["plate_no"], police_key, "plate_no") for p in passes}
+    opened = {
+        open_sealed(p["plate_no"], police_key, "plate_no", consumer="public_security", feed="traffic.vehicle_passes")
+        for p in passes
+    }
     assert opened <= simulator.all_plates() and len(opened) > 100
-    assert all(p["plate_no"].startswith("nhs1.public_security-enc-") for p in passes)
+    assert all(p["plate_no"].startswith("nhs2.public_security-enc-") for p in passes)
     # Sealing is deterministic: re-running a window gives the same bytes, so no new version.
     assert pipeline.run_window(hub, "vehicle_passes", *pipeline.local_day_window(hub, DAYS[1]))["published"] == 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -130,5 +131,20 @@ def test_free_text_and_phones_reach_each_consumer_only_as_its_policy_says(tmp_pa
     district = pq.read_table(next((settings.lake_path / "district").rglob("*.parquet"))).to_pylist()
     assert any("[NAME]" in r["description"] for r in district) and all("****" in r["phone"] for r in district)
     police_rows = pq.read_table(next((settings.lake_path / "public_security").rglob("*.parquet"))).to_pylist()
-    assert {open_sealed(r["phone"], police, "phone") for r in police_rows} <= set(truth["phones"])
+    assert {
+        open_sealed(r["phone"], police, "phone", consumer="public_security", feed=FEED.name) for r in police_rows
+    } <= set(truth["phones"])
     assert "description" not in police_rows[0]
+
+
+def test_a_value_sealed_for_two_feeds_is_refused_with_the_field_and_feeds_named() -> None:
+    # A sealed value is bound to one feed (HPKE info), and one staging column serves a consumer.
+    other = FEED.model_copy(update={"name": "services.repairs_other"})
+    grants = {name: {"fields": {"request_id": "keep", "phone": "seal_to"}} for name in (FEED.name, other.name)}
+    body = {"consumer": "public_security", "version": 1, "title": "ps", "legal_basis": "test", "retention_days": 30}
+    both = Policy.model_validate({**body, "feeds": grants})
+    recipient = Recipient("public_security", "ps-1", X25519PrivateKey.generate().public_key())
+    with pytest.raises(ValueError, match="seals field 'phone' in feeds"):
+        staging_derivations(
+            CONTRACT, {FEED.name: FEED, other.name: other}, {"public_security": both}, {"public_security": recipient}
+        )

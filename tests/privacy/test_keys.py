@@ -130,3 +130,13 @@ def test_keys_commands_show_no_secret_and_rotate_with_an_audit_entry(tmp_path: P
     assert [k["active"] for k in shown["signing_keys"]] == [False, True]
     secret = (settings.keys_dir / "master-v2.key").read_text()
     assert secret not in json.dumps(shown) and "d" not in {k for jwk in shown["jwks"]["keys"] for k in jwk}
+    # The thumbprints consumers pin: RFC 7638, SHA-256 of the required members in lexicographic order.
+    import base64
+    import hashlib
+
+    def rfc7638(jwk: dict[str, str]) -> str:
+        canonical = json.dumps({"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+    assert shown["thumbprints"] == {jwk["kid"]: rfc7638(jwk) for jwk in shown["jwks"]["keys"]}
+    assert len(shown["thumbprints"]) == 2

@@ -11,6 +11,8 @@ from kernel.errors import IntegrityError
 from privacy.seal import Recipient, open_sealed, seal, seal_column, sealed_key_id
 
 HUB_KEY = b"h" * 32
+PASSES = {"feed": "traffic.vehicle_passes"}
+OPEN = {"consumer": "public_security", **PASSES}
 POLICE = X25519PrivateKey.generate()
 OTHER = X25519PrivateKey.generate()
 TO_POLICE = Recipient("public_security", "public_security-enc-1", POLICE.public_key())
@@ -20,43 +22,67 @@ TO_OTHER = Recipient("district", "district-enc-1", OTHER.public_key())
 @settings(max_examples=50)
 @given(st.text(min_size=1, max_size=30))
 def test_a_sealed_value_opens_with_the_consumers_key_and_no_other(value: str) -> None:
-    sealed = seal(value, TO_POLICE, HUB_KEY, "plate_no")
-    assert open_sealed(sealed, POLICE, "plate_no") == value
+    sealed = seal(value, TO_POLICE, HUB_KEY, "plate_no", **PASSES)
+    assert open_sealed(sealed, POLICE, "plate_no", **OPEN) == value
     assert sealed_key_id(sealed) == TO_POLICE.key_id
     assert value not in sealed.split(".", 2)[2] or len(value) < 4
     with pytest.raises(IntegrityError):
-        open_sealed(sealed, OTHER, "plate_no")  # another consumer's private key
+        open_sealed(sealed, OTHER, "plate_no", **OPEN)  # another consumer's private key
     with pytest.raises(IntegrityError):
-        open_sealed(sealed, POLICE, "phone")  # passed off as another kind of identifier
+        open_sealed(sealed, POLICE, "phone", **OPEN)  # passed off as another kind of identifier
     with pytest.raises(IntegrityError):
-        open_sealed(sealed, X25519PrivateKey.generate(), "plate_no")  # the hub cannot open it either
+        open_sealed(sealed, X25519PrivateKey.generate(), "plate_no", **OPEN)  # the hub cannot open it either
 
 
 @settings(max_examples=50)
 @given(st.text(min_size=1, max_size=30), st.integers(0, 200))
 def test_tampering_with_any_byte_is_detected(value: str, position: int) -> None:
-    prefix, kid, body = seal(value, TO_POLICE, HUB_KEY, "plate_no").split(".", 2)
+    prefix, kid, body = seal(value, TO_POLICE, HUB_KEY, "plate_no", **PASSES).split(".", 2)
     i = position % len(body)
     flipped = body[:i] + ("A" if body[i] != "A" else "B") + body[i + 1 :]
     with pytest.raises(IntegrityError):
-        assert open_sealed(f"{prefix}.{kid}.{flipped}", POLICE, "plate_no") != value
+        assert open_sealed(f"{prefix}.{kid}.{flipped}", POLICE, "plate_no", **OPEN) != value
 
 
 def test_sealing_is_deterministic_per_recipient_so_re_runs_give_the_same_bytes() -> None:
     import pyarrow as pa
 
     column = pa.array(["沪A12345", None, "沪A12345", "苏E9F123"])
-    first = seal_column(column, TO_POLICE, HUB_KEY, "plate_no").to_pylist()
-    assert first == seal_column(column, TO_POLICE, HUB_KEY, "plate_no").to_pylist()
+    first = seal_column(column, TO_POLICE, HUB_KEY, "plate_no", **PASSES).to_pylist()
+    assert first == seal_column(column, TO_POLICE, HUB_KEY, "plate_no", **PASSES).to_pylist()
     assert first[0] == first[2] and first[1] is None and first[0] != first[3]
-    to_other = seal_column(column, TO_OTHER, HUB_KEY, "plate_no").to_pylist()
+    to_other = seal_column(column, TO_OTHER, HUB_KEY, "plate_no", **PASSES).to_pylist()
     assert not set(first) - {None} & set(to_other)
-    assert [open_sealed(v, POLICE, "plate_no") for v in first if v] == ["沪A12345", "沪A12345", "苏E9F123"]
+    assert [open_sealed(v, POLICE, "plate_no", **OPEN) for v in first if v] == ["沪A12345", "沪A12345", "苏E9F123"]
 
 
 @pytest.mark.parametrize(
-    "garbage", ["", "nhs1", "nhs1.k", "nhs1.k.", "nhs2.k.AAAA", "nhs1.k.!!!!", "nhs1.k." + "A" * 43]
+    "garbage",
+    ["", "nhs2", "nhs2.k", "nhs2.k.", "nhs2.k.AAAA", "nhs2.k.!!!!", "nhs2.k." + "A" * 64, "nhs1.k." + "A" * 86],
 )
 def test_what_is_not_a_sealed_value_says_so(garbage: str) -> None:
     with pytest.raises(IntegrityError):
-        open_sealed(garbage, POLICE, "plate_no")
+        open_sealed(garbage, POLICE, "plate_no", **OPEN)
+
+
+def test_the_consumer_feed_and_field_are_bound() -> None:
+    sealed = seal("沪A12345", TO_POLICE, HUB_KEY, "plate_no", **PASSES)
+    for consumer, feed, field in [
+        ("district", "traffic.vehicle_passes", "plate_no"),
+        ("public_security", "traffic.vehicle_flow_hourly", "plate_no"),
+        ("public_security", "traffic.vehicle_passes", "gate_code"),
+    ]:
+        with pytest.raises(IntegrityError):
+            open_sealed(sealed, POLICE, field, consumer=consumer, feed=feed)
+
+
+def test_any_rfc_9180_implementation_opens_a_sealed_value_with_the_documented_info() -> None:
+    from cryptography.hazmat.primitives import hpke
+
+    from privacy.keys import b64u_decode
+
+    sealed = seal("沪A12345", TO_POLICE, HUB_KEY, "plate_no", **PASSES)
+    prefix, key_id, body = sealed.split(".", 2)
+    info = f"neuron-hub/seal/v2\x1fpublic_security\x1ftraffic.vehicle_passes\x1fplate_no\x1f{key_id}".encode()
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    assert prefix == "nhs2" and suite.decrypt(b64u_decode(body), POLICE, info=info).decode() == "沪A12345"

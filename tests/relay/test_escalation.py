@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from privacy.seal import open_sealed
+from privacy.seal import RELAY_FEED, open_sealed
 from relay.destinations import wait_for
 from relay.run import BackgroundRelay
 from relay.service import Relay
@@ -106,7 +106,10 @@ def test_an_alarm_escalated_after_a_restart_still_carries_the_police_s_sealed_id
         escalated = police.payloads()[-1]
         assert (escalated["alarm_id"], escalated["state"]) == (raised["alarm_id"], "escalated")
         assert escalated["sealed"] == raised["sealed"]
-        opened = {name: open_sealed(value, rig.police_key, name) for name, value in escalated["sealed"].items()}
+        opened = {
+            name: open_sealed(value, rig.police_key, name, consumer="public_security", feed=RELAY_FEED)
+            for name, value in escalated["sealed"].items()
+        }
         assert opened == {"device_id": detector.device_id, "household_id": detector.info["household_id"]}
 
 

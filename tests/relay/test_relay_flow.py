@@ -11,7 +11,7 @@ from pathlib import Path
 
 from privacy.jws import verify_json
 from privacy.keys import HubKeys
-from privacy.seal import open_sealed
+from privacy.seal import RELAY_FEED, open_sealed
 from relay.run import BackgroundRelay
 from relay.store import RelayStore
 from simulator.devices_publish import publish_messages
@@ -51,7 +51,12 @@ def test_alarms_reach_both_upstreams_signed_minimised_and_in_order(tmp_path: Pat
         assert d_home and all(set(p["location"]) == {"community_id", "building"} for p in d_home)
         assert all("device_id" not in p and "sealed" not in p for p in d_home)
         assert all(set(p["location"]) == {"community_id", "building", "unit"} for p in p_home)
-        opened = {open_sealed(p["sealed"]["device_id"], rig.police_key, "device_id") for p in p_home}
+        opened = {
+            open_sealed(
+                p["sealed"]["device_id"], rig.police_key, "device_id", consumer="public_security", feed=RELAY_FEED
+            )
+            for p in p_home
+        }
         assert opened <= {d.device_id for d in rig.fleet.detectors}
 
         # No raw identifier reaches the district (not entitled); the police get them only sealed.

@@ -17,7 +17,7 @@ from kernel.errors import IntegrityError
 from kernel.settings import Settings, SqlSource
 from privacy.keys import HubKeys, b64u_decode
 from privacy.room_cipher import RoomCipher
-from privacy.seal import open_sealed
+from privacy.seal import RELAY_FEED, open_sealed
 from relay.destinations import wait_for
 from relay.rooms import RoomDirectory, room_of_address
 from relay.run import BackgroundRelay
@@ -120,7 +120,10 @@ def test_public_security_gets_the_room_sealed_the_district_none_and_the_database
 
         sealed = police.payloads()[0]["sealed"]
         assert set(sealed) == {"device_id", "household_id", "room_no"}
-        assert open_sealed(sealed["room_no"], rig.police_key, "room_no") == home.room
+        assert (
+            open_sealed(sealed["room_no"], rig.police_key, "room_no", consumer="public_security", feed=RELAY_FEED)
+            == home.room
+        )
         assert "sealed" not in district.payloads()[0] and "room" not in str(district.payloads()[0]["location"])
 
         cipher = RoomCipher(HubKeys.load(hub), hub.community_id)

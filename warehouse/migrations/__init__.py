@@ -21,3 +21,24 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "heads") -> None:
     """Bring the control database up to `revision` (idempotent)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def is_current(url: str) -> bool:
+    """Whether the control database exists and is at the latest revision, without creating it
+    (a command on an uninitialised hub must leave no empty database file behind)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return False
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+    return current == set(ScriptDirectory.from_config(alembic_config(url)).get_heads())

@@ -217,3 +217,18 @@ def test_the_drill_down_shows_a_bounded_page_of_rows_and_pages_on(
     second = admin.get(f"/shared/{seq}", params={"rows_page": 1}).text
     assert table_rows(second, "export-table") == [[str(row[f]) for f in fields] for row in received[3:6]]
     assert 'id="next-rows"' not in second
+
+
+def test_the_quality_page_lists_the_ngsi_ld_dead_letters(admin: Browser, console: ConsoleHub) -> None:
+    from peers.ngsi_ld.batch import DeadLetter
+    from peers.ngsi_ld.client import EntityError
+    from peers.ngsi_ld.store import PushStore
+
+    entity = {"id": "urn:ngsi-ld:Streetlight:music-square:SL9", "type": "Streetlight", "status": "ok"}
+    error = EntityError(entity["id"], "BadRequestData", 400, "invalid attribute name")
+    PushStore(console.hub.settings.control_url, "district").add_dead([DeadLetter(entity, error, 1)], "upsert", None)
+    assert overview.push_dead_letters(console.hub.settings).error is None
+    rows = table_rows(admin.get("/quality").text, "dead-letters")
+    assert [row[1:] for row in rows] == [
+        ["district", "upsert", "—", entity["id"], "Streetlight", "BadRequestData", "400", "1"]
+    ]

@@ -1,15 +1,15 @@
 """admin console: consumer-key changes waiting for a second admin (two-person rule, issue 17)
 
-Revision ID: 0010_admin_pending
-Revises: 0009_relay_room
+Revision ID: 0011_admin_pending
+Revises: 0010_ngsi_ld_push
 Create Date: 2026-12-07 21:20:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_admin_pending"
-down_revision = "0009_relay_room"
+revision = "0011_admin_pending"
+down_revision = "0010_ngsi_ld_push"
 branch_labels = None
 depends_on = None
 
