@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +25,7 @@ from neuron.inbox_cli import inbox_app
 from neuron.push_cli import push_app
 from neuron.scrub_cli import scrub
 from neuron.user_errors import user_error
+from neuron.viid_cli import register as register_viid
 
 app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
@@ -38,6 +40,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+register_viid(app)  # `neuron viid`: the GA/T 1400 cascade
 app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
 app.add_typer(inbox_app, name="inbox")
 app.command()(scrub)
@@ -100,7 +103,7 @@ def _day(value: str | None) -> str | None:
 
 
 def _fail(exc: NeuronError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    console.print(f"[red]error:[/red] {escape(str(exc))}")  # escaped: "[viid]" is a section, not markup
     return typer.Exit(code=1)
 
 

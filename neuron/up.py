@@ -372,6 +372,8 @@ def hub_services(
         services.append(Service("collector", [*neuron, "collect"]))
     if relay and relay_available(settings):
         services.append(Service("relay", [*neuron, "relay"]))
+    if settings.viid.configured:  # [viid] names an upper platform
+        services.append(Service("viid", [*neuron, "viid"]))
     if settings.push.ngsi_ld:  # consumers' NGSI-LD brokers (neuron/push_cli.py)
         services.append(Service("push", [*neuron, "push"]))
     inbox = getattr(settings, "inbox", None)
