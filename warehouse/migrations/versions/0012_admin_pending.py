@@ -1,15 +1,15 @@
 """admin console: consumer-key changes waiting for a second admin (two-person rule, issue 17)
 
-Revision ID: 0011_admin_pending
-Revises: 0010_ngsi_ld_push
+Revision ID: 0012_admin_pending
+Revises: 0011_viid
 Create Date: 2026-12-07 21:20:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_admin_pending"
-down_revision = "0010_ngsi_ld_push"
+revision = "0012_admin_pending"
+down_revision = "0011_viid"
 branch_labels = None
 depends_on = None
 
