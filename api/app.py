@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import format_ngsi, format_viid, openapi  # noqa: F401  (format_*: importing registers them)
-from api.admin.console import install as install_console
 from api.alarms import alarms_router
 from api.audit_writer import AuditWriter
 from api.auth import RequestAuthenticator
@@ -32,6 +31,7 @@ from api.middleware import Gate
 from api.nonces import DatabaseNonces, NonceStore, RedisNonces
 from api.response_signing import SignedResponses
 from api.routes import public, v1
+from api.transport import StrictTransport, tls_options
 from api.votes import votes_router
 from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys
@@ -90,20 +90,38 @@ def create_app(
     app.state.now = now or _utcnow
     for router in (public, v1, exports, alarms_router, votes_router, docs):
         app.include_router(router)
-    install_console(app, settings)  # the admins' console under /admin (issue 8)
+    # The console is not here: it has a listener of its own (`console_app`, issue 17), so
+    # /admin on the consumers' port is an unknown path like any other (404).
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     page = settings.api.max_page_size
     limits = {"/v1/feeds/{feed}/records": page, "/v1/alarms": page, "/v1/feeds/{feed}/changes": options.max_changes}
     openapi.install(app, limits)
     nonces, limiter = _stores(settings, options)
-    authenticator = RequestAuthenticator(settings.control_url, settings.api.signature_window_seconds, nonces)
+    authenticator = RequestAuthenticator(
+        settings.control_url, settings.api.signature_window_seconds, nonces, public_names=options.authorities()
+    )
+    app.state.authenticator = authenticator
     # Added last = outermost: the signer must see every response, the gate's refusals included.
     writer = AuditWriter(settings.control_url, after=nonces.purge if isinstance(nonces, DatabaseNonces) else None)
     app.add_middleware(
         Gate, authenticator=authenticator, writer=writer, options=options, limiter=limiter, metrics=metrics
     )
     app.add_middleware(SignedResponses, keys=keys)
+    app.add_middleware(StrictTransport, max_age=options.hsts_seconds)
+    return app
+
+
+def create_console_app(settings: Settings, *, now: Callable[[], datetime] | None = None) -> FastAPI:
+    """The admin console (under /admin) as the application of its own listener."""
+    from api.admin.console import install as install_console
+    from api.admin.web import NoConsumerKeys
+
+    app = FastAPI(title="Neuron Hub console", openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.now = now or _utcnow
+    install_console(app, settings)
+    app.add_middleware(NoConsumerKeys)
+    app.add_middleware(StrictTransport, max_age=settings.api.hsts_seconds)
     return app
 
 
@@ -121,7 +139,30 @@ SERVER_OPTIONS: dict[str, Any] = {
 
 
 def serve(settings: Settings) -> None:
-    """Run the export API with uvicorn on `settings.api.host:port` until interrupted."""
+    """Run the export API on `api.host:port` and the console on `api.console_host:console_port`,
+    both over HTTPS unless `api.tls` is off, until interrupted."""
+    import asyncio
+
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port, **SERVER_OPTIONS)
+    api = settings.api
+    tls = tls_options(settings)
+    servers = [
+        uvicorn.Server(uvicorn.Config(create_app(settings), host=api.host, port=api.port, **SERVER_OPTIONS, **tls)),
+        uvicorn.Server(
+            uvicorn.Config(
+                create_console_app(settings), host=api.console_host, port=api.console_port, **SERVER_OPTIONS, **tls
+            )
+        ),
+    ]
+
+    async def both() -> None:
+        # Each server installs its own signal handlers and only the last one's sees Ctrl-C:
+        # when either stops, the other is told to stop too.
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*pending)
+
+    asyncio.run(both())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,46 +67,69 @@ def verify_audit(settings: Settings) -> AuditReport:
         return verify_session(session)
 
 
-def export_audit(settings: Settings, path: Path, first_seq: int = 1, until_seq: int | None = None) -> ArchiveInfo:
-    """Write entries `first_seq`..`until_seq` (default: all) to a signed archive at `path`."""
-    keys = HubKeys.load(settings)
+# The overview's chain check, per control database: (head seq, head hash, checked at, report).
+_CHECKED: dict[str, tuple[int, str, float, AuditReport]] = {}
+CHECK_AGAIN_SECONDS = 300.0
+
+
+def cached_verify_audit(settings: Settings) -> AuditReport:
+    """`verify_audit` for the console's overview (issue 17): the whole chain is hashed again
+    only when its head moved or five minutes passed, not on every view. The audit page and
+    `neuron audit verify` always check it whole."""
     with session_scope(settings.control_url) as session:
         head = session.get(AuditHead, HEAD_ID)
-        before = session.get(AuditEntry, first_seq - 1) if first_seq > 1 else None
-        lines = [
-            canonical_json({**link.fields, "prev_hash": link.prev_hash, "entry_hash": link.entry_hash})
-            for link in links_of(session, first_seq, until_seq)
-        ]
-    entries = b"".join(line + b"\n" for line in lines)
-    last = json.loads(lines[-1]) if lines else None
-    start_hash = before.entry_hash if before else GENESIS_HASH
-    last_seq: int = last["seq"] if last else first_seq - 1
-    last_hash: str = last["entry_hash"] if last else start_hash
-    jwks = canonical_json(keys.jwks())
-    manifest = {
-        "format": FORMAT,
-        "community_id": settings.community_id,
-        "exported_at": datetime.now(UTC).isoformat(),
-        "entries": len(lines),
-        "first_seq": first_seq,
-        "last_seq": last_seq,
-        "first_prev_hash": start_hash,
-        "last_hash": last_hash,
-        "log_head": {"seq": head.last_seq, "hash": head.last_hash} if head else None,
-        "entries_sha256": hashlib.sha256(entries).hexdigest(),
-        "jwks_sha256": hashlib.sha256(jwks).hexdigest(),
-    }
-    body = canonical_json(manifest)
+        seq, last = (head.last_seq, head.last_hash) if head else (0, GENESIS_HASH)
+    cached = _CHECKED.get(settings.control_url)
+    now = time.monotonic()
+    if cached is not None and cached[:2] == (seq, last) and now - cached[2] < CHECK_AGAIN_SECONDS:
+        return cached[3]
+    report = verify_audit(settings)
+    _CHECKED[settings.control_url] = (seq, last, now, report)
+    return report
+
+
+def export_audit(settings: Settings, path: Path, first_seq: int = 1, until_seq: int | None = None) -> ArchiveInfo:
+    """Write entries `first_seq`..`until_seq` (default: all) to a signed archive at `path`.
+
+    The entries are streamed into the zip as the database yields them (issue 17): memory does
+    not grow with the log; the manifest, which needs their digest and count, follows them.
+    """
+    keys = HubKeys.load(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    digest, count, last = hashlib.sha256(), 0, None
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("entries.jsonl", entries)
+        with session_scope(settings.control_url) as session, archive.open("entries.jsonl", "w") as out:
+            head = session.get(AuditHead, HEAD_ID)
+            log_head = {"seq": head.last_seq, "hash": head.last_hash} if head else None
+            before = session.get(AuditEntry, first_seq - 1) if first_seq > 1 else None
+            start_hash = before.entry_hash if before else GENESIS_HASH
+            for link in links_of(session, first_seq, until_seq):
+                line = canonical_json({**link.fields, "prev_hash": link.prev_hash, "entry_hash": link.entry_hash})
+                out.write(line + b"\n")
+                digest.update(line + b"\n")
+                count, last = count + 1, (int(link.fields["seq"]), link.entry_hash)
+        last_seq, last_hash = last if last else (first_seq - 1, start_hash)
+        jwks = canonical_json(keys.jwks())
+        manifest = {
+            "format": FORMAT,
+            "community_id": settings.community_id,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "entries": count,
+            "first_seq": first_seq,
+            "last_seq": last_seq,
+            "first_prev_hash": start_hash,
+            "last_hash": last_hash,
+            "log_head": log_head,
+            "entries_sha256": digest.hexdigest(),
+            "jwks_sha256": hashlib.sha256(jwks).hexdigest(),
+        }
         archive.writestr("jwks.json", jwks)
-        archive.writestr("manifest.json", body)
+        archive.writestr("manifest.json", canonical_json(manifest))
         archive.writestr("manifest.jws", sign_json(manifest, keys.active_signing_key))
         archive.writestr("README.txt", README.format(community=settings.community_name))
     tmp.replace(path)
-    return ArchiveInfo(path, len(lines), first_seq, last_seq, last_hash)
+    return ArchiveInfo(path, count, first_seq, last_seq, last_hash)
 
 
 def verify_archive(path: Path, jwks: dict[str, Any] | None = None) -> AuditReport:

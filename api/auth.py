@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from http_message_signatures import HTTPMessageSignaturesException, HTTPSignatureKeyResolver, InvalidSignature
@@ -53,6 +54,11 @@ from warehouse.models import Consumer, ConsumerKey
 
 MAX_NONCE_LENGTH = 200  # the nonces table's column
 COVERED = {f'"{component}"' for component in REQUEST_COMPONENTS}  # as the library serialises them
+# RFC 9421 §2.2.2: `@target-uri` is the whole URI (scheme, authority, path and query), so a
+# signature over it and `@method` binds everything the four components above bind; generic
+# clients sign that way (issue 17).
+COVERED_BY_URI = {'"@method"', '"@target-uri"'}
+DEFAULT_PORTS = {"http": "80", "https": "443"}
 # Built once: this runs on every request, and building a statement costs more than running it.
 KEY_QUERY = (
     select(
@@ -160,8 +166,11 @@ class RequestAuthenticator:
         window_seconds: int,
         nonces: NonceStore | None = None,
         keys: KeyCache | None = None,
+        public_names: Collection[str] = (),
     ) -> None:
         self.control_url = control_url
+        # Empty: any authority (only for callers that build an authenticator by hand).
+        self.public_names = {_normal_authority(name) for name in public_names}
         self.window = timedelta(seconds=window_seconds)
         self.nonces = nonces or DatabaseNonces(control_url, self.window)
         self.keys = keys or KeyCache()
@@ -182,6 +191,8 @@ class RequestAuthenticator:
 
         if "signature-input" not in lines or "signature" not in lines:
             raise AuthError("request is not signed", "unsigned")
+        if len(lines.get("host", ())) == 1:
+            self._check_authority(header("host") or "", scope.get("scheme", "http"))
         try:
             signature = parse_signature(header("signature-input"), header("signature"))
             _check_window(signature, now, self.window)
@@ -218,6 +229,21 @@ class RequestAuthenticator:
             raise AuthError("nonce already used", "replay") from exc
         return Caller(live.consumer, key_id, live.policy, nonce)
 
+    def also_known_as(self, authority: str) -> None:
+        """Accept one more public name (a server that learns its port only once bound)."""
+        self.public_names.add(_normal_authority(authority))
+
+    def _check_authority(self, authority: str, scheme: str) -> None:
+        """AuthError unless the request is addressed to one of this hub's public names.
+
+        `@authority` and the authority inside `@target-uri` are both taken from the request's
+        Host, so checking the Host checks whichever the signature covers: a request signed
+        for hub A and sent to hub B fails here, before its nonce is claimed (hubs keep their
+        own nonces, so only the name can stop a cross-hub replay).
+        """
+        if self.public_names and _normal_authority(authority, scheme) not in self.public_names:
+            raise AuthError("request is signed for another authority than this hub", "wrong_hub")
+
     def claim(self, caller: Caller, now: datetime) -> None:
         """Claim the nonce in a store that is not deferred (after `authenticate_scope`); blocking I/O."""
         try:
@@ -233,6 +259,8 @@ class RequestAuthenticator:
         """
         if "signature-input" not in request.headers or "signature" not in request.headers:
             raise AuthError("request is not signed", "unsigned")
+        url = urlsplit(request.url)
+        self._check_authority(url.netloc, url.scheme)
         with engine_for(self.control_url).connect() as connection:
             keys = _LiveConsumerKeys(connection, self.keys)
             verifier = WindowVerifier(keys, self.window, lambda: now)
@@ -271,10 +299,20 @@ def _check_window(signature: ParsedSignature, now: datetime, window: timedelta) 
         raise AuthError("malformed or incomplete signature", "malformed") from exc
 
 
+def _normal_authority(authority: str, scheme: str = "") -> str:
+    """An authority in lower case, without the scheme's default port (`host` = `host:443` on https)."""
+    authority = authority.strip().lower()
+    # A configured name has no scheme: either default port is taken as implied.
+    for name, default in DEFAULT_PORTS.items():
+        if scheme in (name, "") and authority.endswith(":" + default):
+            return authority[: -len(default) - 1]
+    return authority
+
+
 def _profile(covered: set[str], alg: object, nonce: str | None) -> str:
     """What the hub asks of a signature beyond validity (the same on both paths); its nonce."""
-    if not covered >= COVERED:
-        raise AuthError("signature must cover @method, @authority, @path and @query", "malformed")
+    if not (covered >= COVERED or covered >= COVERED_BY_URI):
+        raise AuthError("signature must cover @method, @authority, @path and @query (or @target-uri)", "malformed")
     if alg != ALGORITHM:
         raise AuthError('signature must declare alg="ed25519"', "malformed")
     if not nonce or len(nonce) > MAX_NONCE_LENGTH:

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from api.download import download_to
 from api.signing import sign_request
 from api.verify import PartitionDownload, header, utcnow, verify_head, verify_partition, verify_response
-from kernel.errors import FatalError, IntegrityError, RetriableError
+from kernel.errors import ConfigError, FatalError, IntegrityError, RetriableError
+from privacy.tls import jwks_fingerprint
 
 __all__ = ["HubClient", "HubRefused", "PartitionDownload", "verify_partition", "verify_response"]
 
@@ -77,7 +78,13 @@ class HubClient:
         now: Callable[[], datetime] = utcnow,
         consumer: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        jwks_fingerprint: str | None = None,
+        ca: Path | str | None = None,
     ) -> None:
+        if jwks is None and not jwks_fingerprint:
+            # Never trust on first use (issue 17): keys fetched from the hub are only as good
+            # as the channel they came over, so they must match a fingerprint given out of band.
+            raise ConfigError("pin the hub's keys: give its JWKS or the fingerprint `neuron keys show` prints")
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         # Manifests name the policy's consumer. By default that is the consumer's own name,
@@ -92,7 +99,10 @@ class HubClient:
         self.sleep = sleep
         self._private_key = private_key
         self._jwks = jwks
+        self._fingerprint = jwks_fingerprint
         self._session = requests.Session()
+        if ca is not None:
+            self._session.verify = str(ca)  # the hub's own certificate, as its operator gave it
 
     def close(self) -> None:
         """Close the underlying connections."""
@@ -106,7 +116,8 @@ class HubClient:
 
     @property
     def jwks(self) -> dict[str, Any]:
-        """The hub's keys: as given, or fetched once and checked to vouch for themselves."""
+        """The hub's keys: as given, or fetched once, matched against the pinned fingerprint,
+        and checked to vouch for themselves."""
         if self._jwks is None:
             response = self._send("/.well-known/jwks.json")
             try:
@@ -115,6 +126,8 @@ class HubClient:
                 raise IntegrityError("the hub's JWKS is not JSON") from exc
             if not isinstance(candidate, dict):
                 raise IntegrityError("the hub's JWKS is not a JSON object")
+            if jwks_fingerprint(candidate) != self._fingerprint:
+                raise IntegrityError("the hub's JWKS does not match the pinned fingerprint")
             verify_response(response, candidate, now=self.now, window_seconds=self.window_seconds)
             self._check_status(response)
             self._jwks = candidate

@@ -122,8 +122,18 @@ def ndjson_tables(tables: list[pa.Table]) -> bytes:
     return "".join(out).encode()
 
 
+# OWASP "CSV Injection": a text cell a spreadsheet would read as a formula is prefixed with a
+# single quote (numbers are written as numbers and never need it). Issue 17.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
-    return "" if value is None else value if isinstance(value, str | int | float | bool) else json_value(value)
+    if value is None:
+        return ""
+    cell = value if isinstance(value, str | int | float | bool) else json_value(value)
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 def csv_text(rows: Rows, fields: list[str]) -> bytes:

@@ -31,6 +31,10 @@ class RateLimiter(Protocol):
         """0.0 if a token was there (taken unless `consume` is False), else seconds until one is."""
         ...
 
+    def give_back(self, key: str, bucket: Bucket) -> None:
+        """Return a token taken for a request that turned out to be a replay (issue 17)."""
+        ...
+
 
 def retry_after(wait: float) -> str:
     """A Retry-After value: whole seconds, at least one."""
@@ -59,6 +63,12 @@ class MemoryBuckets:
             self._shapes[key] = bucket
             return wait
 
+    def give_back(self, key: str, bucket: Bucket) -> None:
+        with self._lock:
+            if key in self._state:
+                tokens, at = self._state[key]
+                self._state[key] = (min(float(bucket.burst), tokens + 1), at)
+
     def _forget_full(self, now: float) -> None:
         # A bucket that has refilled is the same as no bucket: dropping it changes nothing.
         for key, (tokens, at) in list(self._state.items()):
@@ -83,13 +93,24 @@ return tostring(wait)
 """
 
 
+_GIVE_BACK = """
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+if tokens then redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tonumber(ARGV[1]), tokens + 1))) end
+return 0
+"""
+
+
 class RedisBuckets:
     """Buckets in Redis, shared by every API process that uses the same server."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self._script = client.register_script(_TAKE)
+        self._give_back = client.register_script(_GIVE_BACK)
 
     def take(self, key: str, bucket: Bucket, now: float, *, consume: bool = True) -> float:
         args = [repr(bucket.rate), bucket.burst, repr(now), "1" if consume else "0"]
         return float(self._script(keys=[PREFIX + key], args=args))
+
+    def give_back(self, key: str, bucket: Bucket) -> None:
+        self._give_back(keys=[PREFIX + key], args=[bucket.burst])

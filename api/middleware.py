@@ -249,7 +249,16 @@ class Gate:
             nonce=(caller.key_id, caller.nonce) if claims and caller else None,
             key_id=caller.key_id if request and caller else None,
         )
-        return await self.writer.append(record)
+        verdict = await self.writer.append(record)
+        if verdict == REPLAYED and caller is not None:
+            # A replay is the attacker's request, not the consumer's: the token it took from
+            # the consumer's bucket before the nonce could be claimed goes back (issue 17).
+            key = f"consumer:{caller.consumer}"
+            if isinstance(self.limiter, MemoryBuckets):
+                self.limiter.give_back(key, self.consumer_bucket)
+            else:
+                await run_in_threadpool(self.limiter.give_back, key, self.consumer_bucket)
+        return verdict
 
     async def _record_abort(self, ex: Exchange) -> None:
         try:

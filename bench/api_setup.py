@@ -125,9 +125,15 @@ def prepare_hub(home: Path, rows: int) -> Setup:
 HOME_VARIABLE = "NEURON_BENCH_HOME"
 
 
+PORT_VARIABLE = "NEURON_BENCH_PORT"
+
+
 def bench_app() -> Any:
     """The app of the hub prepared under $NEURON_BENCH_HOME (uvicorn's factory for its workers)."""
-    return create_app(bench_settings(Path(os.environ[HOME_VARIABLE])), options=OPTIONS)
+    # Signed requests must name the hub they are for: the bench hub is 127.0.0.1:<its port>.
+    names = ["127.0.0.1", f"127.0.0.1:{os.environ.get(PORT_VARIABLE, '8700')}"]
+    options = OPTIONS.model_copy(update={"public_names": names})
+    return create_app(bench_settings(Path(os.environ[HOME_VARIABLE])), options=options)
 
 
 def serve(home: Path, port: int, workers: int = 1) -> None:
@@ -135,6 +141,7 @@ def serve(home: Path, port: int, workers: int = 1) -> None:
     import uvicorn
 
     os.environ[HOME_VARIABLE] = str(home)
+    os.environ[PORT_VARIABLE] = str(port)
     if workers == 1:
         uvicorn.run(bench_app(), host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS)
         return

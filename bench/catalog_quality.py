@@ -78,7 +78,8 @@ def serve(home: Path, port: int, mode: str) -> None:
         api.routes._quality = lambda hub, feed, request: constant  # type: ignore[assignment]
     elif mode == "uncached":
         warehouse.quality.CATALOG_MAX_AGE = timedelta(0)
-    app = create_app(bench_settings(home), options=OPTIONS)
+    names = [f"127.0.0.1:{port}"]
+    app = create_app(bench_settings(home), options=OPTIONS.model_copy(update={"public_names": names}))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS)
 
 
@@ -159,7 +160,8 @@ def _sequential(settings: Any, identity: Any, requests_per_run: int = 300, round
     shipped = api.routes._quality
     constant = {"status": "ok", "freshness_seconds": 0, "checked_at": "2026-11-24T00:00:00+00:00"}
     best = {"baseline": float("inf"), "cached": float("inf")}
-    with TestClient(create_app(settings, options=OPTIONS), base_url="http://127.0.0.1") as client:
+    options = OPTIONS.model_copy(update={"public_names": ["127.0.0.1"]})
+    with TestClient(create_app(settings, options=options), base_url="http://127.0.0.1") as client:
 
         def one() -> None:
             request = requests.Request("GET", "http://127.0.0.1/v1/feeds").prepare()

@@ -165,10 +165,11 @@ def _hub(home: Path, community: Broker, district: Broker, police: Broker) -> Set
     relay = RelaySettings(
         metrics_port=0,
         upstreams=[
-            Upstream(name="district", port=district.port),
+            Upstream(name="district", port=district.port, tls=False),  # private loopback broker
             Upstream(
                 name="public_security",
                 port=police.port,
+                tls=False,
                 topic="police/{district}/{community}/alarm/{category}",
                 location="unit",
                 seal=["device_id", "household_id"],

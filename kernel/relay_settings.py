@@ -35,7 +35,10 @@ class Upstream(BaseModel):
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
-    tls: bool = False
+    # Verified TLS by default (issue 17): certificate and host name checked against `ca_file`
+    # or the system's CAs. Off only for a broker on this machine's loopback (the tests'
+    # private mosquittos), where there is no network to protect.
+    tls: bool = True
     ca_file: Path | None = None  # TLS trust anchor; default: the system's
     client_id: str = ""  # default: neuron-relay-{community}-{name}
     topic: str = "citybrain/{district}/{community}/alarm/{category}"

@@ -70,6 +70,20 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8700
+    # The authorities (host[:port]) consumers reach this hub by: a signed `@authority` (or the
+    # authority inside a signed `@target-uri`) must be one of them, so a request signed for
+    # another hub is refused here (issue 17). Empty: `host:port`.
+    public_names: list[str] = Field(default_factory=list)
+    # HTTPS by default (issue 17): `neuron init` makes a self-signed certificate for the public
+    # names under var/keys/tls/, unless the operator names their own files here.
+    tls: bool = True
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    hsts_seconds: int = Field(31_536_000, ge=0)
+    # The admin console has a listener of its own, on the community's admin network
+    # (loopback by default): never the consumers' port.
+    console_host: str = "127.0.0.1"
+    console_port: int = 8710
     signature_window_seconds: int = Field(300, ge=10)
     max_page_size: int = Field(10_000, ge=1)
     default_page_size: int = Field(1_000, ge=1)
@@ -99,6 +113,10 @@ class ApiSettings(BaseModel):
         for network in value:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
+
+    def authorities(self) -> list[str]:
+        """The public names, or `host:port` when none are configured."""
+        return self.public_names or [f"{self.host}:{self.port}"]
 
     def metrics_allowed(self, address: str | None) -> bool:
         """Whether a client at `address` may read /metrics."""
@@ -162,8 +180,9 @@ class Settings(BaseSettings):
     policies_dir: Path = REPO_ROOT / "config" / "policies"
     vault_retention_days: int = Field(30, ge=1)
     quarantine_retention_days: int = Field(90, ge=1)
-    # How long a rotated signing key stays in the JWKS: as long as consumers may keep what it signed.
-    signature_lifetime_days: int = Field(3650, ge=1)
+    # How long a rotated signing key stays in the JWKS after it stopped signing (issue 17:
+    # bounded, not ten years; docs/security.md says why 400 days).
+    signature_lifetime_days: int = Field(400, ge=1, le=730)
     # The period within which one consumer's pseudonym of an identifier stays the same (policies may override).
     pseudonym_epoch: Literal["month", "quarter", "year"] = "quarter"
     failure_budget: float = Field(0.05, ge=0, le=1)

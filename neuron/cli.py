@@ -128,14 +128,20 @@ def _friendly(callback: Callable[..., Any]) -> Callable[..., Any]:
 def init() -> None:
     """Create the hub's state: master secret, signing key, control database."""
     from privacy.keys import init_keys
+    from privacy.tls import ensure_certificate, hub_certificate
     from warehouse.migrations import migrate
 
     settings = _settings()
     made_master, made_signing = init_keys(settings)
+    made_certificate = ensure_certificate(settings) if settings.api.tls else False
     migrate(settings.control_url)
     console.print(f"state folder   {settings.state_path}")
     console.print(f"master secret  {'created' if made_master else 'kept (already there)'}")
     console.print(f"signing key    {'created' if made_signing else 'kept (already there)'}")
+    if settings.api.tls:
+        certificate = hub_certificate(settings)
+        state = "created" if made_certificate else "kept (already there)"
+        console.print(f"TLS cert       {state}: {certificate.certfile} (sha256 {certificate.fingerprint()})")
     console.print("control DB     migrated to the latest version")
 
 
@@ -450,11 +456,17 @@ def _age(seconds: int | None) -> str:
 @app.command()
 def pull(
     feed: str,
-    hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:8700",
+    hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "https://127.0.0.1:8700",
     key_id: Annotated[str, typer.Option(help="Your key id, as `neuron consumers add` printed it.")] = "",
     private_key: Annotated[Path, typer.Option(help="Your Ed25519 private key (PEM).")] = Path("consumer.pem"),
     out: Annotated[Path, typer.Option(help="Where the Parquet files and the cursor are kept.")] = Path("pulled"),
-    jwks: Annotated[Path | None, typer.Option(help="The hub's JWKS, pinned (else fetched and checked).")] = None,
+    jwks: Annotated[Path | None, typer.Option(help="The hub's JWKS, pinned.")] = None,
+    jwks_fingerprint: Annotated[
+        str | None, typer.Option(help="Or the JWKS fingerprint `neuron keys show` printed (sha256:...).")
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="The hub's TLS certificate (its hub.crt); default: the system's CAs.")
+    ] = None,
 ) -> None:
     """Pull a feed incrementally: every response and manifest verified, rows written as Parquet."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -478,7 +490,11 @@ def pull(
         pinned = json.loads(jwks.read_text()) if jwks else None
     except ValueError:
         raise typer.BadParameter("not a JSON Web Key Set", param_hint="--jwks") from None
-    with HubClient(hub, key_id, key, pinned) as client:
+    if pinned is None and not jwks_fingerprint:
+        raise typer.BadParameter(
+            "pin the hub's keys: --jwks FILE or --jwks-fingerprint sha256:...", param_hint="--jwks"
+        )
+    with HubClient(hub, key_id, key, pinned, jwks_fingerprint=jwks_fingerprint, ca=ca) as client:
         result = pull_feed(client, feed, out)
     console.print(
         f"{feed}: {len(result.partitions)} partition version(s), {result.rows} rows verified and written under {out}",
@@ -591,5 +607,5 @@ _load_plugins()
 _errors_in_one_place()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # after the plugins registered (`python -m neuron.cli demo`)
     app()

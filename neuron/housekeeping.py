@@ -10,6 +10,7 @@ from kernel.errors import NotInitialised
 from kernel.settings import Settings
 from privacy.keys import HubKeys, jwk_thumbprint, rotate_signing_key
 from privacy.master import list_master_versions, rotate_master_secret
+from privacy.tls import jwks_fingerprint
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
 from warehouse.retention import run_retention
@@ -26,6 +27,8 @@ def keys_show(settings: Settings) -> dict[str, Any]:
     jwks = keys.jwks()
     return {
         "jwks": jwks,
+        # What consumers pin (`neuron pull --jwks-fingerprint`): never trust keys on first use.
+        "jwks_fingerprint": jwks_fingerprint(jwks),
         # What consumers pin (RFC 7638): give them with the JWKS, out of band (docs/consumers.md).
         "thumbprints": {str(k["kid"]): jwk_thumbprint(k) for k in jwks["keys"]},
         "signing_keys": [

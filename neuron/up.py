@@ -24,10 +24,12 @@ service says its state.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -42,6 +44,7 @@ from kernel.errors import FatalError
 from kernel.settings import Settings
 from neuron import ports as proc_ports
 from neuron.airflow_runner import DAGS_FOLDER, SQLITE_CONNECT_ARGS_PATH
+from privacy.tls import hub_certificate
 
 Health = Callable[[], bool]
 
@@ -76,12 +79,13 @@ def check_ports(services: list[Service]) -> None:
         raise FatalError(f"nothing started: port {'; port '.join(taken)} — stop it or choose other ports")
 
 
-def http_ok(url: str, timeout: float = 2.0) -> Health:
-    """Healthy when `url` answers 2xx."""
+def http_ok(url: str, timeout: float = 2.0, ca: Path | None = None) -> Health:
+    """Healthy when `url` answers 2xx (over HTTPS, verified against `ca` when given)."""
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
 
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
                 return 200 <= int(response.status) < 300
         except OSError:
             return False
@@ -377,6 +381,19 @@ class AirflowPorts:
         return cls(free_port(), free_port(), free_port())
 
 
+AIRFLOW_ADMIN = "admin"
+JWT_SECRET_CHARS = 86
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only (replacing any earlier one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment every Airflow component of the hub shares.
 
@@ -388,10 +405,15 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
     home = Path(env.get("AIRFLOW_HOME") or settings.state_path / "airflow")
     home.mkdir(parents=True, exist_ok=True)
     secret_file = home / "neuron-jwt-secret"
-    if not secret_file.exists():
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
+    # Airflow signs its JWTs with HS512, whose key PyJWT wants at least 64 bytes long (a
+    # shorter one makes it warn, issue 17): 64 random bytes, 86 characters of base64url.
+    if not secret_file.exists() or len(secret_file.read_text().strip()) < JWT_SECRET_CHARS:
+        _write_private(secret_file, secrets.token_urlsafe(64))
+    # The UI's simple auth manager: one `admin` account whose generated password is kept
+    # (0600) in the state folder, instead of letting every local process in as admin.
+    passwords = settings.state_path / "airflow-admin-password.json"
+    if not passwords.exists():
+        _write_private(passwords, json.dumps({AIRFLOW_ADMIN: secrets.token_urlsafe(18)}))
     defaults = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -412,9 +434,11 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(ports.scheduler_health),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports.log_server),
-        # On loopback only, for one operator: the UI's simple auth manager lets everyone in
-        # as admin. A deployment past one machine sets a real auth manager.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        # Sign-in required (issue 17): `admin` with the password in the state folder. A
+        # deployment past one machine sets a real auth manager.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS_PATH,
     }
     if not env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
@@ -504,10 +528,11 @@ def hub_services(
     services = [*airflow_services(ports), *celery_workers(workers)] if airflow else []
     if serve:
         host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::", "") else settings.api.host
-        api = f"http://{host}:{settings.api.port}/healthz"
-        services.append(
-            Service("export-api", [*neuron, "serve"], http_ok(api), listens=[(settings.api.host, settings.api.port)])
-        )
+        scheme, ca = ("https", hub_certificate(settings).certfile) if settings.api.tls else ("http", None)
+        api = f"{scheme}://{host}:{settings.api.port}/healthz"
+        # The console has its own listener (issue 17): both ports must be free, and held by `serve`.
+        listens = [(settings.api.host, settings.api.port), (settings.api.console_host, settings.api.console_port)]
+        services.append(Service("export-api", [*neuron, "serve"], http_ok(api, ca=ca), listens=listens))
     if collect:
         services.append(Service("collector", [*neuron, "collect"]))
     if relay and relay_available(settings):

@@ -14,8 +14,10 @@ import base64
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -30,7 +32,12 @@ from privacy.master import load_master_secrets, write_secret
 
 HKDF_SALT = b"neuron-hub/v1"
 SIGNING_KEY_LIFETIME = timedelta(days=365)
-DEFAULT_SIGNATURE_LIFETIME = timedelta(days=3650)
+# How long a retired signing key stays in the JWKS (issue 17: it was 3650 days). 400 days
+# covers the longest consumer retention but open data's (365 days) plus a month of slack;
+# see docs/security.md for the choice.
+DEFAULT_SIGNATURE_LIFETIME = timedelta(days=400)
+# How often a long-running process looks whether `neuron keys rotate` changed the keys.
+RELOAD_SECONDS = 1.0
 
 
 def b64u(data: bytes) -> str:
@@ -119,6 +126,26 @@ class HubKeys:
             raise ConfigError(f"the active master-secret version {self.master_version} is missing")
         self.signing_keys = sorted(signing_keys, key=lambda k: k.created)
         self.signature_lifetime = signature_lifetime
+        self._settings: Settings | None = None  # set by `load`: where to reload from
+        self._stamp: int | None = None  # the signing index's mtime (ns) when loaded
+        self._checked = time.monotonic()
+
+    def _reload_if_rotated(self) -> None:
+        """Pick up a rotation made by another process (`neuron keys rotate`, the rotation DAG).
+
+        At most once a second a stat of the signing index; when it changed, the keys are
+        loaded again and replace these in place, so every holder (the API's signer and its
+        JWKS route) sees the new key without a restart.
+        """
+        if self._settings is None or time.monotonic() - self._checked < RELOAD_SECONDS:
+            return
+        self._checked = time.monotonic()
+        stamp = _index_stamp(self._settings)
+        if stamp == self._stamp:
+            return
+        fresh = HubKeys.load(self._settings)
+        self._masters, self.master_version = fresh._masters, fresh.master_version
+        self.signing_keys, self._stamp = fresh.signing_keys, fresh._stamp
 
     def derive(self, purpose: str, *context: str, version: int | None = None) -> bytes:
         """A 32-byte key for `purpose` (and context) from the active master secret, or `version`."""
@@ -148,6 +175,7 @@ class HubKeys:
     @property
     def active_signing_key(self) -> SigningKey:
         """The newest signing key still valid and not retired; what the hub signs with now."""
+        self._reload_if_rotated()
         now = datetime.now(UTC)
         valid = [k for k in self.signing_keys if k.created <= now < k.signs_until]
         if not valid:
@@ -156,6 +184,7 @@ class HubKeys:
 
     def jwks(self) -> dict[str, Any]:
         """The public JWKS: every signing key whose signatures may still be in use."""
+        self._reload_if_rotated()
         now = datetime.now(UTC)
         lifetime = self.signature_lifetime
         return {"keys": [k.public_jwk(lifetime) for k in self.signing_keys if k.listed_until(lifetime) > now]}
@@ -168,8 +197,9 @@ class HubKeys:
         if not index_file.exists():
             raise NotInitialised(f"no signing keys under {index_file.parent}: run `neuron init`")
         keys = []
+        stamp = _index_stamp(settings)
         for entry in json.loads(index_file.read_text()):
-            pem = (index_file.parent / f"{entry['kid']}.pem").read_bytes()
+            pem = _read_private(index_file.parent / f"{entry['kid']}.pem")
             private = serialization.load_pem_private_key(pem, password=None)
             assert isinstance(private, Ed25519PrivateKey)
             keys.append(
@@ -182,7 +212,24 @@ class HubKeys:
                 )
             )
         lifetime = timedelta(days=getattr(settings, "signature_lifetime_days", DEFAULT_SIGNATURE_LIFETIME.days))
-        return cls(masters, keys, active, lifetime)
+        loaded = cls(masters, keys, active, lifetime)
+        loaded._settings, loaded._stamp = settings, stamp
+        return loaded
+
+
+def _index_stamp(settings: Settings) -> int | None:
+    try:
+        return (settings.keys_dir / "signing" / "index.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _read_private(path: Path) -> bytes:
+    """A private key file's bytes; ConfigError if group or others may read it (issue 17)."""
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise ConfigError(f"{path} is readable by group or others (mode {mode & 0o777:o}): chmod 600 it")
+    return path.read_bytes()
 
 
 def new_signing_key(settings: Settings, now: datetime | None = None) -> SigningKey:

@@ -162,6 +162,7 @@ def run_demo(
 ) -> None:
     """Run the demo; with `serve_api`, serve the export API until Ctrl-C."""
     from privacy.keys import init_keys
+    from privacy.tls import ensure_certificate
     from simulator.parking import ParkingSimulator
     from simulator.server import start_parking_api
     from simulator.truth import write_truth
@@ -197,6 +198,7 @@ def run_demo(
         console.rule(f"Neuron Hub demo — {settings.community_name} ({settings.community_id}), {day}")
         console.print(f"simulated parking vendor API on {vendor.url}; hub state in {home}")
         init_keys(settings)
+        ensure_certificate(settings)  # HTTPS out of the box (issue 17)
         migrate(settings.control_url)
         _demo_consumer_key(settings, home)
         sealed_to = _public_security_keys(settings, home)
@@ -215,7 +217,12 @@ def run_demo(
 def _try_next(
     console: Console, settings: Settings, port: int, airflow_port: int, home: Path, admin_password: str
 ) -> None:
-    hub = f"http://{settings.api.host}:{port}"
+    from privacy.keys import HubKeys
+    from privacy.tls import hub_certificate, jwks_fingerprint
+
+    hub = f"https://{settings.api.host}:{port}"
+    ca = hub_certificate(settings).certfile
+    pin = jwks_fingerprint(HubKeys.load(settings).jwks())
     console.rule("Try next (in another terminal)")
     pulls = []
     for consumer, feed in DEMO_PULLS.items():
@@ -224,13 +231,14 @@ def _try_next(
             f"# as {consumer}:\n"
             f".venv/bin/neuron pull {feed} --hub {hub} \\\n"
             f"    --key-id {key_id} --private-key {home / 'consumer' / f'{consumer}.pem'} "
-            f"--out {home / 'pulled' / consumer}"
+            f"--out {home / 'pulled' / consumer} \\\n    --ca {ca} --jwks-fingerprint {pin}"
         )
     console.print(
         "\n".join(pulls) + "\n"
-        f"curl -s {hub}/.well-known/jwks.json     # the hub's public keys\n"
-        f"curl -si {hub}/v1/feeds                 # unsigned: 401, and the refusal is audited\n"
-        f"Admin console: {hub}/admin   account {DEMO_ADMIN}, password {admin_password}  (printed once)\n"
+        f"curl -s --cacert {ca} {hub}/.well-known/jwks.json     # the hub's public keys\n"
+        f"curl -si --cacert {ca} {hub}/v1/feeds                 # unsigned: 401, and the refusal is audited\n"
+        f"Admin console: https://{settings.api.console_host}:{settings.api.console_port}/admin (its own listener)"
+        f"   account {DEMO_ADMIN}, password {admin_password}  (printed once)\n"
         f"  more accounts: NEURON_HOME={home} .venv/bin/neuron admins add NAME --role admin|auditor\n"
         f"A ballot receipt (from the vote page), once governance.votes is published to you:\n"
         f"  signed GET {hub}/v1/feeds/governance.votes/proof?receipt=RECEIPT > proof.json\n"

@@ -18,6 +18,7 @@ from api.client import HubClient
 from api.consumers import register_consumer
 from api.pull import pull_feed
 from kernel.settings import Settings
+from privacy.keys import HubKeys
 from simulator.parking import ParkingSimulator
 from tests.api.hub import ServerThread, public_pem
 from tests.leaks import find_leaks, texts_of_lake, texts_of_warehouse
@@ -50,7 +51,8 @@ def test_no_plate_leaves_the_vault_on_the_way_to_a_consumer(
     private = Ed25519PrivateKey.generate()
     key_id = register_consumer(hub, "district", public_pem(private))
     served: list[str] = []
-    with ServerThread(create_app(hub)) as server, HubClient(server.url, key_id, private) as client:
+    jwks = HubKeys.load(hub).jwks()
+    with ServerThread(create_app(hub)) as server, HubClient(server.url, key_id, private, jwks) as client:
         served.append(json.dumps(client.catalog(), ensure_ascii=False, default=str))
         served.append(json.dumps(client.feed(FEED), ensure_ascii=False, default=str))
         cursor = None

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import case, or_, select, update
 
 from kernel.errors import ConfigError
 from warehouse.control import session_scope
@@ -84,23 +84,46 @@ def disable_admin(url: str, name: str) -> None:
 
 
 def check_password(url: str, name: str, password: str, now: datetime, lockout: Lockout) -> AdminUser | None:
-    """The account if `password` is right and it may sign in now; None otherwise (counted)."""
+    """The account if `password` is right and it may sign in now; None otherwise (counted).
+
+    The failure counter is moved by one UPDATE each (issue 17): the database, not Python,
+    adds one, so concurrent wrong passwords cannot overwrite each other's counts, and the
+    statement that reaches `max_failures` is the one that sets the lock. The success path
+    is one guarded UPDATE too, so a right password racing the lock cannot clear it.
+    """
     with session_scope(url) as session:
         user = session.get(AdminUser, name) if NAME.match(name) else None
         if user is None:
             _verify(_DUMMY_HASH, password)
             return None
-        locked = user.locked_until is not None and user.locked_until > now
-        if not _verify(user.password_hash, password) or locked or user.disabled_at is not None:
-            if not locked:
-                user.failed_attempts += 1
-                if user.failed_attempts >= lockout.max_failures:
-                    user.locked_until, user.failed_attempts = now + lockout.duration, 0
-            return None
-        user.failed_attempts, user.locked_until = 0, None
-        if HASHER.check_needs_rehash(user.password_hash):
-            user.password_hash = HASHER.hash(password)
-        return user
+        session.expunge(user)
+    right = _verify(user.password_hash, password)  # slow (argon2): outside any transaction
+    unlocked = or_(AdminUser.locked_until.is_(None), AdminUser.locked_until <= now)
+    mine = AdminUser.name == name
+    with session_scope(url) as session:
+        if right:
+            signed_in = session.execute(
+                update(AdminUser)
+                .where(mine, unlocked, AdminUser.disabled_at.is_(None))
+                .values(failed_attempts=0, locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            if signed_in.rowcount == 1:  # type: ignore[attr-defined]
+                if HASHER.check_needs_rehash(user.password_hash):
+                    session.execute(update(AdminUser).where(mine).values(password_hash=HASHER.hash(password)))
+                return user
+        # SET expressions read the row as it was before this statement: both see the same count.
+        reached = AdminUser.failed_attempts + 1 >= lockout.max_failures
+        session.execute(
+            update(AdminUser)
+            .where(mine, unlocked)
+            .values(
+                failed_attempts=case((reached, 0), else_=AdminUser.failed_attempts + 1),
+                locked_until=case((reached, now + lockout.duration), else_=AdminUser.locked_until),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return None
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.admin import i18n, overview, policies, shared
+from api.admin import i18n, overview, pending, policies, shared
 from api.admin.accounts import check_password
 from api.admin.charts import bar_chart
 from api.admin.sessions import COOKIE, close_session, open_session, same_token
@@ -106,7 +106,7 @@ def overview_page(request: Request) -> Response:
     today = overview.today(settings, console.now())
     alarms = overview.alarms(settings)
     quality = overview.quality(settings)
-    from api.audit_export import verify_audit
+    from api.audit_export import cached_verify_audit
 
     charts = {
         "in": bar_chart(
@@ -124,7 +124,7 @@ def overview_page(request: Request) -> Response:
         alarms=alarms,
         open_alarms=overview.open_alarms(alarms),
         quality=quality,
-        chain=verify_audit(settings),
+        chain=cached_verify_audit(settings),
     )
 
 
@@ -167,13 +167,13 @@ def _day(text: str | None) -> date | None:
 
 
 @router.get("/shared/{seq}", response_class=HTMLResponse)
-def export_page(request: Request, seq: int) -> Response:
+def export_page(request: Request, seq: int, rows_page: Annotated[int, Query(ge=0, le=100_000)] = 0) -> Response:
     who = principal(request)
     settings = console_of(request).settings
     found = shared.find_export(settings, seq)
     if found is None:
         return page(request, "missing.html", who, status=404)
-    rows = shared.export_rows(settings, found, load_feeds().get(found.feed))
+    rows = shared.export_rows(settings, found, load_feeds().get(found.feed), rows_page)
     return page(request, "export.html", who, export=found, result=rows, shown=shared.SHOWN_ROWS)
 
 
@@ -195,38 +195,56 @@ def consumers_page(request: Request, done: str | None = None, error: str | None 
     from api.consumers import list_consumers
 
     who = principal(request)
-    listed = list_consumers(console_of(request).settings)
-    return page(request, "consumers.html", who, consumers=listed, done=done, error=error)
+    console = console_of(request)
+    listed = list_consumers(console.settings)
+    waiting = pending.open_requests(console.settings, console.now())
+    return page(request, "consumers.html", who, consumers=listed, pending=waiting, done=done, error=error)
+
+
+async def _request(request: Request, name: str, action: str) -> Response:
+    """An admin asks for a consumer-key change; a second admin must confirm it (api.admin.pending)."""
+    who = await run_in_threadpool(principal, request)
+    form = await form_of(request, who, admin=True)
+    console = console_of(request)
+    try:
+        number = await run_in_threadpool(
+            pending.request_change, console.settings, who.name, action, name, form.get("public_key"), console.now()
+        )
+    except NeuronError:
+        return redirect(f"{BASE}/consumers?error={action}")
+    detail = {"consumer": name, "request": number}
+    await run_in_threadpool(_audit, request, f"console:{who.name}", f"console_request_{action}", "ok", detail)
+    return redirect(f"{BASE}/consumers?done=requested")
 
 
 @router.post("/consumers/{name}/revoke")
 async def revoke(request: Request, name: str) -> Response:
-    from api.consumers import revoke_consumer
-
-    who = await run_in_threadpool(principal, request)
-    await form_of(request, who, admin=True)
-    try:
-        await run_in_threadpool(revoke_consumer, console_of(request).settings, name)
-    except NeuronError:
-        return redirect(f"{BASE}/consumers?error=revoke")
-    await run_in_threadpool(_audit, request, f"console:{who.name}", "console_revoke_consumer", "ok", {"consumer": name})
-    return redirect(f"{BASE}/consumers?done=revoke")
+    return await _request(request, name, "revoke")
 
 
 @router.post("/consumers/{name}/keys")
 async def add_key(request: Request, name: str) -> Response:
-    from api.consumers import register_consumer
+    return await _request(request, name, "key")
 
+
+@router.post("/pending/{number}/confirm")
+async def confirm_request(request: Request, number: int) -> Response:
     who = await run_in_threadpool(principal, request)
-    form = await form_of(request, who, admin=True)
-    pem = (form.get("public_key") or "").encode()
+    await form_of(request, who, admin=True)
+    console = console_of(request)
     try:
-        key_id = await run_in_threadpool(register_consumer, console_of(request).settings, name, pem, None)
+        done = await run_in_threadpool(pending.confirm, console.settings, number, who.name, console.now())
     except NeuronError:
-        return redirect(f"{BASE}/consumers?error=key")
-    detail = {"consumer": name, "key_id": key_id}
-    await run_in_threadpool(_audit, request, f"console:{who.name}", "console_register_key", "ok", detail)
-    return redirect(f"{BASE}/consumers?done=key")
+        await run_in_threadpool(
+            _audit, request, f"console:{who.name}", "console_confirm", "refused", {"request": number}
+        )
+        return redirect(f"{BASE}/consumers?error=confirm")
+    action = "console_revoke_consumer" if done.action == "revoke" else "console_register_key"
+    detail = {"consumer": done.consumer, "request": number, "requested_by": done.requested_by}
+    if done.key_id:
+        detail["key_id"] = done.key_id
+    await run_in_threadpool(_audit, request, f"console:{who.name}", action, "ok", detail)
+    return redirect(f"{BASE}/consumers?done={'revoke' if done.action == 'revoke' else 'key'}")
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -29,7 +29,7 @@ from warehouse.control import session_scope
 from warehouse.models import AuditEntry, Partition
 
 PAGE = 100
-RENDER_BUDGET = 1_000_000  # rows rendered at most while scanning for a page's offset
+RENDER_BUDGET = 100_000  # rows rendered at most while scanning for a page's offset (issue 17: was 1M)
 OFFSET_HISTORY = 200  # earlier exports consulted for the likely offset
 SHOWN_ROWS = 500
 
@@ -76,6 +76,8 @@ class ExportRows:
     rows: list[dict[str, Any]]
     confirmed: bool | None  # True: the digest matches; False: it does not; None: nothing to check
     missing: list[str] = field(default_factory=list)  # partitions no longer in the lake
+    page: int = 0  # which SHOWN_ROWS rows `rows` are
+    more: bool = False  # whether a next page of rows exists
 
 
 def _export(entry: AuditEntry) -> Export:
@@ -147,8 +149,9 @@ def find_export(settings: Settings, seq: int) -> Export | None:
         return _export(entry) if entry else None
 
 
-def export_rows(settings: Settings, export: Export, feed: Feed | None) -> ExportRows:
-    """The rows the consumer received in `export`, read from the published partitions."""
+def export_rows(settings: Settings, export: Export, feed: Feed | None, page: int = 0) -> ExportRows:
+    """One page (SHOWN_ROWS) of the rows the consumer received in `export`, read from the
+    published partitions; only that page becomes Python objects (issue 17)."""
     tables: list[pa.Table] = []
     files: list[bytes] = []
     missing: list[str] = []
@@ -173,8 +176,16 @@ def export_rows(settings: Settings, export: Export, feed: Feed | None) -> Export
         # A whole partition file was handed over: its bytes are the body.
         confirmed = body_digest(files[0]) == export.response_digest
     fields = export.fields or chunks[0].column_names
-    rows = [row for chunk in chunks for row in chunk.select([f for f in fields if f in chunk.column_names]).to_pylist()]
-    return ExportRows(export, fields, rows[:SHOWN_ROWS], confirmed)
+    shown = [chunk.select([f for f in fields if f in chunk.column_names]) for chunk in chunks]
+    total = sum(chunk.num_rows for chunk in shown)
+    start = max(page, 0) * SHOWN_ROWS
+    rows: list[dict[str, Any]] = []
+    for chunk in shown:  # slices are zero-copy; only the page is converted
+        if start < chunk.num_rows and len(rows) < SHOWN_ROWS:
+            rows += chunk.slice(start, SHOWN_ROWS - len(rows)).to_pylist()
+        start = max(0, start - chunk.num_rows)
+    more = (max(page, 0) + 1) * SHOWN_ROWS < total
+    return ExportRows(export, fields, rows, confirmed, page=max(page, 0), more=more)
 
 
 def _whole_file(export: Export) -> bool:

@@ -93,6 +93,28 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class NoConsumerKeys:
+    """Pure ASGI middleware: a request carrying a consumer's signature gets the console's 404.
+
+    Consumer keys open the export API, never the console, even beside a valid session: the
+    same rule the API's gate applied when the console shared its port.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(name in SIGNATURE_FIELDS for name, _ in scope["headers"]):
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": b"Not Found"})
+            return
+        await self.app(scope, receive, send)
+
+
+SIGNATURE_FIELDS = (b"signature", b"signature-input")
+
+
 def console_of(request: Request) -> Console:
     console: Console = request.app.state.console
     return console

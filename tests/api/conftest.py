@@ -43,4 +43,5 @@ def set_clock(live_hub: LiveHub) -> Iterator[Callable[[datetime], None]]:
 def proxy(live_hub: LiveHub) -> Iterator[TamperingProxy]:
     """A man in the middle on loopback, passing traffic to the hub unless told to tamper."""
     with TamperingProxy(live_hub.url) as running:
+        live_hub.admit(running.url)
         yield running

@@ -37,6 +37,7 @@ from api.consumers import register_consumer
 from api.signing import sign_request
 from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys, SigningKey, init_keys
+from privacy.tls import jwks_fingerprint
 from tests.api.lake import Published, publish
 from warehouse.migrations import migrate
 
@@ -104,11 +105,15 @@ def new_identity(settings: Settings, consumer: str, policy: str | None = None) -
 class ServerThread:
     """The app under a real uvicorn server on 127.0.0.1, in a background thread."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, tls: dict[str, Any] | None = None) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", **SERVER_OPTIONS)
+        # `tls`: uvicorn's ssl_* options (api.transport.tls_options), as `neuron serve` passes them.
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.socket.getsockname()[1]}"
+        # The hub's public name is where it listens, known only now that the port is bound.
+        if hasattr(app.state, "authenticator"):
+            app.state.authenticator.also_known_as(self.url.split("://")[1])
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", **SERVER_OPTIONS, **(tls or {}))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
@@ -138,6 +143,10 @@ class LiveHub:
     signing_key: SigningKey
     jwks: dict[str, Any] = field(default_factory=dict)
 
+    def admit(self, url: str) -> None:
+        """Accept requests signed for `url` too (a proxy in front of the hub, as its public name)."""
+        self.app.state.authenticator.also_known_as(url.split("://")[1].split("/")[0])
+
     def publish(self, consumer: str, day: date, version: int, count: int, **options: Any) -> Published:
         """Publish one more partition version, as the publisher would."""
         published = publish(self.settings, self.signing_key, consumer, day, version, count, **options)
@@ -154,6 +163,8 @@ class LiveHub:
         """A client of the consumer, pinned to the hub's JWKS unless `jwks=None` is passed."""
         identity = self.identities[consumer]
         options.setdefault("jwks", self.jwks)
+        if options["jwks"] is None:  # fetched from the hub: pinned by its fingerprint instead
+            options.setdefault("jwks_fingerprint", jwks_fingerprint(self.jwks))
         return HubClient(url or self.url, identity.key_id, identity.private_key, **options)
 
     def signed(

@@ -82,6 +82,7 @@ def test_a_cached_key_revoked_gets_no_stream_either(fresh_hub: LiveHub) -> None:
 def second_process(fresh_hub: LiveHub) -> Iterator[tuple[FastAPI, str]]:
     """Another API instance on the same control database, as a second uvicorn worker would be."""
     app = create_app(fresh_hub.settings, options=ROOMY)
+    app.state.authenticator.also_known_as(fresh_hub.url.split("://")[1])  # both workers answer to one name
     with ServerThread(app) as server:
         yield app, server.url
 

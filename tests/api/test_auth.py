@@ -123,7 +123,7 @@ def _sign_custom(request: requests.PreparedRequest, identity: Identity, **option
         # @query left out: the query (cursor, limit) could be changed in transit.
         (
             {"covered_component_ids": COMPONENTS[:3], "nonce": "n-1"},
-            "signature must cover @method, @authority, @path and @query",
+            "signature must cover @method, @authority, @path and @query (or @target-uri)",
         ),
         # No nonce: a replay could not be told apart.
         (

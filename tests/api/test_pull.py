@@ -66,6 +66,7 @@ def test_newer_version_replaces_the_stored_file(fresh_hub: LiveHub, tmp_path: Pa
 
 def test_interrupted_pull_resumes_and_ends_with_exactly_the_published_rows(fresh_hub: LiveHub, tmp_path: Path) -> None:
     with TamperingProxy(fresh_hub.url) as proxy:
+        fresh_hub.admit(proxy.url)
         proxy.cut_after = 2  # the change log and the first partition get through, then the line goes dead
         client = fresh_hub.client("district", url=proxy.url, retries=1, backoff=0)
         with client, pytest.raises(RetriableError):
@@ -80,6 +81,7 @@ def test_interrupted_pull_resumes_and_ends_with_exactly_the_published_rows(fresh
 
 def test_a_partition_that_fails_verification_is_not_written(fresh_hub: LiveHub, tmp_path: Path) -> None:
     with TamperingProxy(fresh_hub.url) as proxy:
+        fresh_hub.admit(proxy.url)
         proxy.tamper = flip_last_body_byte
         with fresh_hub.client("district", url=proxy.url) as client, pytest.raises(IntegrityError):
             pull_feed(client, FEED, tmp_path)

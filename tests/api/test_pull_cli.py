@@ -41,6 +41,7 @@ def test_pull_killed_after_the_first_partition_resumes_with_exactly_the_publishe
     first, *rest = fresh_hub.latest("district")
 
     with TamperingProxy(fresh_hub.url) as proxy:
+        fresh_hub.admit(proxy.url)
         proxy.hold_after = 2  # the change log and the first partition pass; the second waits
         command = pull_command(proxy.url, identity.key_id, key_file, jwks_file, out)
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -52,8 +52,7 @@ def votes_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     app = create_app(settings, options=ROOMY)
     with ServerThread(app) as server:
         hub = LiveHub(settings, app, server.url, identities, [], HubKeys.load(settings).active_signing_key)
-        with hub.client("district", jwks=None) as client:
-            hub.jwks = client.jwks
+        hub.jwks = HubKeys.load(settings).jwks()  # pinned, as the operator hands it over
         yield hub
 
 
@@ -154,8 +153,7 @@ def test_a_late_paper_ballot_makes_one_new_version_with_its_own_root(tmp_path: P
     app = create_app(settings, options=ROOMY)
     with ServerThread(app) as server:
         hub = LiveHub(settings, app, server.url, identities, [], HubKeys.load(settings).active_signing_key)
-        with hub.client("open_data", jwks=None) as client:
-            hub.jwks = client.jwks
+        hub.jwks = HubKeys.load(settings).jwks()  # pinned, as the operator hands it over
         roots = published_roots(hub, "open_data")
         with hub.client("open_data") as client:
             for receipt, choice, area in [(late, "oppose", 100.0), (RECEIPTS["a"], "agree", 85.25)]:
@@ -185,7 +183,8 @@ def test_the_simulated_platform_s_receipts_prove_end_to_end(tmp_path: Path) -> N
     verified, refused_count = 0, 0
     with ServerThread(app) as server:
         hub = LiveHub(settings, app, server.url, identities, [], HubKeys.load(settings).active_signing_key)
-        with hub.client("open_data", jwks=None) as client:
+        hub.jwks = HubKeys.load(settings).jwks()  # pinned, as the operator hands it over
+        with hub.client("open_data") as client:
             for ballot_id in sorted(receipts):
                 ballot = ballots[ballot_id]
                 if ballot_id not in counted:

@@ -16,6 +16,7 @@ from api.client import HubClient
 from api.consumers import register_consumer
 from api.pull import pull_feed
 from kernel.settings import Settings
+from privacy.keys import HubKeys
 from tests.api.hub import ServerThread, public_pem
 from tests.api.lake import FEED
 from warehouse.control import session_scope
@@ -32,7 +33,8 @@ def test_published_partitions_are_served_verified_and_pulled_whole(hub: Settings
         }
     private = Ed25519PrivateKey.generate()
     key_id = register_consumer(hub, "district", public_pem(private))
-    with ServerThread(create_app(hub)) as server, HubClient(server.url, key_id, private) as client:
+    jwks = HubKeys.load(hub).jwks()
+    with ServerThread(create_app(hub)) as server, HubClient(server.url, key_id, private, jwks) as client:
         result = pull_feed(client, FEED, tmp_path)
         rows, _ = client.records_ndjson(FEED, limit=5)
         detail = client.feed(FEED)

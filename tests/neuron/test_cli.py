@@ -15,8 +15,11 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.consumers import key_id_for
+from api.transport import tls_options
 from kernel.settings import REPO_ROOT, load_settings
 from neuron.cli import app
+from privacy.keys import HubKeys
+from privacy.tls import hub_certificate, jwks_fingerprint
 from tests.api.hub import ServerThread
 
 runner = CliRunner()
@@ -47,7 +50,9 @@ def test_init_then_consumers_and_keys(home: Path) -> None:
     assert "district" in runner.invoke(app, ["consumers", "list"]).output
     unknown = runner.invoke(app, ["consumers", "add", "nobody", "--public-key", str(pem)])
     assert unknown.exit_code == 1 and "error" in unknown.output
-    assert '"kty": "OKP"' in runner.invoke(app, ["keys", "show"]).output
+    shown = runner.invoke(app, ["keys", "show"]).output
+    assert '"kty": "OKP"' in shown and '"jwks_fingerprint": "sha256:' in shown
+    assert (home / "var/keys/tls/hub.crt").exists() and "TLS cert" in result.output
     assert runner.invoke(app, ["consumers", "revoke", "district"]).exit_code == 0
 
 
@@ -77,7 +82,11 @@ def test_demo_runs_the_day_and_a_consumer_pulls_what_it_published(tmp_path: Path
     key_pem = demo_home / "consumer" / "district.pem"
     private = serialization.load_pem_private_key(key_pem.read_bytes(), password=None)
     raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    with ServerThread(create_app(settings)) as server:
+    # Served as `neuron serve` serves it: HTTPS with the certificate the demo's init made; the
+    # consumer pins the channel (--ca) and the keys (--jwks-fingerprint), never trusting on first use.
+    ca = str(hub_certificate(settings).certfile)
+    pin = jwks_fingerprint(HubKeys.load(settings).jwks())
+    with ServerThread(create_app(settings), tls=tls_options(settings)) as server:
         pull = subprocess.run(
             [
                 *neuron,
@@ -91,6 +100,10 @@ def test_demo_runs_the_day_and_a_consumer_pulls_what_it_published(tmp_path: Path
                 str(key_pem),
                 "--out",
                 str(tmp_path / "pulled"),
+                "--ca",
+                ca,
+                "--jwks-fingerprint",
+                pin,
             ],
             env=env,
             cwd=REPO_ROOT,

@@ -6,6 +6,7 @@ ignores SIGTERM). Airflow itself under `neuron up` is tested in tests/dags/test_
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from api.app import create_app
 from kernel.settings import load_settings
 from neuron.up import AirflowPorts, Service, Supervisor, airflow_env, http_ok, hub_services
 from privacy.keys import init_keys
+from privacy.tls import ensure_certificate
 from tests.api.hub import ServerThread
 from tests.conftest import make_settings
 from warehouse.migrations import migrate
@@ -113,6 +115,7 @@ def test_health_over_http(tmp_path: Path) -> None:
 
 def test_the_hub_group_is_airflow_then_the_api_and_collector(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path)
+    ensure_certificate(settings)  # the export API's health is checked over HTTPS
     ports = AirflowPorts(api=18080, scheduler_health=18974, log_server=18793)
     names = [s.name for s in hub_services(settings, ports, workers=2)]
     assert names[:5] == ["api-server", "scheduler", "dag-processor", "celery-worker-1", "celery-worker-2"]
@@ -125,3 +128,14 @@ def test_the_hub_group_is_airflow_then_the_api_and_collector(tmp_path: Path) -> 
     assert again["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert again["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert (Path(env["AIRFLOW_HOME"]) / "neuron-jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_airflow_asks_for_a_password_and_gets_a_long_enough_jwt_secret(tmp_path: Path) -> None:
+    """Issue 17: not every local process an admin; a JWT secret PyJWT does not warn about."""
+    settings = load_settings(home=tmp_path)
+    env = airflow_env(settings, AirflowPorts(api=18080, scheduler_health=18974, log_server=18793), base={})
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    assert passwords.parent == settings.state_path and passwords.stat().st_mode & 0o777 == 0o600
+    assert len(json.loads(passwords.read_text())["admin"]) >= 20
+    assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 64  # HS512's key length

@@ -22,6 +22,7 @@ from api.client import HubClient
 from api.consumers import register_consumer
 from kernel.errors import PublishBlocked
 from kernel.settings import Settings
+from privacy.keys import HubKeys
 from privacy.seal import open_sealed
 from simulator.community import Community
 from simulator.parking import ParkingSimulator
@@ -42,10 +43,10 @@ def x25519_pem(private: X25519PrivateKey) -> bytes:
     )
 
 
-def served_to(url: str, key_id: str, private: Ed25519PrivateKey) -> list[str]:
+def served_to(url: str, key_id: str, private: Ed25519PrivateKey, jwks: dict[str, Any]) -> list[str]:
     """Every response body a consumer gets: catalog, each granted feed's detail and all its records."""
     pages: list[str] = []
-    with HubClient(url, key_id, private) as client:
+    with HubClient(url, key_id, private, jwks) as client:
         catalog = client.catalog()
         pages.append(json.dumps(catalog, ensure_ascii=False))
         for entry in catalog:
@@ -94,7 +95,7 @@ def test_no_consumer_receives_an_identifier_it_is_not_entitled_to(
     with ServerThread(create_app(hub)) as server:
         for consumer in CONSUMERS:
             key_id, private = published[consumer]
-            pages = served_to(server.url, key_id, private)
+            pages = served_to(server.url, key_id, private, HubKeys.load(hub).jwks())
             texts = [*texts_of_consumer_lake(hub.lake_path, consumer), *((f"api:{consumer}", p) for p in pages)]
             texts += [(f"api:{consumer} (signed)", t) for p in pages for t in jws_payloads(p)]
             assert len(texts) > 4

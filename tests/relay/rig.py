@@ -121,10 +121,11 @@ def relay_config(district: Broker, police: Broker, **overrides: Any) -> RelaySet
         "metrics_port": 0,
         "drain_seconds": 5,
         "upstreams": [
-            Upstream(name="district", port=district.port),
+            Upstream(name="district", port=district.port, tls=False),  # private loopback broker
             Upstream(
                 name="public_security",
                 port=police.port,
+                tls=False,
                 topic="police/{district}/{community}/alarm/{category}",
                 ack_topic="police/{district}/{community}/alarm-ack/+",
                 location="unit",

@@ -7,7 +7,7 @@ the NGSI-LD push's cursors, sent-instances ledger and dead letters, the VIID cas
 subscriptions and outbox.
 """
 
-from warehouse.models.admin import ROLES, AdminSession, AdminUser, PolicyVersion
+from warehouse.models.admin import ROLES, AdminPending, AdminSession, AdminUser, PolicyVersion
 from warehouse.models.audit import AuditEntry, AuditHead
 from warehouse.models.base import Base, UTCDateTime, utcnow
 from warehouse.models.ledger import Cursor, DropFile, LoadRecord
@@ -26,6 +26,7 @@ from warehouse.models.viid import ViidNotification, ViidPassSeen, ViidSubscripti
 
 __all__ = [
     "ROLES",
+    "AdminPending",
     "AdminSession",
     "AdminUser",
     "AlarmLifecycleEvent",

@@ -49,3 +49,17 @@ class PolicyVersion(Base):
     body: Mapped[str] = mapped_column(Text)  # canonical JSON of the policy
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(100))  # console user, or "cli"
+
+
+class AdminPending(Base):
+    """A consumer-key change one admin asked for, waiting for a second admin (two-person rule)."""
+
+    __tablename__ = "admin_pending"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(20))  # "revoke" (the consumer) or "key" (register one)
+    consumer: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str | None] = mapped_column(Text, nullable=True)  # PEM, for "key"
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -16,7 +16,8 @@ import requests
 from sqlalchemy import select
 
 from api.admin.accounts import add_admin
-from tests.api.hub import LiveHub, running_hub
+from api.app import create_console_app
+from tests.api.hub import LiveHub, ServerThread, running_hub
 from tests.api.lake import FEED
 from warehouse.consent import record_consent
 from warehouse.control import session_scope
@@ -32,13 +33,14 @@ class ConsoleHub:
     """The running hub, and what the exports it made returned to each consumer."""
 
     hub: LiveHub
+    console_url: str
     received: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
     exports: list[int] = field(default_factory=list)  # audit seqs of the exports, oldest first
     loaded_at: datetime | None = None  # when the fixture's loads (and, within moments, exports) happened
 
     @property
     def url(self) -> str:
-        return self.hub.url + "/admin"
+        return self.console_url + "/admin"
 
 
 class Browser:
@@ -73,10 +75,13 @@ class Browser:
 @contextmanager
 def console_hub(home: Path) -> Iterator[ConsoleHub]:
     """A hub with the console's people, some exports and one consent withdrawal."""
-    with running_hub(home) as hub:
+    with (
+        running_hub(home) as hub,
+        ServerThread(create_console_app(hub.settings, now=lambda: hub.app.state.now())) as at,
+    ):
         for name, role in ((ADMIN, "admin"), (AUDITOR, "auditor")):
             add_admin(hub.settings.control_url, name, role, PASSWORDS[name])
-        made = ConsoleHub(hub)
+        made = ConsoleHub(hub, at.url)
         for consumer, limit in (("district", 4), ("public_security", 6)):
             with hub.client(consumer) as client:
                 first, cursor = client.records_ndjson(FEED, limit=limit)

@@ -6,6 +6,7 @@ passwords lock an account."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -133,22 +134,42 @@ def test_sign_in_without_the_form_token_is_refused(browser: Browser) -> None:
     assert "neuron_admin=" not in response.headers.get("set-cookie", "")
 
 
-def test_an_admin_revokes_a_consumer_and_registers_a_key(as_admin: Browser, console: ConsoleHub) -> None:
+def test_key_changes_need_a_second_admin(as_admin: Browser, console: ConsoleHub) -> None:
+    """Issue 17: one admin asks, a different admin confirms; only then does the change happen."""
     settings = console.hub.settings
     register_consumer(settings, "temp_consumer", public_pem(Ed25519PrivateKey.generate()), "open_data")
     pem = public_pem(Ed25519PrivateKey.generate()).decode()
     token = as_admin.csrf("/consumers")
     added = as_admin.post("/consumers/temp_consumer/keys", {"csrf_token": token, "public_key": pem})
-    assert (added.status_code, added.headers["location"]) == (303, "/admin/consumers?done=key")
+    assert (added.status_code, added.headers["location"]) == (303, "/admin/consumers?done=requested")
     revoked = as_admin.post("/consumers/temp_consumer/revoke", {"csrf_token": token})
-    assert (revoked.status_code, revoked.headers["location"]) == (303, "/admin/consumers?done=revoke")
+    assert revoked.headers["location"] == "/admin/consumers?done=requested"
+    temp = next(c for c in list_consumers(settings) if c.name == "temp_consumer")
+    assert temp.revoked_at is None and len(temp.keys) == 1  # nothing happened yet
+    page = as_admin.get("/consumers").text
+    numbers = [int(n) for n in re.findall(r'id="pending-(\d+)"', page)]
+    assert len(numbers) >= 2 and "/confirm" not in page  # the requester is not offered to confirm
+    own = as_admin.post(f"/pending/{numbers[-1]}/confirm", {"csrf_token": token})
+    assert own.headers["location"] == "/admin/consumers?error=confirm"
+    add_admin(settings.control_url, "dave", "admin", "dave's long password")
+    second = Browser(console.url)
+    try:
+        assert second.sign_in("dave", "dave's long password").status_code == 303
+        other = second.csrf("/consumers")
+        for number in numbers[-2:]:
+            assert second.post(f"/pending/{number}/confirm", {"csrf_token": other}).status_code == 303
+        again = second.post(f"/pending/{numbers[-1]}/confirm", {"csrf_token": other})
+        assert again.headers["location"] == "/admin/consumers?error=confirm"  # once only
+    finally:
+        second.close()
+        disable_admin(settings.control_url, "dave")
     temp = next(c for c in list_consumers(settings) if c.name == "temp_consumer")
     assert temp.revoked_at is not None and len(temp.keys) == 2
     with session_scope(settings.control_url) as session:
-        done = session.execute(select(AuditEntry).where(AuditEntry.actor == f"console:{ADMIN}")).scalars().all()
-        actions = [(e.action, json.loads(e.detail or "{}").get("consumer")) for e in done]
-    assert ("console_register_key", "temp_consumer") in actions
-    assert ("console_revoke_consumer", "temp_consumer") in actions
+        done = session.execute(select(AuditEntry).where(AuditEntry.actor == "console:dave")).scalars().all()
+        actions = [(e.action, json.loads(e.detail or "{}").get("requested_by")) for e in done]
+    assert ("console_register_key", ADMIN) in actions
+    assert ("console_revoke_consumer", ADMIN) in actions
     bad = as_admin.post("/consumers/temp_consumer/keys", {"csrf_token": token, "public_key": "not a key"})
     assert bad.headers["location"] == "/admin/consumers?error=key"
 

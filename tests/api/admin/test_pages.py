@@ -201,6 +201,24 @@ def test_a_page_found_from_the_consumers_earlier_pages_and_a_wrong_digest_shown(
     assert result.confirmed is False and len(result.rows) == second.rows
 
 
+def test_the_drill_down_shows_a_bounded_page_of_rows_and_pages_on(
+    admin: Browser, console: ConsoleHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: one page of rows is rendered at a time (SHOWN_ROWS), the rest behind a link."""
+    from api.admin import shared
+
+    monkeypatch.setattr(shared, "SHOWN_ROWS", 3)
+    seq = sorted(listed_seqs(admin.get("/shared", params={"consumer": "public_security"}).text))[0]
+    received = console.received["public_security"][0]  # six rows
+    fields = list(received[0])
+    first = admin.get(f"/shared/{seq}").text
+    assert table_rows(first, "export-table") == [[str(row[f]) for f in fields] for row in received[:3]]
+    assert 'id="next-rows"' in first
+    second = admin.get(f"/shared/{seq}", params={"rows_page": 1}).text
+    assert table_rows(second, "export-table") == [[str(row[f]) for f in fields] for row in received[3:6]]
+    assert 'id="next-rows"' not in second
+
+
 def test_the_quality_page_lists_the_ngsi_ld_dead_letters(admin: Browser, console: ConsoleHub) -> None:
     from peers.ngsi_ld.batch import DeadLetter
     from peers.ngsi_ld.client import EntityError
