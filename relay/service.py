@@ -126,7 +126,9 @@ class Relay:
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.community_id = settings.community_id
         self.mqtt = settings.mqtt
-        self.store = RelayStore(settings.control_url, self.config.sqlite_synchronous)
+        self.store = RelayStore(
+            settings.control_url, self.config.sqlite_synchronous, self.config.sqlite_wal_limit_mb * 1024 * 1024
+        )
         self.keys = keys or HubKeys.load(settings)
         self.device_tokens = DeviceTokens(self.keys)
         self.id_key = relay_id_key(self.keys)

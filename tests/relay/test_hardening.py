@@ -160,6 +160,8 @@ def test_the_relay_s_wal_stays_bounded_under_continuous_group_commits(tmp_path: 
         stop.set()
         for t in threads:
             t.join(10)
-    store.checkpoint()
-    assert os.path.getsize(wal) <= 256 * 1024
+    # Without the bound the WAL passed 3 MB here (PASSIVE checkpoints only, as on main before).
+    # With it: the limit, plus what is written between two checkpoints, plus the last resort's 4x.
+    assert peak <= 5 * 256 * 1024, peak
+    assert store._writer is not None and store._writer.rewinds > 0
     assert store.depth() == 400 * 20
