@@ -26,6 +26,7 @@ from pydantic_settings import (
 from kernel.errors import ConfigError
 from kernel.inbox_settings import InboxSettings
 from kernel.mqtt_settings import MqttSettings
+from kernel.push_settings import PushSettings
 from kernel.relay_settings import RelaySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +172,7 @@ class Settings(BaseSettings):
     relay: RelaySettings = RelaySettings()
     inbox: InboxSettings = InboxSettings()
     api: ApiSettings = ApiSettings()
+    push: PushSettings = PushSettings()  # [[push.ngsi_ld]]: consumers' context brokers
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from kernel.errors import FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
 from neuron.inbox_cli import inbox_app
+from neuron.push_cli import push_app
 from neuron.scrub_cli import scrub
 from neuron.user_errors import user_error
 
@@ -37,6 +38,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
 app.add_typer(inbox_app, name="inbox")
 app.command()(scrub)
 console = Console()

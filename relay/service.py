@@ -43,6 +43,8 @@ from relay.alarms import (
     parse_alarm,
     relay_id_key,
 )
+from relay.alert_outbox import TOPIC as ALERT_TOPIC
+from relay.alert_outbox import alert_outboxes, alert_state
 from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
@@ -141,6 +143,7 @@ class Relay:
         # Outbox rows are named by destination and shard: each shard's publishers read only its own.
         self.outbox_of = {name: name + suffix for name in [COMMUNITY, *(r.upstream.name for r in self.routes)]}
         self.metrics = RelayMetrics(self.depth)
+        self.alert_outboxes = alert_outboxes(settings)  # consumers' NGSI-LD brokers (neuron push sends them)
         self.rooms = RoomDirectory(settings.platform, self.community_id, self.config.rooms_refresh_seconds)
         self.room_cipher = RoomCipher(self.keys, self.community_id)
         self.lifecycles = Lifecycles(
@@ -363,6 +366,18 @@ class Relay:
                         "created_at": created,
                     }
                 )
+        if self.alert_outboxes:
+            state = alert_state(event)
+            for outbox in self.alert_outboxes:
+                commit.outbox.append(
+                    {
+                        "destination": outbox,
+                        "topic": ALERT_TOPIC,
+                        "payload": state,
+                        "alarm_id": event.alarm.alarm_id,
+                        "created_at": created,
+                    }
+                )
         commit.alarm(event.alarm, is_new=event.state == "raised")  # after `sealed` is complete
         if event.state == "escalated":
             topic = self.config.escalation_topic.format(community=self.community_id)
@@ -524,7 +539,8 @@ class Relay:
         for name, row in written:
             by_destination.setdefault(name, []).append(row)
         for name, rows in by_destination.items():
-            self._by_outbox[name].offer(rows)
+            if name in self._by_outbox:  # the others (ngsi-ld:…) are read by `neuron push`
+                self._by_outbox[name].offer(rows)
         self._acknowledge(batch)
 
     def _acknowledge(self, batch: list[Inbound]) -> None:

@@ -24,19 +24,27 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same community.")] = 7,
     token: Annotated[str, typer.Option(envvar="NEURON_PARKING__TOKEN", help="Bearer token the API expects.")] = "",
     truth: Annotated[Path | None, typer.Option(help="Write the identifiers generated here (for leak scans).")] = None,
+    ngsi_ld_port: Annotated[
+        int | None, typer.Option(help="Also serve the city brain's NGSI-LD broker (simulator/ngsi_broker.py) here.")
+    ] = None,
 ) -> None:
     """Serve a simulated Music Square (the parking vendor's API) on 127.0.0.1 until Ctrl-C."""
+    import contextlib
     import secrets
     import time
 
+    from simulator.ngsi_broker import start_broker
     from simulator.parking import ParkingSimulator
     from simulator.server import start_parking_api
     from simulator.truth import write_truth
 
     token = token or secrets.token_urlsafe(16)
     sim = ParkingSimulator(seed=seed)
-    with start_parking_api(sim, token=token, port=port) as server:
+    with contextlib.ExitStack() as peers, start_parking_api(sim, token=token, port=port) as server:
         console.print(f"parking vendor API on {server.url}  (NEURON_PARKING__BASE_URL={server.url})")
+        if ngsi_ld_port is not None:
+            broker = peers.enter_context(start_broker(port=ngsi_ld_port))
+            console.print(f"NGSI-LD broker on {broker.url}  (broker_url of a [[push.ngsi_ld]] entry)", markup=False)
         console.print("token: set NEURON_PARKING__TOKEN to the token you passed (not printed)")
         try:
             while True:

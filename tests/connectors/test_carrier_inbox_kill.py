@@ -8,10 +8,6 @@ must then be landed — and landed once, whatever the platforms re-sent while it
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -21,56 +17,32 @@ from pathlib import Path
 
 import pytest
 
-from kernel.settings import REPO_ROOT, Settings
+from kernel.settings import Settings
 from simulator.carrier_push import CarrierDevice, CarrierPusher, PushConfig, PushStats, carrier_fleet, reports
 from simulator.devices_broker import free_port
 from tests.connectors.carrier_helpers import TOKEN, inbox_hub, landed
+from tests.services import ServiceProcess
 
 RATE, SECONDS = 500, 8  # two halves: the inbox is killed in the first
 
 
-class InboxProcess:
+def InboxProcess(hub: Settings, port: int) -> ServiceProcess:
     """`neuron inbox` as a child process, killable with SIGKILL."""
+    inbox = {"enabled": True, "port": port, "onenet_token": TOKEN, "process_interval_ms": 20,
+             "land_interval_ms": 300}  # fmt: skip
+    sections = {"inbox": json.dumps(inbox), "mqtt__port": str(free_port())}  # no broker: alarms wait in the outbox
+    url = f"http://127.0.0.1:{port}"
 
-    def __init__(self, hub: Settings, port: int) -> None:
-        inbox = {"enabled": True, "port": port, "onenet_token": TOKEN, "process_interval_ms": 20,
-                 "land_interval_ms": 300}  # fmt: skip
-        self.env = {
-            **os.environ,
-            "NEURON_HOME": str(hub.home),
-            "NEURON_STATE_DIR": "var",
-            "NEURON_COMMUNITY_ID": hub.community_id,
-            "NEURON_INBOX": json.dumps(inbox),
-            "NEURON_MQTT__PORT": str(free_port()),  # no broker: alarms wait in the outbox
-        }
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = hub.home / "inbox.log"
-        self.process: subprocess.Popen[bytes] | None = None
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
 
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "neuron.cli", "inbox"], cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("the inbox did not start: " + self.log.read_text()[-2000:])
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+    process = ServiceProcess(hub, "neuron.cli", sections, ready=answers, args=("inbox",))
+    process.url = url  # type: ignore[attr-defined]
+    return process
 
 
 @pytest.mark.slow
@@ -86,7 +58,7 @@ def test_kill_9_under_500_pushes_per_second_loses_nothing_acknowledged(tmp_path:
             inbox.process.kill()  # a failed assertion must not leave the inbox running
 
 
-def _kill_and_check(hub: Settings, devices: list[CarrierDevice], inbox: InboxProcess) -> None:
+def _kill_and_check(hub: Settings, devices: list[CarrierDevice], inbox: ServiceProcess) -> None:
     items = list(reports(devices, int(time.time() * 1000), RATE * SECONDS, seed=21, alarm_rate=0.01))
     by_key = {r.key: r for r in items}
     cfg = PushConfig(ctwing_url=inbox.url + "/carrier/ctwing", onenet_url=inbox.url + "/carrier/onenet",
