@@ -29,7 +29,7 @@ from simulator.devices_broker import Broker
 
 RATE = 300
 SECONDS = int(os.environ.get("NEURON_BENCH_WAL_SECONDS", "40"))
-LIMIT_MB = 16
+LIMIT_MB = 64
 # (path name, sqlite_wal_limit_mb): the default bound, and in effect none (as on main before).
 PATHS = ((f"bounded ({LIMIT_MB} MB limit: rewound past it)", LIMIT_MB), ("unbounded (PASSIVE only)", 10**7))
 

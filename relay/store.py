@@ -53,7 +53,7 @@ def _sqlite_timestamp(at: datetime | None) -> str | None:
 
 
 # The WAL size past which the relay's checkpointer truncates it (a few seconds of a burst).
-WAL_LIMIT_BYTES = 16 * 1024 * 1024
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 _PG_NEXT_SEQS = "SELECT nextval(pg_get_serial_sequence('relay_outbox', 'seq')) FROM generate_series(1, %s)"
 _OUTBOX_COLUMNS = ("destination", "topic", "payload", "alarm_id", "created_at")
 _TIMESTAMPS = frozenset(c.name for t in (ALARMS, EVENTS) for c in t.columns if isinstance(c.type, UTCDateTime))
