@@ -478,6 +478,7 @@ class Relay:
             if self.lifecycles.stale != stale:
                 self.stats.stale += 1  # older by its device's clock than the last applied (D7)
                 self.metrics.inbound_stale.inc()
+                log.info("relay: dropped a late %s %s (older by its device's clock)", alarm.family, alarm.state)
             if event is not None:
                 self._record(event, commit, created)
         if in_batch:
