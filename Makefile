@@ -1,10 +1,13 @@
 # Neuron Hub — the two commands of the quick start, and a few for developers.
-#   make demo   the whole pipeline on embedded defaults (creates .venv on first use)
+#   make demo   the whole pipeline on embedded defaults (creates .venv on first use);
+#               its ports: make demo API_PORT=8800 AIRFLOW_PORT=8081
 #   make test   the test suite (creates .venv on first use)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+API_PORT ?= 8700
+AIRFLOW_PORT ?= 8080
 
 .PHONY: demo test test-fast lint bench install clean
 
@@ -19,7 +22,7 @@ $(STAMP): constraints.txt pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/neuron demo
+	$(BIN)/neuron demo --port $(API_PORT) --airflow-port $(AIRFLOW_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra

@@ -25,6 +25,7 @@ PRODUCT = [
     "relay",
     "peers",
     "neuron",
+    "district",
 ]
 
 

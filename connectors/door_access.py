@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,15 +56,22 @@ class DoorAccess:
         self.community_id: str = settings.community_id
         if state is None or state.drop_ledger is None:
             raise ConfigError("door_access: the file-drop family needs the runner's drop ledger")
-        self.drop = FileDrop(settings.resolve(self.source.folder), self.name, state.drop_ledger, self.source.suffixes)
+        self.drop = FileDrop(
+            settings.resolve(self.source.folder),
+            self.name,
+            state.drop_ledger,
+            self.source.suffixes,
+            self.source.max_file_bytes,
+        )
         self.tz = ZoneInfo(self.source.timezone)
 
     def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
         """Yield the rows of every file this window takes, in batches."""
         for dropped in self.drop.collect(since, until, REQUIRED):
-            records = [self.record(row, dropped.name) for row in dropped.table.records()]
-            for start in range(0, len(records), BATCH_ROWS):
-                yield records_to_raw_batch(self.contract, records[start : start + BATCH_ROWS])
+            # Rows stream from the file a batch at a time: a large export never sits in memory whole.
+            records = (self.record(row, dropped.name) for row in dropped.table.records())
+            while batch := list(islice(records, BATCH_ROWS)):
+                yield records_to_raw_batch(self.contract, batch)
 
     def record(self, row: dict[str, str | None], file_name: str) -> dict[str, Any]:
         """One export row in the contract's terms (unknown headers kept, by name, as drift)."""

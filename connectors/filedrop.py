@@ -88,8 +88,16 @@ class DroppedFile:
 class FileDrop:
     """One source's drop folder and its ledger."""
 
-    def __init__(self, folder: Path, source: str, ledger: DropLedger, suffixes: tuple[str, ...] = (".csv", ".xlsx")):
+    def __init__(
+        self,
+        folder: Path,
+        source: str,
+        ledger: DropLedger,
+        suffixes: tuple[str, ...] = (".csv", ".xlsx"),
+        max_bytes: int | None = None,
+    ):
         self.folder, self.source, self.ledger, self.suffixes = folder, source, ledger, suffixes
+        self.max_bytes = max_bytes
         for sub in FOLDERS:
             (folder / sub).mkdir(parents=True, exist_ok=True)
 
@@ -97,10 +105,9 @@ class FileDrop:
         """The window's files: those it claimed before (a re-run), then every new complete file."""
         self._recover()
         for entry in self.ledger.claimed(self.source, since, until):
-            data = (self.folder / entry.stored_as).read_bytes()
-            yield DroppedFile(
-                entry.file_name, entry.sha256, entry.encoding or "", read_drop_file(entry.file_name, data, required)
-            )
+            path = self.folder / entry.stored_as
+            table = read_drop_file(entry.file_name, path, required, self.max_bytes)
+            yield DroppedFile(entry.file_name, entry.sha256, entry.encoding or "", table)
         for path in self.complete_files():
             dropped = self._take(path, since, until, required)
             if dropped is not None:
@@ -123,15 +130,14 @@ class FileDrop:
             os.rename(path, claimed)
         except FileNotFoundError:  # another reader took it first
             return None
-        data = claimed.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
+        sha = _sha256(claimed)
         before = self.ledger.get(self.source, sha)
         if before is not None and before.status == "accepted":
             when = before.received_at.date().isoformat()
             self._fail(claimed, sha, f"duplicate: the same bytes were loaded as {before.file_name} on {when}")
             return None
         try:
-            table = read_drop_file(path.name, data, required)
+            table = read_drop_file(path.name, claimed, required, self.max_bytes)
         except DropFileError as exc:
             self._fail(claimed, sha, str(exc), record=True)
             return None
@@ -152,7 +158,7 @@ class FileDrop:
         # Recorded first, moved second: a crash between the two is finished by _recover().
         os.replace(claimed, self.folder / stored)
         log.info("%s: accepted %s (%d rows, %s)", self.source, path.name, len(table.rows), table.encoding)
-        return DroppedFile(path.name, sha, table.encoding, table)
+        return DroppedFile(path.name, sha, table.encoding, table.moved_to(self.folder / stored))
 
     def _fail(self, claimed: Path, sha: str, reason: str, record: bool = False) -> None:
         stored = self._destination("failed", claimed.name, sha)
@@ -174,7 +180,13 @@ class FileDrop:
     def _recover(self) -> None:
         """Finish or undo claims a crashed run left in processing/."""
         for path in sorted((self.folder / "processing").iterdir()):
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            sha = _sha256(path)
             entry = self.ledger.get(self.source, sha)
             target = entry.stored_as if entry is not None and entry.status == "accepted" else None
             os.replace(path, self.folder / target if target else self.folder / "incoming" / path.name)
+
+
+def _sha256(path: Path) -> str:
+    """A file's checksum, read in chunks (a drop may be hundreds of megabytes)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

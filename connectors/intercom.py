@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from connectors.base import SourceState, records_to_raw_batch
-from connectors.http import get_json, http_session
+from connectors.http import WindowBudget, get_json, http_session
 from kernel.errors import FatalError, SourceAuthError
 from kernel.settings import HttpSource
 from schemas.contract import Contract
@@ -38,22 +38,31 @@ def snake(name: str) -> str:
     return _CAMEL.sub("_", name).lower()
 
 
-def metadata_only(record: dict[str, Any]) -> dict[str, Any]:
-    """A vendor record without its image fields, in the contract's field names."""
-    return {snake(k): v for k, v in record.items() if k not in IMAGE_FIELDS}
+def metadata_only(record: Any) -> Any:
+    """A vendor record without its image fields, in the contract's field names (a row that is
+    not an object is passed on as it is, to be quarantined)."""
+    if not isinstance(record, dict):
+        return record
+    return {snake(str(k)): v for k, v in record.items() if k not in IMAGE_FIELDS}
 
 
-def vendor_pages(session: Any, url: str, params: dict[str, Any], timeout: float) -> Iterator[list[dict[str, Any]]]:
+def vendor_pages(
+    session: Any, url: str, params: dict[str, Any], timeout: float, budget: WindowBudget | None = None
+) -> Iterator[list[Any]]:
     """Yield the pages of a window, numbered from 1, until the vendor's total is reached."""
+    budget = budget or WindowBudget(SOURCE)
     page, seen = 1, 0
     while True:
-        body = get_json(session, url, {**params, "pageNo": page}, timeout, SOURCE)
-        code = str(body.get("code")) if isinstance(body, dict) else None
+        budget.next_page()
+        body = get_json(session, url, {**params, "pageNo": page}, timeout, SOURCE, budget)
+        code = str(body.get("code"))[:20] if isinstance(body, dict) else None
         if code in AUTH_CODES:
             raise SourceAuthError(f"{SOURCE}: credentials refused (vendor code {code})")
         if code != "0" or not isinstance(body.get("data"), dict) or not isinstance(body["data"].get("list"), list):
             raise FatalError(f"{SOURCE}: error answer (vendor code {code})")
-        rows, total = body["data"]["list"], int(body["data"].get("total") or 0)
+        rows, total = body["data"]["list"], body["data"].get("total") or 0
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise FatalError(f"{SOURCE}: answer's data.total is not an integer")
         yield rows
         seen += len(rows)
         if not rows or seen >= total:
@@ -75,6 +84,7 @@ class IntercomStream:
         url = f"{self.source.base_url.rstrip('/')}/openapi/v1/{self.resource}"
         params = {"startTime": since.isoformat(), "endTime": until.isoformat(), "pageSize": self.source.page_size}
         with session:
-            for page in vendor_pages(session, url, params, self.source.timeout_seconds):
+            budget = WindowBudget(SOURCE, self.source.window_seconds, self.source.max_pages)
+            for page in vendor_pages(session, url, params, self.source.timeout_seconds, budget):
                 if page:
                     yield records_to_raw_batch(self.contract, [metadata_only(r) for r in page])

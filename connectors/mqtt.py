@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from connectors import collector_landing as landing
-from connectors.base import SourceState, records_to_raw_batch
+from connectors.base import SourceState, Unreadable, records_to_raw_batch
 from connectors.collector_progress import require_landed_through
 from kernel.settings import Settings
 from schemas.contract import Contract
@@ -99,23 +99,34 @@ def identify(topic: bytes, payload: bytes) -> tuple[str, str | None]:
     return "unreadable-" + hashlib.sha256(topic + b"\0" + payload).hexdigest()[:32], problem
 
 
-def landed_record(topic: str, payload: bytes, msg_id: str, received_at: datetime) -> dict[str, Any]:
+def landed_record(
+    topic: str, payload: bytes, msg_id: str, received_at: datetime, problem: str | None = None
+) -> dict[str, Any] | Unreadable:
     """One landed message as a source record: the payload's fields plus what the hub knows.
 
     The topic's community, device and kind and the collector's receive time override any
     field of the same name in the payload: the broker's ACLs bind a device to its topic,
-    the payload is whatever the device's firmware wrote.
+    the payload is whatever the device's firmware wrote. A payload that is not a JSON object
+    is Unreadable: it is quarantined as what it is ("payload is not JSON"), not as a record
+    whose fields are all missing, and none of its bytes go with it.
     """
+    _, community_id, _, device_id, kind = topic.split("/")
+    hub = {
+        "msg_id": msg_id,
+        "community_id": community_id,
+        "device_id": device_id,
+        "kind": kind,
+        "received_at": received_at.isoformat(),
+    }
     try:
         body = json.loads(payload)
-    except (ValueError, RecursionError):
-        body = None
-    record: dict[str, Any] = dict(body) if isinstance(body, dict) else {}
-    _, community_id, _, device_id, kind = topic.split("/")
-    record.update(
-        msg_id=msg_id, community_id=community_id, device_id=device_id, kind=kind, received_at=received_at.isoformat()
-    )
-    return record
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        return Unreadable(problem or "payload is not JSON", hub)
+    if not isinstance(body, dict):
+        return Unreadable(problem or "payload is not a JSON object", hub)
+    if problem:  # an object without a usable msg_id: its fields may still be read, but it is refused
+        return Unreadable(problem, hub)
+    return {**body, **hub}
 
 
 class MqttStream:
@@ -140,5 +151,7 @@ class MqttStream:
         table = landing.read_window(hub_keys(self.settings), self.root, self.name, since, until)
         for offset in range(0, table.num_rows, self.chunk_rows):
             chunk = table.slice(offset, self.chunk_rows).to_pydict()
-            rows = zip(chunk["topic"], chunk["payload"], chunk["msg_id"], chunk["received_at"], strict=True)
+            rows = zip(
+                chunk["topic"], chunk["payload"], chunk["msg_id"], chunk["received_at"], chunk["problem"], strict=True
+            )
             yield records_to_raw_batch(self.contract, (landed_record(*row) for row in rows))

@@ -8,7 +8,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from connectors.base import SourceState, records_to_raw_batch
-from connectors.http import http_session, paged
+from connectors.http import WindowBudget, http_session, paged
 from kernel.settings import HttpSource, Settings
 from schemas.contract import Contract
 
@@ -31,6 +31,16 @@ class ParkingApiStream:
         }
         url = self.source.base_url.rstrip("/") + self.path
         with session:
-            for page in paged(session, url, params, self.source.timeout_seconds, "parking vendor API"):
+            budget = WindowBudget("parking vendor API", self.source.window_seconds, self.source.max_pages)
+            pages = paged(
+                session,
+                url,
+                params,
+                self.source.timeout_seconds,
+                "parking vendor API",
+                budget=budget,
+                max_bytes=self.source.max_response_bytes,
+            )
+            for page in pages:
                 if page:
                     yield records_to_raw_batch(self.contract, page)

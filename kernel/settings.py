@@ -28,6 +28,7 @@ from kernel.inbox_settings import InboxSettings
 from kernel.mqtt_settings import MqttSettings
 from kernel.push_settings import PushSettings
 from kernel.relay_settings import RelaySettings
+from kernel.viid_settings import ViidSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,8 +39,11 @@ class HttpSource(BaseModel):
     base_url: str = "http://127.0.0.1:8701"
     token: SecretStr = SecretStr("")
     page_size: int = Field(200, ge=1, le=1000)
-    timeout_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)  # one request, whole body included
     max_retries: int = Field(5, ge=0)
+    window_seconds: float = Field(900.0, gt=0)  # every page of one window, retries included
+    max_pages: int = Field(10_000, ge=1)  # of one window: a vendor that never ends is refused
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # of one page
 
 
 class SqlSource(BaseModel):
@@ -58,6 +62,7 @@ class FileDropSource(BaseModel):
     folder: Path = Path("var/drops/door_access")
     suffixes: tuple[str, ...] = (".csv", ".xlsx")
     timezone: str = "Asia/Shanghai"  # of the naive times the vendor writes
+    max_file_bytes: int = Field(512 * 1024 * 1024, ge=1024)  # a larger file goes to failed/ unread
 
 
 class ApiSettings(BaseModel):
@@ -170,6 +175,7 @@ class Settings(BaseSettings):
     intercom: HttpSource = HttpSource(base_url="http://127.0.0.1:8702", page_size=500)
     mqtt: MqttSettings = MqttSettings()
     relay: RelaySettings = RelaySettings()
+    viid: ViidSettings = ViidSettings()
     inbox: InboxSettings = InboxSettings()
     api: ApiSettings = ApiSettings()
     push: PushSettings = PushSettings()  # [[push.ngsi_ld]]: consumers' context brokers

@@ -141,5 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def unpause_dags() -> int:
+    """Unpause every DAG of the metadata DB (a demo's batch day created them paused; the hub
+    that then runs for real must run them on schedule). Returns how many were paused."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        result = session.execute(update(DagModel).where(DagModel.is_paused.is_(True)).values(is_paused=False))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

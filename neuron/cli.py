@@ -14,16 +14,19 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from kernel.errors import FatalError, NeuronError, NotInitialised
+from district.cli import app as district_app
+from kernel.errors import ConfigError, FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.settings import Settings, load_settings
 from neuron.inbox_cli import inbox_app
 from neuron.push_cli import push_app
 from neuron.scrub_cli import scrub
 from neuron.user_errors import user_error
+from neuron.viid_cli import register as register_viid
 
 app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
@@ -38,9 +41,11 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+register_viid(app)  # `neuron viid`: the GA/T 1400 cascade
 app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
 app.add_typer(inbox_app, name="inbox")
 app.command()(scrub)
+app.add_typer(district_app, name="district")  # the district office's application (district/cli.py)
 console = Console()
 
 
@@ -100,7 +105,7 @@ def _day(value: str | None) -> str | None:
 
 
 def _fail(exc: NeuronError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    console.print(f"[red]error:[/red] {escape(str(exc))}")  # escaped: "[viid]" is a section, not markup
     return typer.Exit(code=1)
 
 
@@ -214,13 +219,32 @@ def up(
     airflow_port: Annotated[int, typer.Option(help="Port of Airflow's API server and UI.")] = 8080,
     celery_workers: Annotated[int, typer.Option(help="Celery workers to run here (CeleryExecutor).")] = 0,
     relay: Annotated[bool, typer.Option("--relay/--no-relay", help="Run the alarm relay, if configured.")] = True,
+    airflow: Annotated[
+        bool, typer.Option("--airflow/--no-airflow", help="Run Airflow here (not where another machine runs it).")
+    ] = True,
+    unpause: Annotated[
+        bool,
+        typer.Option(
+            "--unpause/--paused",
+            help="Unpause every DAG at start (new DAGs start unpaused anyway); --paused keeps paused ones paused.",
+        ),
+    ] = False,
 ) -> None:
     """Run the hub on this machine: Airflow (scheduler, DAG processor, API server), the export
     API, the MQTT collector and the relay, supervised as one process group until Ctrl-C."""
     from neuron.up import AirflowPorts, free_port, run_up
 
     ports = AirflowPorts(api=airflow_port, scheduler_health=free_port(), log_server=free_port())
-    run_up(_settings(), collect_mqtt, serve_api, ports, workers=celery_workers, relay=relay)
+    run_up(
+        _settings(),
+        collect_mqtt,
+        serve_api,
+        ports,
+        workers=celery_workers,
+        relay=relay,
+        airflow=airflow,
+        unpause=unpause,
+    )
 
 
 @consumers_app.command("add")
@@ -254,6 +278,27 @@ def consumers_list() -> None:
         keys = ", ".join(k.key_id + (" (revoked)" if k.revoked_at else "") for k in c.keys)
         table.add_row(c.name, c.policy, keys, str(c.revoked_at or ""))
     console.print(table)
+
+
+@consumers_app.command("receipt")
+def consumers_receipt(
+    receipt: Annotated[Path, typer.Argument(help="The district's receipt (compact JWS, `neuron district receipt`).")],
+    district_jwks: Annotated[Path, typer.Option(help="The district's receipts JWKS (`neuron district keys`).")],
+    consumer: Annotated[str, typer.Option(help="The consumer the district is registered as here.")] = "district",
+) -> None:
+    """Check a district's signed receipt against what this hub published for it."""
+    from api.district_receipts import check_receipt
+
+    try:
+        jwks = json.loads(district_jwks.read_text())
+    except ValueError:
+        raise ConfigError(f"{district_jwks} is not a JWKS (JSON); take it from `neuron district keys`") from None
+    found = check_receipt(_hub(), receipt.read_text().strip(), jwks, consumer)
+    console.print(f"{found.district} (receipt of {found.issued_at}): holds {found.held} newest version(s)")
+    for line in found.behind:
+        console.print(f"  not yet held: {line}", soft_wrap=True)
+    for line in found.mismatched:
+        console.print(f"  [red]held with other bytes:[/red] {line}", soft_wrap=True)
 
 
 @consumers_app.command("revoke")
@@ -308,9 +353,16 @@ def audit_verify(
         pinned = json.loads(jwks.read_text()) if jwks else None
         report = verify_archive(archive, pinned)
     else:
-        report = verify_audit(_hub())
+        from warehouse.lake import lake_problems
+
+        settings = _hub()
+        report = verify_audit(settings)
+        # The lake too: every file in it has its publication record and audit entry (issue 17, D5).
+        report.problems.extend(lake_problems(settings))
     if report.ok:
         console.print(f"[green]audit log intact[/green]: {report.entries} entries, last seq {report.last_seq}")
+        if archive is None:
+            console.print("[green]lake consistent[/green]: every file has its record and audit entry")
         return
     for problem in report.problems:
         console.print(f"[red]✗[/red] {problem}")

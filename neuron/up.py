@@ -9,10 +9,16 @@ configured, the alarm relay (`neuron relay`). Each child:
   `<state>/logs/<name>.log`;
 - is restarted when it crashes, after a backoff that doubles (1 s … 60 s) and resets once
   it has stayed up for a minute;
-- has a health check (an HTTP endpoint, or being alive) whose changes are logged.
+- has a health check (an HTTP endpoint, or being alive) whose changes are logged, and which
+  also proves that the port it names is held by the child's own session (read from /proc),
+  so another hub answering on the same port never passes for ours;
+- has its ports checked before anything starts: one taken port stops `neuron up` with one
+  line naming the port, the service that needs it and, where /proc tells, what holds it.
 
-SIGINT/SIGTERM stop every child gracefully (SIGTERM, then SIGKILL after a grace period),
-the Airflow components last-started first.
+SIGINT/SIGTERM at any moment (while Airflow's DB is migrated, while children start) stop
+every child gracefully (SIGTERM, then SIGKILL after a grace period), the Airflow components
+last-started first, and then any process they left behind. Every minute one line per
+service says its state.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import IO, TextIO
 
 from kernel.errors import FatalError
 from kernel.settings import Settings
+from neuron import ports as proc_ports
 from neuron.airflow_runner import DAGS_FOLDER, SQLITE_CONNECT_ARGS_PATH
 
 Health = Callable[[], bool]
@@ -47,6 +54,26 @@ class Service:
     argv: list[str]
     health: Health | None = None  # None: healthy while alive
     env: dict[str, str] = field(default_factory=dict)  # on top of the group's environment
+    # (host, port) it listens on: free before start, held by its own session when healthy.
+    listens: list[tuple[str, int]] = field(default_factory=list)
+    # Further ports it may open later (a log server): only checked free before start.
+    reserves: list[tuple[str, int]] = field(default_factory=list)
+
+
+class Stopped(Exception):
+    """SIGINT/SIGTERM arrived while `neuron up` was still preparing."""
+
+
+def check_ports(services: list[Service]) -> None:
+    """Refuse to start anything when a port a service needs is taken: one line for all."""
+    taken = [
+        f"{port} ({service.name}) is taken by {proc_ports.taken_by(port)}"
+        for service in services
+        for host, port in [*service.listens, *service.reserves]
+        if not proc_ports.is_free(host, port)
+    ]
+    if taken:
+        raise FatalError(f"nothing started: port {'; port '.join(taken)} — stop it or choose other ports")
 
 
 def http_ok(url: str, timeout: float = 2.0) -> Health:
@@ -80,6 +107,15 @@ class _Child:
         self.failures_in_a_row = 0
         self.next_start = 0.0
         self.healthy: bool | None = None
+        self.descendants: set[int] = set()  # seen in its tree: stopped too, even if they left its group
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def owns_its_ports(self) -> bool:
+        """Whether every port it listens on is held by its own session (its pid is the sid)."""
+        assert self.proc is not None
+        return all(proc_ports.owned_by_session(port, self.proc.pid) for _, port in self.service.listens)
 
 
 class Supervisor:
@@ -96,13 +132,14 @@ class Supervisor:
         grace: float = 20.0,
         poll: float = 0.5,
         health_every: float = 30.0,
+        summary_every: float = 60.0,
     ) -> None:
         self.children = [_Child(s) for s in services]
         self.env = env
         self.log_dir = log_dir
         self.out = out or sys.stdout
         self.backoff, self.stable_after, self.grace = backoff, stable_after, grace
-        self.poll, self.health_every = poll, health_every
+        self.poll, self.health_every, self.summary_every = poll, health_every, summary_every
         self._stop = threading.Event()
         self._out_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -143,9 +180,69 @@ class Supervisor:
                 self.say(name, line)
 
     def start(self) -> None:
-        """Start every service, in order."""
+        """Start every service, in order (none once a stop was asked for)."""
         for child in self.children:
+            if self._stop.is_set():
+                return
             self._start(child)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self, *_: object) -> None:
+        """Ask for a stop (a signal handler: it only sets a flag; the loops do the work)."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM ask for a stop from now on (from the main thread only)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.request_stop)
+
+    def run_step(self, what: str, argv: list[str]) -> None:
+        """A preparation step (migrating Airflow's DB …) that a stop interrupts, its whole group."""
+        proc = subprocess.Popen(
+            argv,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        while True:
+            try:
+                _, err = proc.communicate(timeout=self.poll)
+                break
+            except subprocess.TimeoutExpired:
+                if self._stop.is_set():
+                    _signal_group(proc, signal.SIGTERM)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(self.grace)
+                    _signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+                    raise Stopped(what) from None
+        if proc.returncode != 0:
+            raise FatalError(f"{what} failed (exit {proc.returncode}):\n{err[-2000:]}")
+
+    def summary(self) -> dict[str, str]:
+        """One line per service with its state (and say them)."""
+        now = time.monotonic()
+        states = {}
+        for child in self.children:
+            if child.alive():
+                assert child.proc is not None
+                state = "healthy" if child.healthy else "starting" if child.healthy is None else "not healthy"
+                state += f", pid {child.proc.pid}, up {_duration(now - child.started)}"
+            elif self._stop.is_set():
+                state = "stopped"
+            else:
+                state = f"down, restart in {max(0.0, child.next_start - now):.0f} s"
+            states[child.service.name] = f"{state}, {child.restarts} restart(s)"
+            self.say(child.service.name, f"state: {states[child.service.name]}")
+        return states
 
     def check_once(self) -> None:
         """Restart crashed children (after their backoff) and log health changes."""
@@ -168,8 +265,12 @@ class Supervisor:
         """Each service's health now (and log the changes)."""
         status = {}
         for child in self.children:
-            alive = child.proc is not None and child.proc.poll() is None
-            ok = alive and (child.service.health() if child.service.health else True)
+            ok = (
+                child.alive()
+                and (child.service.health() if child.service.health else True)
+                # Something answered; prove it is this child, not another hub on the same port.
+                and child.owns_its_ports()
+            )
             if ok != child.healthy:
                 self.say(child.service.name, "healthy" if ok else "not healthy (yet)")
                 child.healthy = ok
@@ -188,22 +289,27 @@ class Supervisor:
 
     def run(self) -> None:
         """Supervise until stop() (or SIGINT/SIGTERM when called from the main thread)."""
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self._stop.set())
-        last_health = 0.0
+        self.install_signal_handlers()
+        last_health = last_summary = time.monotonic()
         while not self._stop.is_set():
             self.check_once()
-            if time.monotonic() - last_health >= self.health_every:
+            now = time.monotonic()
+            if now - last_health >= self.health_every:
                 self.check_health()
-                last_health = time.monotonic()
+                last_health = now
+            if now - last_summary >= self.summary_every:
+                self.summary()
+                last_summary = now
             self._stop.wait(self.poll)
         self.stop()
 
     def stop(self) -> None:
         """Stop every child: SIGTERM to its process group, SIGKILL after the grace period."""
         self._stop.set()
-        running = [c for c in reversed(self.children) if c.proc is not None and c.proc.poll() is None]
+        running = [c for c in reversed(self.children) if c.alive()]
+        for child in running:
+            assert child.proc is not None
+            child.descendants |= _descendants(child.proc.pid)
         for child in running:
             assert child.proc is not None
             self.say(child.service.name, "stopping")
@@ -217,15 +323,45 @@ class Supervisor:
                 self.say(child.service.name, f"still running after {self.grace:g} s: killed")
                 _signal_group(child.proc, signal.SIGKILL)
                 child.proc.wait()
-            # Children of the group (uvicorn or Celery workers) must not outlive it either.
+            # Children of the group (uvicorn or Celery workers) must not outlive it either,
+            # nor those that moved to a group of their own.
             _signal_group(child.proc, signal.SIGKILL)
+            for pid in child.descendants:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         for thread in self._threads:
             thread.join(timeout=2)
 
 
 def _signal_group(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below `root` now (by parent pid, from /proc; empty without /proc)."""
+    children: dict[int, list[int]] = {}
+    if not proc_ports.proc_available():
+        return set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            if pid not in found:
+                found.add(pid)
+                todo.append(pid)
+    return found
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 @dataclass
@@ -286,13 +422,25 @@ def airflow_env(settings: Settings, ports: AirflowPorts, base: dict[str, str] | 
     return {**defaults, **env, "AIRFLOW_HOME": str(home)}
 
 
-def prepare_airflow(env: dict[str, str]) -> None:
-    """Migrate the metadata DB and create the hub's pools (before any component starts)."""
-    code = "from neuron.airflow_runner import create_pools; create_pools()"
-    for what, argv in (
+def airflow_steps(unpause: bool) -> list[tuple[str, list[str]]]:
+    """What runs before any component: migrate the metadata DB, create the hub's pools and,
+    with `unpause`, unpause every DAG already known (a demo's batch day made them paused)."""
+    steps = [
         ("airflow db migrate", [sys.executable, "-m", "airflow", "db", "migrate"]),
-        ("creating the duckdb_writer pool", [sys.executable, "-c", code]),
-    ):
+        (
+            "creating the duckdb_writer pool",
+            [sys.executable, "-c", "from neuron.airflow_runner import create_pools; create_pools()"],
+        ),
+    ]
+    if unpause:
+        code = "from neuron.airflow_runner import unpause_dags; unpause_dags()"
+        steps.append(("unpausing the DAGs", [sys.executable, "-c", code]))
+    return steps
+
+
+def prepare_airflow(env: dict[str, str], unpause: bool = False) -> None:
+    """Migrate the metadata DB and create the hub's pools (before any component starts)."""
+    for what, argv in airflow_steps(unpause):
         done = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace")
         if done.returncode != 0:
             raise FatalError(f"{what} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
@@ -302,9 +450,22 @@ def airflow_services(ports: AirflowPorts) -> list[Service]:
     """Airflow 3's three components on one machine."""
     airflow = [sys.executable, "-m", "airflow"]
     api_health = http_ok(f"http://127.0.0.1:{ports.api}/api/v2/monitor/health")
+    local = "127.0.0.1"
     return [
-        Service("api-server", [*airflow, "api-server", "--host", "127.0.0.1", "--port", str(ports.api)], api_health),
-        Service("scheduler", [*airflow, "scheduler"], http_ok(f"http://127.0.0.1:{ports.scheduler_health}/health")),
+        Service(
+            "api-server",
+            [*airflow, "api-server", "--host", local, "--port", str(ports.api)],
+            api_health,
+            listens=[(local, ports.api)],
+        ),
+        Service(
+            "scheduler",
+            [*airflow, "scheduler"],
+            http_ok(f"http://{local}:{ports.scheduler_health}/health"),
+            listens=[(local, ports.scheduler_health)],
+            # LocalExecutor: the scheduler serves the task logs once a task ran (any address).
+            reserves=[("0.0.0.0", ports.log_server)],
+        ),
         Service("dag-processor", [*airflow, "dag-processor"]),
     ]
 
@@ -335,23 +496,30 @@ def hub_services(
     serve: bool = True,
     workers: int = 0,
     relay: bool = True,
+    airflow: bool = True,
 ) -> list[Service]:
     """Every service of the hub: Airflow (and Celery workers), the export API, the collector,
     the relay and, when consumers' brokers are configured, the NGSI-LD push."""
     neuron = [sys.executable, "-m", "neuron.cli"]
-    services = [*airflow_services(ports), *celery_workers(workers)]
+    services = [*airflow_services(ports), *celery_workers(workers)] if airflow else []
     if serve:
-        api = f"http://{settings.api.host}:{settings.api.port}/healthz"
-        services.append(Service("export-api", [*neuron, "serve"], http_ok(api)))
+        host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::", "") else settings.api.host
+        api = f"http://{host}:{settings.api.port}/healthz"
+        services.append(
+            Service("export-api", [*neuron, "serve"], http_ok(api), listens=[(settings.api.host, settings.api.port)])
+        )
     if collect:
         services.append(Service("collector", [*neuron, "collect"]))
     if relay and relay_available(settings):
         services.append(Service("relay", [*neuron, "relay"]))
+    if settings.viid.configured:  # [viid] names an upper platform
+        services.append(Service("viid", [*neuron, "viid"]))
     if settings.push.ngsi_ld:  # consumers' NGSI-LD brokers (neuron/push_cli.py)
         services.append(Service("push", [*neuron, "push"]))
     inbox = getattr(settings, "inbox", None)
     if inbox is not None and inbox.enabled:  # `[inbox] enabled = true`: the carriers push to this hub
-        services.append(Service("inbox", [*neuron, "inbox"], http_ok(f"http://{inbox.host}:{inbox.port}/healthz")))
+        inbox_health = http_ok(f"http://{inbox.host}:{inbox.port}/healthz")
+        services.append(Service("inbox", [*neuron, "inbox"], inbox_health, listens=[(inbox.host, inbox.port)]))
     return services
 
 
@@ -364,16 +532,32 @@ def run_up(
     extra: list[Service] | None = None,
     workers: int = 0,
     relay: bool = True,
+    airflow: bool = True,
+    unpause: bool = False,
+    summary_every: float = 60.0,
 ) -> None:
-    """Prepare Airflow, start every service and supervise until SIGINT/SIGTERM."""
+    """Check the ports, prepare Airflow, start every service and supervise until SIGINT/SIGTERM
+    (which may come at any moment: nothing is left running or listening after it)."""
     ports = ports or AirflowPorts()
-    env = airflow_env(settings, ports)
-    services = [*hub_services(settings, ports, collect, serve, workers, relay), *(extra or [])]
-    supervisor = Supervisor(services, env, settings.state_path / "logs", out)
-    supervisor.say("neuron-up", f"preparing Airflow in {env['AIRFLOW_HOME']}")
-    prepare_airflow(env)
-    supervisor.start()
-    if supervisor.wait_healthy(timeout=180):
-        supervisor.say("neuron-up", f"all healthy; Airflow UI on http://127.0.0.1:{ports.api}; Ctrl-C to stop")
-    supervisor.run()
+    env = airflow_env(settings, ports) if airflow else dict(os.environ)
+    services = [*hub_services(settings, ports, collect, serve, workers, relay, airflow), *(extra or [])]
+    supervisor = Supervisor(services, env, settings.state_path / "logs", out, summary_every=summary_every)
+    check_ports(services)
+    supervisor.install_signal_handlers()
+    try:
+        if airflow:
+            supervisor.say("neuron-up", f"preparing Airflow in {env['AIRFLOW_HOME']}")
+            for what, argv in airflow_steps(unpause):
+                supervisor.run_step(what, argv)
+        supervisor.start()
+        if supervisor.wait_healthy(timeout=180):
+            where = f"; Airflow UI on http://127.0.0.1:{ports.api}" if airflow else ""
+            supervisor.say("neuron-up", f"all healthy{where}; Ctrl-C to stop")
+        elif not supervisor.stopping:
+            supervisor.say("neuron-up", "not all healthy after 180 s; still supervising (see the lines above)")
+        supervisor.run()
+    except Stopped:
+        pass
+    finally:
+        supervisor.stop()
     supervisor.say("neuron-up", "stopped")

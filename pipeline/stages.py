@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import SourceState, Stream, raw_schema
 from connectors.registry import make_stream
@@ -35,6 +36,7 @@ from schemas.validate import validate_batch
 from warehouse import vault
 from warehouse.control import session_scope
 from warehouse.drop_ledger import ControlDropLedger
+from warehouse.lake import control_error, lake_error, reconcile_lake
 from warehouse.marts import build_marts
 from warehouse.models import Cursor, LoadRecord, utcnow
 from warehouse.publisher import Published, publish_feed
@@ -221,9 +223,16 @@ def publish(settings: Settings, days: list[str] | None = None, feeds: list[str] 
     chosen = [catalog[name] for name in (feeds or sorted(catalog))]
     day_list = None if days is None else [date.fromisoformat(d) for d in days]
     written: list[Published] = []
-    with warehouse(settings.warehouse_file) as con:
-        for feed in chosen:
-            written += publish_feed(con, settings, keys, feed, policies, day_list)
+    try:
+        # What an interrupted publish left in the lake is finished or undone first (warehouse/lake.py).
+        reconcile_lake(settings)
+        with warehouse(settings.warehouse_file) as con:
+            for feed in chosen:
+                written += publish_feed(con, settings, keys, feed, policies, day_list)
+    except SQLAlchemyError as exc:  # a read-only or unreachable control database: one line, no SQL
+        raise control_error("cannot record the publish run", exc) from None
+    except OSError as exc:  # the lake's folders: permissions, space
+        raise lake_error("cannot publish", exc) from None
     return written
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -197,6 +198,10 @@ def _compile(f: ContractField) -> Check:
         elif kind in ("int64", "float64"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return "is not a number"
+            # Python's json reads NaN and Infinity; NaN passes every range check and neither is
+            # JSON a strict consumer can parse (the batch path refuses them the same way).
+            if isinstance(value, float) and not math.isfinite(value):
+                return "is not a finite number"
             if kind == "int64" and not float(value).is_integer():
                 return "is not an integer"
             if (low is not None and value < low) or (high is not None and value > high):

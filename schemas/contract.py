@@ -22,6 +22,10 @@ CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 # A raw batch carries the fields its contract names plus this one: the names of any fields a
 # source sent that the contract does not know (kept for the quality report, never loaded).
 EXTRA_COLUMN = "_extra"
+# ...and this one: why the source record as a whole could not be read (a payload that is not
+# JSON, a row that is not an object, a value that is not text), None for a readable record.
+# Older landed batches lack it; validation treats a missing column as all None.
+PROBLEM_COLUMN = "_problem"
 
 
 class PrivacyClass(StrEnum):

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.contract import EXTRA_COLUMN, Contract, ContractField
+from schemas.contract import EXTRA_COLUMN, PROBLEM_COLUMN, Contract, ContractField
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,21 @@ def _cast_value(value: str, f: ContractField) -> Any:
     return int(value) if f.type == "int64" else float(value)
 
 
+_INT64_SAFE_DIGITS = 18  # every number of at most 18 digits fits in an int64
+
+
+def _int64_in_range(raw: pa.Array, numeric: pa.Array) -> pa.Array:
+    """True where a digits-only value fits in an int64 (the mask is only read where `numeric`)."""
+    digits = pc.utf8_length(pc.utf8_ltrim(pc.fill_null(raw, ""), characters="-"))
+    long = pc.fill_null(pc.and_(numeric, pc.greater(digits, _INT64_SAFE_DIGITS)), False)
+    if not pc.any(long).as_py():
+        return pa.repeat(True, len(raw))
+    fits = [True] * len(raw)
+    for i in pc.indices_nonzero(long).to_pylist():
+        fits[i] = -(2**63) <= int(raw[i].as_py()) < 2**63
+    return pa.array(fits, pa.bool_())
+
+
 def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
     """Cast one text column to its contract type; returns (values, failed-mask).
 
@@ -78,7 +93,17 @@ def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
     present = pc.is_valid(raw)
     if f.type in _NUMBER_PATTERNS:
         numeric = pc.fill_null(pc.match_substring_regex(raw, _NUMBER_PATTERNS[f.type]), False)
+        if f.type == "int64":
+            # Digits alone do not make an int64: 2**63 matches the pattern and would make the
+            # cast raise (with the value in its message) for the whole batch. A value is
+            # range-checked by length first; the rare long one is checked exactly.
+            numeric = pc.and_(numeric, _int64_in_range(raw, numeric))
         values = pc.if_else(numeric, raw, pa.scalar(None, pa.string())).cast(f.arrow_type)
+        if f.type == "float64":
+            # "1e999" is a well-formed number that parses as infinity: not a reading.
+            finite = pc.fill_null(pc.is_finite(values), False)
+            numeric = pc.and_(numeric, finite)
+            values = pc.if_else(finite, values, pa.scalar(None, pa.float64()))
         return values, pc.and_(present, pc.invert(numeric))
     if f.type == "timestamp":
         try:
@@ -172,17 +197,22 @@ def validate_batch(contract: Contract, raw: pa.Table, community_id: str | None =
 
     With `community_id`, a row that names another community is rejected: source values
     become lake paths and partition keys, and only this hub's community may (issue 16)."""
-    reasons: list[str | None] = [None] * raw.num_rows
+    reasons: list[str | None] = (
+        raw.column(PROBLEM_COLUMN).to_pylist() if PROBLEM_COLUMN in raw.column_names else [None] * raw.num_rows
+    )
     drift: list[str] = []
     extra = raw.column(EXTRA_COLUMN).to_pylist()
     for i, names in enumerate(extra):
         if names:
             drift.append(names)
             if contract.evolution == "freeze":
-                reasons[i] = f"schema drift: unexpected field(s) {names}"
+                reasons[i] = reasons[i] or f"schema drift: unexpected field(s) {names}"
     typed_columns = []
     for f in contract.fields:
-        values, failed = cast_column(raw.column(f.name).combine_chunks(), f)
+        column = raw.column(f.name).combine_chunks()
+        for i in pc.indices_nonzero(_unfit_text(column)).to_pylist():
+            reasons[i] = reasons[i] or f"{f.name}: is not plain text or is too long"
+        values, failed = cast_column(column, f)
         for i in pc.indices_nonzero(failed).to_pylist():
             reasons[i] = reasons[i] or f"{f.name}: not a valid {f.type}"
         typed_columns.append(values)
@@ -209,10 +239,43 @@ def validate_batch(contract: Contract, raw: pa.Table, community_id: str | None =
     rejected_index = [i for i, r in enumerate(reasons) if r is not None]
     dropped_raw = {candidate_index[p] for p in dropped}
     rejected_index = [i for i in rejected_index if i not in dropped_raw]
-    rejected = raw.take(pa.array(rejected_index, type=pa.int64())).append_column(
+    rejected = _quarantine_copy(raw.take(pa.array(rejected_index, type=pa.int64()))).append_column(
         REASON_COLUMN, pa.array([reasons[i] for i in rejected_index], type=pa.string())
     )
     return ValidationOutcome(good.cast(contract.arrow_schema()), rejected, duplicates, summary, sorted(set(drift)))
+
+
+# A value longer than this is no reading, name or note any source sends: it is refused, and a
+# refused value is kept in quarantine only up to QUARANTINE_CHARS (an admin needs its start to
+# see what went wrong, never a megabyte of it).
+MAX_TEXT_CHARS = 65_536
+QUARANTINE_CHARS = 256
+# C0 control characters other than tab, line feed and carriage return: no source has a reason
+# to send them, and they corrupt what reads the data later (terminals, CSV, logs).
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def _unfit_text(column: pa.Array) -> pa.Array:
+    """True where a present value is too long or holds control characters."""
+    long = pc.greater(pc.utf8_length(column), MAX_TEXT_CHARS)
+    control = pc.match_substring_regex(column, _CONTROL)
+    return pc.fill_null(pc.or_(long, control), False)
+
+
+def _quarantine_copy(rejected: pa.Table) -> pa.Table:
+    """The rejected raw rows with every value cut to QUARANTINE_CHARS."""
+    columns = []
+    for column in rejected.columns:
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        if pa.types.is_string(column.type):
+            long = pc.fill_null(pc.greater(pc.utf8_length(column), QUARANTINE_CHARS), False)
+            if pc.any(long).as_py():
+                cut = pc.binary_join_element_wise(
+                    pc.utf8_slice_codeunits(column, 0, QUARANTINE_CHARS), pa.scalar("…[truncated]"), ""
+                )
+                column = pc.if_else(long, cut, column)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=rejected.column_names)
 
 
 def _nullable(contract: Contract) -> pa.Schema:

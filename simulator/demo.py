@@ -38,6 +38,10 @@ MARKER = ".neuron-demo"
 DEMO_CONSUMER = "district"
 POLICE_CONSUMER = "public_security"
 DEMO_STREAMS = ["vehicle_passes"]  # what the simulator serves in the demo
+DEMO_ADMIN = "demo-admin"
+# What each demo consumer pulls in "try next": the district an aggregate, the police the
+# passes themselves (plates sealed to its encryption key).
+DEMO_PULLS = {DEMO_CONSUMER: "traffic.vehicle_flow_hourly", POLICE_CONSUMER: "traffic.vehicle_passes"}
 
 
 def _fresh_home(home: Path) -> None:
@@ -143,7 +147,19 @@ def _summary(console: Console, settings: Settings) -> None:
     console.print(table)
 
 
-def run_demo(console: Console, home: Path, day: date | None, serve_api: bool, port: int) -> None:
+def _demo_admin(settings: Settings) -> str:
+    """A console account for the demo (what `neuron admins add demo-admin --role admin` makes),
+    with a generated password that is printed once: the demo's hub is on loopback only."""
+    from api.admin.accounts import add_admin
+
+    password = secrets.token_urlsafe(12)
+    add_admin(settings.control_url, DEMO_ADMIN, "admin", password)
+    return password
+
+
+def run_demo(
+    console: Console, home: Path, day: date | None, serve_api: bool, port: int, airflow_port: int = 8080
+) -> None:
     """Run the demo; with `serve_api`, serve the export API until Ctrl-C."""
     from privacy.keys import init_keys
     from simulator.parking import ParkingSimulator
@@ -166,40 +182,72 @@ def run_demo(console: Console, home: Path, day: date | None, serve_api: bool, po
         os.environ.update({k: env[k] for k in ("NEURON_HOME", "NEURON_PARKING__BASE_URL", "NEURON_PARKING__TOKEN")})
         settings = load_settings(home=home, parking=HttpSource(base_url=vendor.url, token=token))
         settings.api.port = port
+        if serve_api:
+            # Before any work: a taken port is said now, in one line, not after the batch day.
+            from neuron.up import Service, check_ports
+
+            check_ports(
+                [
+                    Service("export-api", [], listens=[(settings.api.host, port)]),
+                    Service("api-server", [], listens=[("127.0.0.1", airflow_port)]),
+                ]
+            )
         tz = settings.timezone
         day = day or (datetime.now(ZoneInfo(tz)).date() - timedelta(days=1))
         console.rule(f"Neuron Hub demo — {settings.community_name} ({settings.community_id}), {day}")
         console.print(f"simulated parking vendor API on {vendor.url}; hub state in {home}")
         init_keys(settings)
         migrate(settings.control_url)
-        key_id, key_path = _demo_consumer_key(settings, home)
+        _demo_consumer_key(settings, home)
         sealed_to = _public_security_keys(settings, home)
+        admin_password = _demo_admin(settings)
         console.print(f"public security's encryption key {sealed_to}: plates are sealed to it")
         _run_airflow(console, home, env, day, tz)
         write_truth(sim, settings.state_path / "truth.json")
         _summary(console, settings)
         console.print(f"batch work done in {time.monotonic() - started:.0f} s")
         if serve_api:
-            _try_next(console, settings, port, key_id, key_path, home)
-            _run_up(settings, env)
+            _try_next(console, settings, port, airflow_port, home, admin_password)
+            _run_up(settings, env, airflow_port)
             write_truth(sim, settings.state_path / "truth.json")  # what the live hours added
 
 
-def _try_next(console: Console, settings: Settings, port: int, key_id: str, key_path: Path, home: Path) -> None:
+def _try_next(
+    console: Console, settings: Settings, port: int, airflow_port: int, home: Path, admin_password: str
+) -> None:
     hub = f"http://{settings.api.host}:{port}"
     console.rule("Try next (in another terminal)")
+    pulls = []
+    for consumer, feed in DEMO_PULLS.items():
+        key_id = _key_id_of(settings, consumer)
+        pulls.append(
+            f"# as {consumer}:\n"
+            f".venv/bin/neuron pull {feed} --hub {hub} \\\n"
+            f"    --key-id {key_id} --private-key {home / 'consumer' / f'{consumer}.pem'} "
+            f"--out {home / 'pulled' / consumer}"
+        )
     console.print(
-        f".venv/bin/neuron pull traffic.vehicle_flow_hourly --hub {hub} \\\n"
-        f"    --key-id {key_id} --private-key {key_path} --out {home / 'pulled'}\n"
+        "\n".join(pulls) + "\n"
         f"curl -s {hub}/.well-known/jwks.json     # the hub's public keys\n"
         f"curl -si {hub}/v1/feeds                 # unsigned: 401, and the refusal is audited\n"
-        f"Airflow UI: http://127.0.0.1:8080        # the DAG suite, running on schedule",
+        f"Admin console: {hub}/admin   account {DEMO_ADMIN}, password {admin_password}  (printed once)\n"
+        f"  more accounts: NEURON_HOME={home} .venv/bin/neuron admins add NAME --role admin|auditor\n"
+        f"A ballot receipt (from the vote page), once governance.votes is published to you:\n"
+        f"  signed GET {hub}/v1/feeds/governance.votes/proof?receipt=RECEIPT > proof.json\n"
+        f"  .venv/bin/neuron verify-ballot proof.json --receipt RECEIPT --choice agree --area 89.5 --root MERKLE_ROOT\n"
+        f"Airflow UI: http://127.0.0.1:{airflow_port}        # the DAG suite, unpaused, running on schedule",
         soft_wrap=True,
     )
     console.print(f"starting the hub (`neuron up`) with the export API on {hub} — Ctrl-C to stop")
 
 
-def _run_up(settings: Settings, env: dict[str, str]) -> None:
+def _key_id_of(settings: Settings, consumer: str) -> str:
+    from api.consumers import list_consumers
+
+    return next(k.key_id for c in list_consumers(settings) if c.name == consumer for k in c.keys)
+
+
+def _run_up(settings: Settings, env: dict[str, str], airflow_port: int = 8080) -> None:
     """The hub for real: `neuron up` without the collector and relay (no MQTT devices here),
     ingesting the simulator's streams on their schedule."""
     from neuron.up import AirflowPorts, free_port, run_up
@@ -209,5 +257,6 @@ def _run_up(settings: Settings, env: dict[str, str]) -> None:
         | {k: v for k, v in env.items() if k.startswith("NEURON_")}
         | {"NEURON_API__PORT": str(settings.api.port)}
     )
-    ports = AirflowPorts(scheduler_health=free_port(), log_server=free_port())
-    run_up(settings, collect=False, ports=ports, relay=False)  # no MQTT devices in this demo
+    ports = AirflowPorts(api=airflow_port, scheduler_health=free_port(), log_server=free_port())
+    # The batch day made the DAGs paused: the live hub must run them on schedule.
+    run_up(settings, collect=False, ports=ports, relay=False, unpause=True)  # no MQTT devices in this demo

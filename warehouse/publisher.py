@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from kernel.errors import ConfigError, PublishBlocked
 from kernel.settings import Settings
@@ -35,6 +35,7 @@ from privacy.keys import HubKeys
 from privacy.policy import Policy
 from privacy.view import ViewContext, Withheld, consumer_view, epoch_of
 from schemas.feeds import Feed
+from warehouse import lake
 from warehouse.audit import append_audit
 from warehouse.consent import consenting_households
 from warehouse.control import session_scope
@@ -227,72 +228,89 @@ def _publish_partition(
 ) -> Published | None:
     data = parquet_bytes(table)
     digest = hashlib.sha256(data).hexdigest()
-    with session_scope(settings.control_url) as session:
-        latest = session.scalars(
-            select(Partition)
-            .where(
-                Partition.consumer == policy.consumer,
-                Partition.feed == feed.name,
-                Partition.partition_key == partition_key,
+    hidden_files: list[Path] = []
+    try:
+        with session_scope(settings.control_url) as session:
+            latest = session.scalars(
+                select(Partition)
+                .where(
+                    Partition.consumer == policy.consumer,
+                    Partition.feed == feed.name,
+                    Partition.partition_key == partition_key,
+                )
+                .order_by(Partition.version.desc())
+                .limit(1)
+            ).first()
+            if latest is not None and latest.sha256 == digest:
+                return None  # unchanged: same bytes, no new version
+            version = 1 if latest is None else latest.version + 1
+            relative = Path(policy.consumer) / feed.name / partition_key / f"v{version}.parquet"
+            path = settings.lake_path / relative
+            now = datetime.now(UTC)
+            manifest = {
+                "feed": feed.name,
+                "feed_version": feed.version,
+                "consumer": policy.consumer,
+                "partition": partition_key,
+                "version": version,
+                "supersedes": None if latest is None else latest.version,
+                "file": relative.as_posix(),
+                "sha256": digest,
+                "bytes": len(data),
+                "rows": table.num_rows,
+                "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema],
+                "policy": {"name": policy.consumer, "version": policy.version},
+                "policy_fingerprint": policy.fingerprint,
+                "watermark": watermark.isoformat() if watermark else None,
+                "published_at": now.isoformat(),
+                "deidentification": deidentification_report(feed, policy, table),
+            }
+            jws = sign_json(manifest, keys.active_signing_key)
+            # Hidden until recorded: a file a consumer can see always has its record and audit entry.
+            hidden_files.append(lake.write_hidden(path, data))
+            hidden_files.append(lake.write_hidden(lake.manifest_of(path), jws.encode()))
+            session.add(
+                Partition(
+                    consumer=policy.consumer,
+                    feed=feed.name,
+                    partition_key=partition_key,
+                    version=version,
+                    path=relative.as_posix(),
+                    sha256=digest,
+                    rows=table.num_rows,
+                    watermark=watermark,
+                    policy_fingerprint=policy.fingerprint,
+                    manifest_jws=jws,
+                    published_at=now,
+                )
             )
-            .order_by(Partition.version.desc())
-            .limit(1)
-        ).first()
-        if latest is not None and latest.sha256 == digest:
-            return None  # unchanged: same bytes, no new version
-        version = 1 if latest is None else latest.version + 1
-        relative = Path(policy.consumer) / feed.name / partition_key / f"v{version}.parquet"
-        path = settings.lake_path / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        now = datetime.now(UTC)
-        manifest = {
-            "feed": feed.name,
-            "feed_version": feed.version,
-            "consumer": policy.consumer,
-            "partition": partition_key,
-            "version": version,
-            "supersedes": None if latest is None else latest.version,
-            "file": relative.as_posix(),
-            "sha256": digest,
-            "bytes": len(data),
-            "rows": table.num_rows,
-            "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema],
-            "policy": {"name": policy.consumer, "version": policy.version},
-            "policy_fingerprint": policy.fingerprint,
-            "watermark": watermark.isoformat() if watermark else None,
-            "published_at": now.isoformat(),
-            "deidentification": deidentification_report(feed, policy, table),
-        }
-        jws = sign_json(manifest, keys.active_signing_key)
-        path.with_name(f"v{version}.manifest.jws").write_text(jws)
-        session.add(
-            Partition(
-                consumer=policy.consumer,
+            append_audit(
+                session,
+                actor="hub",
+                action="publish",
+                outcome="published",
                 feed=feed.name,
-                partition_key=partition_key,
-                version=version,
-                path=relative.as_posix(),
-                sha256=digest,
                 rows=table.num_rows,
-                watermark=watermark,
                 policy_fingerprint=policy.fingerprint,
-                manifest_jws=jws,
-                published_at=now,
+                detail={
+                    "consumer": policy.consumer,
+                    "partition": partition_key,
+                    "version": version,
+                    "sha256": digest,
+                },
+                at=now,
             )
-        )
-        append_audit(
-            session,
-            actor="hub",
-            action="publish",
-            outcome="published",
-            feed=feed.name,
-            rows=table.num_rows,
-            policy_fingerprint=policy.fingerprint,
-            detail={"consumer": policy.consumer, "partition": partition_key, "version": version, "sha256": digest},
-            at=now,
-        )
+    except SQLAlchemyError as exc:
+        # Nothing was recorded, so nothing may stay: the hidden files go too.
+        for tmp in hidden_files:
+            tmp.unlink(missing_ok=True)
+        raise lake.control_error("cannot record a publication", exc) from None
+    except BaseException:
+        for tmp in hidden_files:
+            tmp.unlink(missing_ok=True)
+        raise
+    # Recorded and audited: now the files may be seen (a crash here is finished by reconcile_lake).
+    lake.reveal(path)
+    lake.reveal(lake.manifest_of(path))
     log.info("published %s v%d for %s (%d rows)", feed.name, version, policy.consumer, table.num_rows)
     return Published(policy.consumer, feed.name, partition_key, version, table.num_rows, digest)

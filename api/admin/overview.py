@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from api.admin.shared import EXPORT_ACTIONS
 from kernel.errors import NeuronError
 from kernel.settings import Settings
 from warehouse import alarm_history
@@ -72,7 +73,7 @@ def today(settings: Settings, now: datetime) -> Today:
             .where(
                 AuditEntry.at >= start,
                 AuditEntry.at < start + timedelta(days=1),
-                AuditEntry.action == "request",
+                AuditEntry.action.in_(EXPORT_ACTIONS),
                 AuditEntry.outcome == "ok",
                 AuditEntry.feed.is_not(None),
                 AuditEntry.rows > 0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,7 +128,28 @@ def test_every_faulty_message_is_quarantined_or_dropped_as_a_duplicate(
     reasons = " ".join(outcome.reasons())
     assert "out of range" in reasons or "not one of the allowed values" in reasons
     if faults["malformed_payload"]:
-        assert "is missing" in reasons  # a truncated payload has none of its fields
+        assert "payload is not JSON" in reasons  # a truncated payload is refused as what it is (D9)
+
+
+def test_an_unreadable_payload_is_quarantined_as_such_and_a_huge_value_is_cut(
+    hub: Settings, fleet: DeviceFleet
+) -> None:
+    # D9: a payload that is not JSON was quarantined as "event_time: is missing"; a 1 MB
+    # value was stored whole in quarantine.
+    good = stream_messages(fleet, "environment", DeviceFaults.none(), hours=1)[:3]
+    broken = replace(good[0], msg_id="x1", payload=b'{"msg_id": "x1", "pm25": 1')
+    listed = replace(good[0], msg_id="x2", payload=b"[1, 2]")
+    huge = replace(good[1], msg_id="x3", payload={**good[1].payload, "msg_id": "x3", "pm25": "9" * 1_000_000})  # type: ignore[dict-item]
+    raw = extract(hub, "environment", land_messages(hub, [*good, broken, listed, huge]))
+    outcome = validate_batch(make_stream("environment", hub).contract, raw)
+    assert outcome.good.num_rows == 3
+    assert outcome.reasons() == {
+        "payload is not JSON": 1,
+        "payload is not a JSON object": 1,
+        "pm25: is not plain text or is too long": 1,
+    }
+    kept = max(len(v or "") for c in outcome.rejected.columns for v in c.to_pylist() if isinstance(v, str))
+    assert kept < 1000
 
 
 @pytest.mark.parametrize("name", MQTT_STREAMS)

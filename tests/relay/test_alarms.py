@@ -63,6 +63,9 @@ def test_equipment_faults_are_valid_but_not_relayed() -> None:
         (lambda p: json.dumps({**p, "event_time": "yesterday"}).encode(), "malformed", "event_time is not an ISO"),
         (lambda p: json.dumps({**p, "unit": 42}).encode(), "malformed", "unit is out of range"),
         (lambda p: json.dumps({**p, "alarm_id": None}).encode(), "malformed", "missing field alarm_id"),
+        # D2: NaN passed the range check and was relayed as a bare NaN; Infinity likewise where unbounded.
+        (lambda p: json.dumps({**p, "smoke_obscuration_pct": float("nan")}).encode(), "malformed", "not a finite"),
+        (lambda p: b'{"smoke_obscuration_pct": Infinity, ' + json.dumps(p).encode()[1:], "malformed", "not a finite"),
     ],
 )
 def test_bad_alarms_are_rejected_with_a_reason_naming_no_value(change: object, kind: str, reason: str) -> None:

@@ -84,3 +84,19 @@ def test_the_contract_declares_the_plate_direct_and_derives_the_suite() -> None:
     kinds = {(e["type"], e.get("column")) for e in CONTRACT.expectations()}
     assert ("expect_column_values_to_match_regex", "plate_no") in kinds
     assert ("expect_column_values_to_be_unique", "record_id") in kinds
+
+
+@pytest.mark.parametrize("fee", [2**63, -(2**63) - 1, 10**40, "9" * 4000])
+def test_an_integer_beyond_int64_is_quarantined_without_its_value(fee: Any) -> None:
+    # D1: 2**63 used to crash the whole window with the value in the error.
+    outcome = validate(GOOD, {**GOOD, "record_id": "big", "fee_fen": fee})
+    assert outcome.good.column("record_id").to_pylist() == ["r1"]
+    assert outcome.reasons() == {"fee_fen: not a valid int64": 1}
+
+
+def test_int64_bounds_are_exact() -> None:
+    # 2**63 - 1 fits (then fails the contract's range); leading zeros are not a big number.
+    padded = "000000000000000000000012"
+    outcome = validate({**GOOD, "fee_fen": 2**63 - 1}, {**GOOD, "record_id": "r2", "fee_fen": padded})
+    assert outcome.good.column("fee_fen").to_pylist() == [12]
+    assert outcome.reasons() == {"fee_fen: is out of range": 1}

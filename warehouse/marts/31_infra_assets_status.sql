@@ -22,7 +22,12 @@ cover_messages AS (
 -- readings, each gain counted on the day of the later reading (so the night before midnight
 -- is not lost). A meter reset would be a negative gain: it counts nothing.
 lamp_energy AS (
-    SELECT community_id, device_id, day, round(sum(CASE WHEN gain > 0 THEN gain ELSE 0 END), 3) AS energy_kwh
+    -- Summed as DECIMAL: exact, so the day's total does not depend on the order rows arrive in.
+    SELECT
+        community_id,
+        device_id,
+        day,
+        CAST(round(sum(CASE WHEN gain > 0 THEN CAST(gain AS DECIMAL(18, 6)) ELSE 0 END), 3) AS DOUBLE) AS energy_kwh
     FROM (
         SELECT
             community_id,

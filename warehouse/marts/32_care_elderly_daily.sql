@@ -15,7 +15,9 @@ WITH consents AS (
     FROM stg_platform_consent
     WHERE function = 'elderly_care'
     QUALIFY row_number() OVER (
-        PARTITION BY community_id, household_id_token ORDER BY changed_at DESC, updated_at DESC, _batch_id DESC
+        -- Ties (two changes at one instant in one batch) resolve to a refusal, whatever the row order.
+        PARTITION BY community_id, household_id_token
+        ORDER BY changed_at DESC, updated_at DESC, _batch_id DESC, granted ASC
     ) = 1
 ),
 messages AS (

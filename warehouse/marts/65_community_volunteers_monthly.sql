@@ -22,13 +22,14 @@ monthly AS (
         count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
         count(*) FILTER (WHERE status = 'signed_up') AS pending,
         count(DISTINCT resident_id_token) FILTER (WHERE status = 'attended') AS volunteers,
-        coalesce(sum(hours) FILTER (WHERE status = 'attended'), 0) AS all_hours
+        -- DECIMAL: an exact sum, whatever order the signups come in.
+        coalesce(sum(CAST(hours AS DECIMAL(18, 3))) FILTER (WHERE status = 'attended'), 0) AS all_hours
     FROM latest
     GROUP BY ALL
 )
 SELECT
     * EXCLUDE (all_hours),
-    CASE WHEN volunteers = 0 OR volunteers >= 10 THEN round(all_hours, 1) END AS hours,
+    CASE WHEN volunteers = 0 OR volunteers >= 10 THEN CAST(round(all_hours, 1) AS DOUBLE) END AS hours,
     month AS day
 FROM monthly
 ORDER BY community_id, month, activity;

@@ -79,7 +79,11 @@ published_leaves AS (
     GROUP BY community_id, motion_id
 ),
 eligible AS (
-    SELECT community_id, count(*) AS households_eligible, round(sum(area_m2), 2) AS area_eligible_m2
+    -- Areas are summed as DECIMAL (exact in any order), then given back as DOUBLE.
+    SELECT
+        community_id,
+        count(*) AS households_eligible,
+        CAST(round(sum(CAST(area_m2 AS DECIMAL(18, 3))), 2) AS DOUBLE) AS area_eligible_m2
     FROM (
         SELECT *
         FROM stg_platform_households
@@ -90,7 +94,11 @@ eligible AS (
     GROUP BY community_id
 ),
 voted AS (
-    SELECT community_id, motion_id, count(*) AS households_voted, sum(area_m2) AS area_voted_m2
+    SELECT
+        community_id,
+        motion_id,
+        count(*) AS households_voted,
+        CAST(sum(CAST(area_m2 AS DECIMAL(18, 3))) AS DOUBLE) AS area_voted_m2
     FROM (SELECT community_id, motion_id, household_id_token, max(area_m2) AS area_m2 FROM ballots GROUP BY ALL)
     GROUP BY community_id, motion_id
 ),
@@ -98,7 +106,8 @@ tallies AS (
     SELECT
         community_id,
         motion_id,
-        arg_max(motion_title, updated_at) AS motion_title,
+        -- Two ballots updated at the same instant: the title chosen must not depend on row order.
+        first(motion_title ORDER BY updated_at DESC, motion_title DESC) AS motion_title,
         CAST(date_trunc('month', timezone('Asia/Shanghai', min(cast_at))) AS DATE) AS month,
         CAST(timezone('Asia/Shanghai', min(cast_at)) AS DATE) AS first_ballot_day,
         CAST(timezone('Asia/Shanghai', max(cast_at)) AS DATE) AS last_ballot_day,
@@ -106,9 +115,12 @@ tallies AS (
         count(*) FILTER (WHERE choice = 'agree') AS agree,
         count(*) FILTER (WHERE choice = 'oppose') AS oppose,
         count(*) FILTER (WHERE choice = 'abstain') AS abstain,
-        round(coalesce(sum(area_m2) FILTER (WHERE choice = 'agree'), 0), 2) AS agree_area_m2,
-        round(coalesce(sum(area_m2) FILTER (WHERE choice = 'oppose'), 0), 2) AS oppose_area_m2,
-        round(coalesce(sum(area_m2) FILTER (WHERE choice = 'abstain'), 0), 2) AS abstain_area_m2
+        CAST(round(coalesce(sum(CAST(area_m2 AS DECIMAL(18, 3))) FILTER (WHERE choice = 'agree'), 0), 2) AS DOUBLE)
+            AS agree_area_m2,
+        CAST(round(coalesce(sum(CAST(area_m2 AS DECIMAL(18, 3))) FILTER (WHERE choice = 'oppose'), 0), 2) AS DOUBLE)
+            AS oppose_area_m2,
+        CAST(round(coalesce(sum(CAST(area_m2 AS DECIMAL(18, 3))) FILTER (WHERE choice = 'abstain'), 0), 2) AS DOUBLE)
+            AS abstain_area_m2
     FROM ballots
     GROUP BY community_id, motion_id
 )

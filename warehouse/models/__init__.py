@@ -3,7 +3,8 @@ check read `Base.metadata` from here, and every layer imports its tables from he
 
 One module per concern: the sources' ledgers, sharing (consumers, keys, partitions, consent),
 the audit log, quality results, the console's accounts, the relay's alarms and outbox,
-the NGSI-LD push's cursors, sent-instances ledger and dead letters.
+the NGSI-LD push's cursors, sent-instances ledger and dead letters, the VIID cascade's
+subscriptions and outbox.
 """
 
 from warehouse.models.admin import ROLES, AdminSession, AdminUser, PolicyVersion
@@ -21,6 +22,7 @@ from warehouse.models.sharing import (
     Partition,
     SeenNonce,
 )
+from warehouse.models.viid import ViidNotification, ViidPassSeen, ViidSubscription
 
 __all__ = [
     "ROLES",
@@ -51,5 +53,8 @@ __all__ = [
     "SealedValue",
     "SeenNonce",
     "UTCDateTime",
+    "ViidNotification",
+    "ViidPassSeen",
+    "ViidSubscription",
     "utcnow",
 ]
