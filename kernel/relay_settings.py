@@ -106,6 +106,10 @@ class RelaySettings(BaseModel):
     # but a power cut may lose the last commits. A 20-row commit with its fsync took 0.28 ms on
     # this machine's disk (2026-11-24); measure yours with `bench relay_latency`.
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # The SQLite WAL size past which the relay rewinds it (relay/store.py; issue 17 D4). Each
+    # rewind holds the committer for a RESTART checkpoint: a larger limit means fewer of those
+    # pauses (every ~6 s at 300 alarms/s with 64 MB) for a larger file.
+    sqlite_wal_limit_mb: int = Field(64, ge=1)
     inflight_per_upstream: int = Field(1000, ge=1)  # published, not yet acknowledged by the upstream
     # How often the rooms of the households are read again from the platform (relay/rooms.py).
     rooms_refresh_seconds: float = Field(600, gt=0)

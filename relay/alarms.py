@@ -60,10 +60,15 @@ DEVICE_SEVERITY = {"minor": "low", "major": "high", "critical": "critical"}
 # Fields the hub derives from the topic or its own clock: a payload may echo them, no more.
 HUB_FIELDS = {"community_id", "kind", "received_at"}
 ALARM_FIELDS = ("msg_id", "alarm_id", "alarm_type", "alarm_state", "event_time")
+# A device id the relay puts in topics and ids: MQTT's wildcards `+` and `#` cannot be published
+# and `/` splits a level, and neither control characters nor spaces belong in a name. Every
+# contract's device_id pattern is narrower still; this is the floor for all of them.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 class Rejection(RecordError):
-    """An alarm that cannot be relayed; `kind` is oversized | malformed | tampered."""
+    """An alarm that cannot be relayed; `kind` is oversized | malformed | tampered | unsafe (a
+    device id that is not a safe topic name)."""
 
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(f"{kind}: {reason}")
@@ -229,8 +234,14 @@ def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int, i
     if len(payload) > max_bytes:
         raise Rejection("oversized", f"{len(payload)} bytes, over the {max_bytes}-byte limit")
     parts = topic.split("/")
+    if len(parts) > 5 and parts[-1] == "alarm":
+        # A device id holding "/" spreads over several topic levels: no subscriber's filter
+        # matches it (issue 17, D8). The relay subscribes to such topics only to refuse them.
+        raise Rejection("unsafe", "device_id is not a safe topic name (it spans topic levels)")
     if len(parts) != 5 or parts[4] != "alarm" or not parts[3]:
         raise Rejection("malformed", "topic is not prefix/community/family/device/alarm")
+    if not SAFE_NAME.fullmatch(parts[3]):
+        raise Rejection("unsafe", "device_id is not a safe topic name")
     _, topic_community, family, device, _ = parts
     if topic_community != community_id:
         raise Rejection("malformed", "topic names another community")
@@ -247,7 +258,9 @@ def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int, i
     unknown = sorted(set(body) - known)
     if unknown:
         # Frozen contracts: an unannounced field could carry anything, including identifiers.
-        raise Rejection("tampered", f"fields outside the {stream} contract: {', '.join(unknown[:5])}")
+        # Counted, never named: the names are the device's choice and would reach the quarantine
+        # topic and the logs (issue 17).
+        raise Rejection("tampered", f"{len(unknown)} field(s) outside the {stream} contract")
     if body.get("device_id") != device:
         raise Rejection("tampered", "payload device_id differs from the topic's device")
     if body.get("community_id", community_id) != community_id:

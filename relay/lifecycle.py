@@ -136,6 +136,11 @@ class Lifecycles:
         self.by_key: dict[tuple[str, str], Alarm] = {}
         self.by_id: dict[str, Alarm] = {}
         self.earliest: datetime | None = None  # the nearest deadline: scans only when it has passed
+        # (device, category) -> the device time of the clear of an alarm forgotten by `prune`, so a
+        # late raise from before it is still recognised as stale; kept `tombstone` long.
+        self.cleared_until: dict[tuple[str, str], datetime] = {}
+        self.tombstone = max(flap_window, timedelta(hours=24))
+        self.stale = 0  # events dropped as older than the last applied (`is_stale`)
 
     def _deadline(self, alarm: Alarm, now: datetime) -> None:
         alarm.deadline_at = now + timedelta(seconds=self.deadline_for(alarm.severity))
@@ -159,8 +164,33 @@ class Lifecycles:
         log.info("relay: alarm %s %s (%s, %s, by %s)", alarm.alarm_id, state, alarm.category, alarm.severity, actor)
         return LifecycleEvent(event_id, alarm.snapshot(), state, at, actor, now)
 
+    def is_stale(self, d: DeviceAlarm) -> bool:
+        """Whether a device's raise or clear is older, by the device's own clock, than the last
+        raise or clear the relay applied for the same (device, category) (issue 17, D7).
+
+        MQTT keeps order only per connection and session: a resend after a reconnect, a
+        device's store-and-forward queue or a redelivery can bring a "raised" after the
+        "cleared" that followed it. The device's event time decides, not arrival order: a
+        raise at or before the clear already applied is history, not a new alarm (it would
+        reopen a cleared alarm with a fresh deadline); a clear older than the last raise
+        does not close the newer raise. Such events are dropped (acknowledged, counted).
+        """
+        key = (self.device_token(d), d.category)
+        current = self.by_key.get(key)
+        if current is None:
+            # Forgotten after the flap window (`prune`): its clear's device time is remembered.
+            cleared = self.cleared_until.get(key)
+            return cleared is not None and d.state == "raised" and d.event_time <= cleared
+        if current.state == "cleared":
+            return d.event_time <= current.last_event_time if d.state == "raised" else True
+        return d.state == "cleared" and d.event_time < current.last_event_time
+
     def on_device(self, d: DeviceAlarm, now: datetime) -> LifecycleEvent | None:
-        """A device's raise or clear; None when it changes nothing (a clear of no open alarm)."""
+        """A device's raise or clear; None when it changes nothing (a clear of no open alarm, or
+        an event older by the device's clock than the last one applied: `is_stale`)."""
+        if self.is_stale(d):
+            self.stale += 1
+            return None
         token = self.device_token(d)
         current = self.by_key.get((token, d.category))
         if d.state == "cleared":
@@ -173,9 +203,13 @@ class Lifecycles:
             current.state != "cleared" or d.event_time - current.last_event_time <= self.flap_window
         ):
             if current.state == "cleared":  # flapping: the same alarm again, not a new one
+                # Raised again after it cleared: whoever acknowledged the first raise has not seen
+                # this one, so it starts unacknowledged with a fresh deadline and may escalate
+                # again (issue 17: a re-raise must not inherit the old acknowledgement).
                 current.cleared_at = None
-                if current.acknowledged_at is None and not current.escalated:
-                    self._deadline(current, now)
+                current.acknowledged_at = current.acknowledged_by = None
+                current.escalated = False
+                self._deadline(current, now)
             current.severity = severity_max(current.severity, d.severity)
             current.updates += 1
             current.last_event_time = max(current.last_event_time, d.event_time)
@@ -244,3 +278,8 @@ class Lifecycles:
                 del self.by_id[alarm.alarm_id]
                 if self.by_key.get(alarm.key) is alarm:
                     del self.by_key[alarm.key]
+                    self.cleared_until[alarm.key] = alarm.last_event_time
+        # Bounded by devices x categories; a raise older than a day by its device's clock after a
+        # clear is not expected from any device we relay.
+        horizon = now - self.tombstone
+        self.cleared_until = {k: t for k, t in self.cleared_until.items() if t >= horizon}

@@ -41,6 +41,7 @@ class RelayMetrics:
         self.inbound_recorded = self.inbound.labels("recorded")
         self.inbound_duplicate = self.inbound.labels("duplicate")
         self.inbound_not_relayed = self.inbound.labels("not_relayed")
+        self.inbound_stale = self.inbound.labels("stale")  # older by the device's clock than the last applied
         self.events = Counter("neuron_relay_lifecycle_events", "Alarm lifecycle events recorded", ["state"], registry=r)
         self.published = Counter(
             "neuron_relay_published_messages", "Messages acknowledged by their broker", ["destination"], registry=r

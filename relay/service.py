@@ -39,6 +39,7 @@ from relay.alarms import (
     DeviceTokens,
     Rejection,
     contract_shape,
+    msg_key,
     parse_alarm,
     relay_id_key,
 )
@@ -74,6 +75,11 @@ def _receive_maximum(properties: Any) -> int | None:
     return int(value) if value else None
 
 
+def _overlong_non_alarm(topic: str) -> bool:
+    """A topic of six levels or more that is not an alarm (the over-long filter's by-catch)."""
+    return topic.count("/") > 4 and not topic.endswith("/alarm")
+
+
 @dataclass(frozen=True)
 class Inbound:
     """A message as paho's network thread buffered it."""
@@ -99,6 +105,8 @@ class RelayStats:
     rejected: int = 0
     acks: int = 0
     acks_refused: int = 0
+    stale: int = 0
+    unsafe_names: int = 0  # alarms quarantined for a device id that is not a safe topic name
     events: int = 0
     published: int = 0
     connects: int = 0
@@ -120,7 +128,9 @@ class Relay:
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.community_id = settings.community_id
         self.mqtt = settings.mqtt
-        self.store = RelayStore(settings.control_url, self.config.sqlite_synchronous)
+        self.store = RelayStore(
+            settings.control_url, self.config.sqlite_synchronous, self.config.sqlite_wal_limit_mb * 1024 * 1024
+        )
         self.keys = keys or HubKeys.load(settings)
         self.device_tokens = DeviceTokens(self.keys)
         self.id_key = relay_id_key(self.keys)
@@ -254,7 +264,11 @@ class Relay:
         self.metrics.reconnects.labels(COMMUNITY).inc()
         self.destinations[COMMUNITY].connected(_receive_maximum(_p))
         log.info("relay: connected to the community broker (session present: %s)", bool(flags.session_present))
-        client.subscribe(f"{self.mqtt.topic_prefix}/{self.community_id}/+/+/alarm", qos=1)
+        base = f"{self.mqtt.topic_prefix}/{self.community_id}"
+        # The second filter matches only topics of six levels or more: an alarm whose device id
+        # holds "/" lands there, where no consumer listens; the relay quarantines it (D8) and
+        # acknowledges anything else there unread (telemetry is the collector's).
+        client.subscribe([(f"{base}/+/+/alarm", 1), (f"{base}/+/+/+/+/#", 1)])
 
     def _on_community_subscribe(self, *_: Any) -> None:
         log.info("relay: subscribed to the community's alarm topics")
@@ -290,7 +304,7 @@ class Relay:
             if self._stopping:
                 return  # not buffered, so never acknowledged: the broker redelivers it to the next run
             topic = bytes(message._topic).decode("utf-8", errors="replace")  # message.topic raises on bad UTF-8
-            if upstream is None and not self.owns(topic):
+            if upstream is None and (not self.owns(topic) or _overlong_non_alarm(topic)):
                 # Another shard's device: that shard has its own subscription and copy of it.
                 # Acknowledged together after this read pass (`_ack_foreign`), one write for all.
                 if message.qos == 1:
@@ -378,12 +392,22 @@ class Relay:
                 }
             )
 
-    def _ack_refused(self, item: Inbound, alarm_id: str) -> bool:
-        """Whether a consumer's acknowledgement is refused: unsigned, or not by its own key (acks.py)."""
+    def _ack_refused(self, item: Inbound, alarm_id: str, commit: Commit, in_batch: set[str]) -> bool:
+        """Whether a consumer's acknowledgement is refused: unsigned, not by its own live key, stale
+        or replayed (acks.py). An accepted one's `jti` is remembered with the inbound message keys
+        (kept `seen_retention_hours`, far longer than an ack's freshness window), so it survives a
+        restart of the relay."""
         upstream = self._upstreams[str(item.upstream)]
         if not upstream.ack_signed:
             return False
-        reason = self.acks.refusal(item.payload, alarm_id, upstream.policy_name)
+        reason, claims = self.acks.check(item.payload, alarm_id, upstream.policy_name)
+        if claims is not None:
+            key = "ack:" + msg_key(self.id_key, claims.kid, claims.jti)[:28]
+            if key in self._seen or key in in_batch:
+                reason = "replayed (its jti was seen before)"
+            else:
+                in_batch.add(key)
+                commit.seen.append({"msg_key": key, "seen_at": self.clock()})
         if reason is None:
             return False
         self.stats.acks_refused += 1
@@ -408,6 +432,8 @@ class Relay:
             }
         )
         self.stats.rejected += 1
+        if rejection.kind == "unsafe":
+            self.stats.unsafe_names += 1
         self.metrics.rejections.labels(rejection.kind).inc()
         self.metrics.inbound.labels("rejected").inc()
         # The reason names fields, never values; the device is named only by its family.
@@ -422,7 +448,7 @@ class Relay:
             if item.upstream is not None:
                 self.stats.acks += 1
                 alarm_id = item.topic.rsplit("/", 1)[-1]
-                if self._ack_refused(item, alarm_id):
+                if self._ack_refused(item, alarm_id, commit, in_batch):
                     continue
                 ack = self.lifecycles.on_ack(alarm_id, item.upstream, now)
                 if ack is not None:
@@ -446,8 +472,13 @@ class Relay:
                 continue
             in_batch.add(alarm.msg_key)
             commit.seen.append({"msg_key": alarm.msg_key, "seen_at": now})
+            stale = self.lifecycles.stale
             event = self.lifecycles.on_device(alarm, now)
             self.stats.recorded += 1
+            if self.lifecycles.stale != stale:
+                self.stats.stale += 1  # older by its device's clock than the last applied (D7)
+                self.metrics.inbound_stale.inc()
+                log.info("relay: dropped a late %s %s (older by its device's clock)", alarm.family, alarm.state)
             if event is not None:
                 self._record(event, commit, created)
         if in_batch:

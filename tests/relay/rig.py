@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,10 +90,13 @@ class Consumer:
         self.client.loop_stop()
 
 
-def signed_ack(alarm_id: str, key_id: str, key: Ed25519PrivateKey) -> str:
-    """A consumer's acknowledgement: a compact JWS (Ed25519) over {"alarm_id": …}."""
+def signed_ack(
+    alarm_id: str, key_id: str, key: Ed25519PrivateKey, iat: float | None = None, jti: str | None = None
+) -> str:
+    """A consumer's acknowledgement: a compact JWS (Ed25519) over {"alarm_id", "iat", "jti"}."""
     header = b64u(json.dumps({"alg": "Ed25519", "kid": key_id}).encode())
-    body = b64u(json.dumps({"alarm_id": alarm_id}).encode())
+    claims = {"alarm_id": alarm_id, "iat": int(time.time()) if iat is None else iat, "jti": jti or uuid.uuid4().hex}
+    body = b64u(json.dumps(claims).encode())
     return f"{header}.{body}.{b64u(key.sign(f'{header}.{body}'.encode()))}"
 
 
