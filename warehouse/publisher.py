@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
 from kernel.errors import ConfigError, PublishBlocked
+from kernel.private import private_dir, write_private
 from kernel.settings import Settings
 from privacy.jws import sign_json
 from privacy.keys import HubKeys
@@ -225,10 +225,9 @@ def _publish_partition(
         version = 1 if latest is None else latest.version + 1
         relative = Path(policy.consumer) / feed.name / partition_key / f"v{version}.parquet"
         path = settings.lake_path / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        # The hub serves the lake itself (the export API): nobody else on the machine reads it.
+        private_dir(path.parent)
+        write_private(path, data)
         now = datetime.now(UTC)
         manifest = {
             "feed": feed.name,
@@ -248,7 +247,7 @@ def _publish_partition(
             "published_at": now.isoformat(),
         }
         jws = sign_json(manifest, keys.active_signing_key)
-        path.with_name(f"v{version}.manifest.jws").write_text(jws)
+        write_private(path.with_name(f"v{version}.manifest.jws"), jws.encode())
         session.add(
             Partition(
                 consumer=policy.consumer,
