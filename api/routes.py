@@ -7,6 +7,8 @@ the control database synchronously.
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +84,27 @@ def _published(hub: Hub, consumer: str, feed: str) -> tuple[datetime | None, int
     return watermark, partitions
 
 
+def _latest_report(hub: Hub, consumer: str, feed: str) -> dict[str, Any] | None:
+    """The de-identification report signed into the manifest of the consumer's latest release
+    of the feed (issue 16): what that release discloses and how well it is protected."""
+    query = (
+        select(Partition.path)
+        .where(Partition.consumer == consumer, Partition.feed == feed)
+        .order_by(Partition.published_at.desc(), Partition.partition_key.desc(), Partition.version.desc())
+        .limit(1)
+    )
+    with engine_for(hub.settings.control_url).connect() as connection:
+        path = connection.execute(query).scalar()
+    manifest = hub.settings.lake_path / str(path).replace(".parquet", ".manifest.jws") if path else None
+    if manifest is None or not manifest.is_file():
+        return None
+    payload = manifest.read_text().split(".")[1]
+    report: dict[str, Any] | None = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get(
+        "deidentification"
+    )
+    return report
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -149,4 +172,5 @@ def feed_detail(hub: HubDep, grant: GrantDep, request: Request) -> dict[str, Any
         "watermark": _iso(watermark),
         "partitions": partitions,
         "quality": _quality(hub, feed.name, request),
+        "deidentification": _latest_report(hub, policy.consumer, feed.name),
     }

@@ -64,6 +64,9 @@ class CatalogEntry(Open):
     watermark: datetime | None
     partitions: int
     quality: FeedQuality
+    # The de-identification report of the caller's latest release (GB/T 42460-2023 spirit):
+    # quasi-identifiers, k achieved, re-identification risk, suppression, categories, basis.
+    deidentification: dict[str, Any] | None = None
 
 
 class Catalog(Open):

@@ -28,7 +28,11 @@ BENCHMARKS: dict[str, str] = {
     "scheduler_day": "A community-day through the real Airflow scheduler, 1 to N communities (issue 9)",
     "feeds_day": "The feed catalog: a community-day from staging to every feed for every consumer (issue 5)",
     "duckdb_encryption": "DuckDB database encryption for staging, against a plain file (issue 16)",
+    "viid": "GA/T 1400 cascade: pass extracted → acknowledged by the upper VIID platform (issue 20)",
     "seal": "Sealing to a consumer: RFC 9180 HPKE against cryptography's HPKE and the bare X25519 floor (issue 19)",
+    "inbox": "Carrier IoT inbox: acknowledgement latency at 500 pushes/s, durable, against a bare HTTP 200 (issue 20)",
+    "scrub_recall": "Free-text scrubbing: recall per kind on texts written by hand as residents write (issue 16)",
+    "ngsi_push": "NGSI-LD push: published feeds into the city brain's broker, against a bare HTTP client (issue 20)",
 }
 HEADER = (
     "# Benchmark results\n\nWritten by `.venv/bin/python -m bench` (also `make bench`, `neuron bench`) on the "

@@ -13,7 +13,19 @@ import sys
 
 import grimp
 
-PRODUCT = ["kernel", "transport", "schemas", "privacy", "connectors", "warehouse", "pipeline", "api", "relay", "neuron"]
+PRODUCT = [
+    "kernel",
+    "transport",
+    "schemas",
+    "privacy",
+    "connectors",
+    "warehouse",
+    "pipeline",
+    "api",
+    "relay",
+    "peers",
+    "neuron",
+]
 
 
 def package_graph() -> dict[str, set[str]]:

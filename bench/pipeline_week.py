@@ -41,7 +41,7 @@ def fetch_only(url: str, start: Any, end: Any) -> int:
             params = {**params, "page_token": body["next_page_token"]}
 
 
-def run(days: int) -> dict[str, Any]:
+def run(days: int = 7) -> dict[str, Any]:
     """Measure both; returns the figures."""
     sim = ParkingSimulator(seed=7)
     for i in range(-1, days):  # generate up front: the simulator's own cost is not the hub's

@@ -17,6 +17,7 @@ from pathlib import Path
 from kernel.errors import RetriableError
 
 WATERMARK = "_watermark.json"
+WRITER_WATERMARK = "_watermark.{writer}.json"
 
 
 def write_watermark(root: Path, landed_through_us: int, client_id: str) -> None:
@@ -40,8 +41,34 @@ def landed_through(root: Path) -> datetime | None:
     return datetime.fromisoformat(body["landed_through"])
 
 
-def require_landed_through(root: Path, until: datetime, wait_seconds: float = 0.0) -> None:
-    """Raise a retriable error unless everything received before `until` is landed.
+def write_writer_watermark(root: Path, writer: str, landed_through_us: int, streams: Iterable[str]) -> None:
+    """The watermark of another writer into the same landing (the carrier inbox): everything it
+    accepted before `landed_through_us` for `streams` is landed. A window of one of those streams is
+    complete only once both the collector and this writer are past its end."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    through = datetime.fromtimestamp(landed_through_us / 1_000_000, UTC)
+    body = {"landed_through": through.isoformat(), "writer": writer, "streams": sorted(streams)}
+    tmp = root / f".{WRITER_WATERMARK.format(writer=writer)}.tmp"
+    tmp.write_text(json.dumps(body), encoding="utf-8")
+    os.replace(tmp, root / WRITER_WATERMARK.format(writer=writer))  # no fsync, as for the collector's
+
+
+def writers_through(root: Path, stream: str) -> tuple[str, datetime] | None:
+    """The least advanced other writer of `stream` and its watermark (None: there is none)."""
+    found = []
+    for path in root.glob(WRITER_WATERMARK.format(writer="*")):
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            continue
+        if stream in body.get("streams", []):
+            found.append((str(body.get("writer")), datetime.fromisoformat(body["landed_through"])))
+    return min(found, key=lambda f: f[1]) if found else None
+
+
+def require_landed_through(root: Path, until: datetime, wait_seconds: float = 0.0, stream: str | None = None) -> None:
+    """Raise a retriable error unless everything received before `until` is landed (for `stream`,
+    also by the other writers of that stream).
 
     Waits up to `wait_seconds` first: a run starting right at the window's end finds the
     collector a batch interval behind, which is not worth a retry.
@@ -49,11 +76,17 @@ def require_landed_through(root: Path, until: datetime, wait_seconds: float = 0.
     deadline = time.monotonic() + wait_seconds
     while True:
         through = landed_through(root)
-        if through is not None and through >= until:
+        other = writers_through(root, stream) if stream is not None else None
+        if through is not None and through >= until and (other is None or other[1] >= until):
             return
         if time.monotonic() >= deadline:
             break
         time.sleep(0.2)
+    if other is not None and other[1] < until and through is not None and through >= until:
+        raise RetriableError(
+            f"landing: the {other[0]} has landed {stream} up to {other[1].isoformat()}, "
+            f"not yet to the window end {until.isoformat()} (is `neuron {other[0]}` running?)"
+        )
     if through is None:
         raise RetriableError("MQTT landing: no collector has run for this hub yet (is `neuron collect` running?)")
     raise RetriableError(

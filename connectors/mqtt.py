@@ -136,7 +136,7 @@ class MqttStream:
         drops them by msg_id, the primary key, and counts them in the quality results.
         """
         if self.mqtt.require_watermark:
-            require_landed_through(self.root, until, self.mqtt.watermark_wait_seconds)
+            require_landed_through(self.root, until, self.mqtt.watermark_wait_seconds, self.name)
         table = landing.read_window(hub_keys(self.settings), self.root, self.name, since, until)
         for offset in range(0, table.num_rows, self.chunk_rows):
             chunk = table.slice(offset, self.chunk_rows).to_pydict()

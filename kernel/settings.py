@@ -24,8 +24,11 @@ from pydantic_settings import (
 )
 
 from kernel.errors import ConfigError
+from kernel.inbox_settings import InboxSettings
 from kernel.mqtt_settings import MqttSettings
+from kernel.push_settings import PushSettings
 from kernel.relay_settings import RelaySettings
+from kernel.viid_settings import ViidSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,7 +171,10 @@ class Settings(BaseSettings):
     intercom: HttpSource = HttpSource(base_url="http://127.0.0.1:8702", page_size=500)
     mqtt: MqttSettings = MqttSettings()
     relay: RelaySettings = RelaySettings()
+    viid: ViidSettings = ViidSettings()
+    inbox: InboxSettings = InboxSettings()
     api: ApiSettings = ApiSettings()
+    push: PushSettings = PushSettings()  # [[push.ngsi_ld]]: consumers' context brokers
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,7 +22,11 @@ from kernel.errors import FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
 from kernel.private import restrict_process
 from kernel.settings import Settings, load_settings
+from neuron.inbox_cli import inbox_app
+from neuron.push_cli import push_app
+from neuron.scrub_cli import scrub
 from neuron.user_errors import user_error
+from neuron.viid_cli import register as register_viid
 
 app = typer.Typer(
     help="Neuron Hub: community smart systems → de-identified, signed feeds for the city brain.", no_args_is_help=True
@@ -36,6 +41,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admins_app, name="admins")
+register_viid(app)  # `neuron viid`: the GA/T 1400 cascade
+app.add_typer(push_app, name="push")  # NGSI-LD pushes (neuron/push_cli.py)
+app.add_typer(inbox_app, name="inbox")
+app.command()(scrub)
 console = Console()
 
 
@@ -96,7 +105,7 @@ def _day(value: str | None) -> str | None:
 
 
 def _fail(exc: NeuronError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    console.print(f"[red]error:[/red] {escape(str(exc))}")  # escaped: "[viid]" is a section, not markup
     return typer.Exit(code=1)
 
 
@@ -498,10 +507,6 @@ def admins_disable(name: str) -> None:
     console.print(f"admin {name} disabled")
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _load_plugins() -> None:
     """Commands other distributions add (the simulator's `simulate` and `demo`): the product
     never imports them; they register themselves under the `neuron.commands` entry points."""
@@ -524,12 +529,20 @@ def _unavailable(name: str, missing: str) -> Callable[[], None]:
     return command
 
 
-def _errors_in_one_place() -> None:
-    for typer_app in (app, consumers_app, keys_app, audit_app, admins_app, retention_app):
-        for info in typer_app.registered_commands:
-            if info.callback is not None:
-                info.callback = _friendly(info.callback)
+def _errors_in_one_place(typer_app: typer.Typer | None = None) -> None:
+    """Wrap every command, sub-commands included, in `_friendly`."""
+    typer_app = typer_app or app
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _friendly(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _errors_in_one_place(group.typer_instance)
 
 
 _load_plugins()
 _errors_in_one_place()
+
+
+if __name__ == "__main__":
+    app()

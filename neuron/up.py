@@ -336,8 +336,8 @@ def hub_services(
     workers: int = 0,
     relay: bool = True,
 ) -> list[Service]:
-    """Every service of the hub: Airflow (and Celery workers), the export API, the collector
-    and the relay."""
+    """Every service of the hub: Airflow (and Celery workers), the export API, the collector,
+    the relay and, when consumers' brokers are configured, the NGSI-LD push."""
     neuron = [sys.executable, "-m", "neuron.cli"]
     services = [*airflow_services(ports), *celery_workers(workers)]
     if serve:
@@ -347,6 +347,13 @@ def hub_services(
         services.append(Service("collector", [*neuron, "collect"]))
     if relay and relay_available(settings):
         services.append(Service("relay", [*neuron, "relay"]))
+    if settings.viid.configured:  # [viid] names an upper platform
+        services.append(Service("viid", [*neuron, "viid"]))
+    if settings.push.ngsi_ld:  # consumers' NGSI-LD brokers (neuron/push_cli.py)
+        services.append(Service("push", [*neuron, "push"]))
+    inbox = getattr(settings, "inbox", None)
+    if inbox is not None and inbox.enabled:  # `[inbox] enabled = true`: the carriers push to this hub
+        services.append(Service("inbox", [*neuron, "inbox"], http_ok(f"http://{inbox.host}:{inbox.port}/healthz")))
     return services
 
 

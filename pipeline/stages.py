@@ -31,7 +31,7 @@ from privacy.deidentify import deidentify, staging_derivations
 from privacy.file_seal import FileSealer
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
-from privacy.roster import load_roster
+from privacy.roster import load_roster, update_roster
 from schemas.contract import Contract, load_contract
 from schemas.feeds import load_feeds
 from schemas.validate import validate_batch
@@ -114,6 +114,7 @@ def validate(settings: Settings, batch_id: str) -> dict[str, Any]:
     keys = HubKeys.load(settings)
     raw = vault.read(settings.vault_dir, keys, record.vault_object or batch_id)
     outcome = validate_batch(contract, raw, settings.community_id)
+    update_roster(settings, keys, contract.name, outcome.good, outcome.rejected)  # residents feed the roster
     roster = load_roster(settings, keys)
     # Raw values exist only now: what entitled consumers need from them is made here.
     plan = staging_derivations(

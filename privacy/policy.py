@@ -34,6 +34,9 @@ class FeedGrant(BaseModel):
 
     fields: dict[str, OperatorSpec]
     k: int | None = Field(None, ge=2)  # aggregate feeds: suppression threshold; microdata: the k-check
+    # Rows never given to this consumer, by a field's values (e.g. the district's alarms without
+    # the wristbands' health alarms, which it receives only as the care feed's k-anonymous counts).
+    exclude: dict[str, list[str]] = {}
 
     @cached_property
     def operators(self) -> dict[str, Operator]:

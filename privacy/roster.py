@@ -11,6 +11,8 @@ import json
 import os
 from collections.abc import Iterable
 
+import pyarrow as pa
+
 from kernel.settings import Settings
 from privacy.keys import HubKeys
 
@@ -38,3 +40,28 @@ def load_roster(settings: Settings, keys: HubKeys) -> frozenset[str]:
         return frozenset()
     body = keys.decrypt_at_rest("roster", path.read_bytes(), AAD, what=f"{path}: the roster")
     return frozenset(json.loads(body))
+
+
+# The streams that register people, and the column holding each one's name. Households and
+# volunteer sign-ups carry no names on this platform (a volunteer is a resident_id), so the
+# residents' register is the roster's only source today; a stream added here feeds it too.
+ROSTER_SOURCES: dict[str, str] = {"platform_residents": "name"}
+
+
+def update_roster(settings: Settings, keys: HubKeys, stream: str, *tables: pa.Table) -> int | None:
+    """Add the names a registering stream's batch (good and rejected rows) carries to the roster.
+
+    Called by validation while the batch's raw values exist (the only moment they do outside
+    the vault). Names are added, never removed: a resident who moved out is still named in
+    old circle posts, and hiding a name costs nothing. Returns the roster's size, or None for
+    a stream that registers nobody.
+    """
+    column = ROSTER_SOURCES.get(stream)
+    if column is None:
+        return None
+    # Rejected rows too: a resident whose row failed a check (a mistyped phone) has a name all the same.
+    names = {n for t in tables if column in t.column_names for n in t.column(column).to_pylist() if isinstance(n, str)}
+    known = load_roster(settings, keys)
+    if names <= known:
+        return len(known)
+    return save_roster(settings, keys, known | names)

@@ -18,10 +18,11 @@ from functools import lru_cache
 import ahocorasick
 import pyarrow as pa
 
+from privacy.names import NAME, find_names
+from privacy.normalise import normalise
 from privacy.operators import map_unique
 from privacy.recognisers import PRIORITY, RECOGNISERS, Finding
 
-NAME = "NAME"
 MIN_NAME_LENGTH = 2  # a one-character "name" would scrub ordinary words
 
 
@@ -54,11 +55,18 @@ def _matcher(roster: frozenset[str]) -> NameMatcher:
     return NameMatcher(roster)
 
 
-def find_identifiers(text: str, names: NameMatcher | None = None) -> list[Finding]:
-    """The identifiers in `text`, non-overlapping, in order."""
-    found = [f for r in RECOGNISERS for f in r.find(text)]
+def find_identifiers(
+    text: str, names: NameMatcher | None = None, *, unlisted_names: bool = True, segmenter: bool = True
+) -> list[Finding]:
+    """The identifiers in `text`, non-overlapping, in order. Offsets are the original text's
+    (normalisation keeps every character's place). `names` is the roster; `unlisted_names`
+    adds the names found without one (privacy/names.py), `segmenter` jieba's among them."""
+    folded = normalise(text)
+    found = [f for r in RECOGNISERS for f in r.find(folded)]
     if names is not None:
-        found += names.find(text)
+        found += names.find(folded)
+    if unlisted_names:
+        found += find_names(folded, segmenter)
     rank = {**PRIORITY, NAME: len(PRIORITY)}
     found.sort(key=lambda f: (f.start, -(f.end - f.start), rank[f.kind]))
     chosen: list[Finding] = []

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from kernel.errors import NeuronError, PublishBlocked
 from privacy.deidentify import staging_column
+from privacy.disclosure import check_across_feeds
 from privacy.kanon import check_k, suppression_masks
 from privacy.keys import HubKeys
 from privacy.operators import OperatorContext
@@ -63,6 +64,9 @@ def consumer_view(rows: pa.Table, feed: Feed, policy: Policy, ctx: ViewContext) 
         allowed = pa.array(sorted(ctx.consenting or ()), pa.string())
         rows = rows.filter(pc.fill_null(pc.is_in(household, value_set=allowed), False))
     grant = policy.feeds[feed.name]
+    for name, values in grant.exclude.items():
+        excluded = pc.is_in(rows.column(name), value_set=pa.array(values, pa.string()))
+        rows = rows.filter(pc.invert(pc.fill_null(excluded, False)))
     k = policy.k_for(feed.name)
     columns: list[pa.Array] = []
     schema: list[pa.Field] = []
@@ -97,6 +101,7 @@ def consumer_view(rows: pa.Table, feed: Feed, policy: Policy, ctx: ViewContext) 
         check = check_k(view, quasi, grant.k)
         if not check.ok:
             raise PublishBlocked(f"feed {feed.name} for {policy.consumer}: {check.report()}")
+    check_across_feeds(feed, policy, view)
     return view
 
 

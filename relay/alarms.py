@@ -15,7 +15,7 @@ are valid but not urgent: they are not relayed (the batch streams keep them).
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable
@@ -132,8 +132,19 @@ class DeviceTokens:
         return self(alarm.family, alarm.device_id)
 
 
-def msg_key(topic: str, msg_id: str) -> str:
-    return hashlib.sha256(f"{topic}\x1f{msg_id}".encode()).hexdigest()[:32]
+def relay_id_key(keys: HubKeys) -> bytes:
+    """The key of the ids the relay derives from raw identifiers (alarm ids, message keys).
+
+    The topic carries the in-home device id and the alarm id is made from it: an unkeyed
+    hash of an enumerable id is the id (hash every device id the vendor could issue and
+    compare), so both are HMAC-SHA256 under a key derived from the master secret (issue 16).
+    """
+    return keys.derive("relay", "identifiers")
+
+
+def msg_key(key: bytes, topic: str, msg_id: str) -> str:
+    """A delivery's key (topic and msg_id), to recognise a redelivery or a device's resend."""
+    return hmac.digest(key, f"{topic}\x1f{msg_id}".encode(), "sha256").hex()[:32]
 
 
 @cache
@@ -208,7 +219,7 @@ def _timestamp_problem(value: Any) -> str | None:
     return "has no UTC offset" if parsed.tzinfo is None else None
 
 
-def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int) -> DeviceAlarm | None:
+def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int, id_key: bytes) -> DeviceAlarm | None:
     """The classified alarm, None for a valid alarm that is not relayed, or Rejection."""
     if len(payload) > max_bytes:
         raise Rejection("oversized", f"{len(payload)} bytes, over the {max_bytes}-byte limit")
@@ -256,7 +267,7 @@ def parse_alarm(topic: str, payload: bytes, community_id: str, max_bytes: int) -
     structural = {*HUB_FIELDS, *ALARM_FIELDS, "device_id", "severity", "building", "unit", *identifiers}
     readings = {k: v for k, v in body.items() if k not in structural and v is not None}
     return DeviceAlarm(
-        msg_key=msg_key(topic, str(body["msg_id"])),
+        msg_key=msg_key(id_key, topic, str(body["msg_id"])),
         community_id=community_id,
         family=family,
         device_id=device,

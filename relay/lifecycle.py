@@ -10,7 +10,7 @@ once, one severity step up.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -106,9 +106,11 @@ class LifecycleEvent:
         }
 
 
-def _alarm_id(alarm: DeviceAlarm) -> str:
+def alarm_id(key: bytes, alarm: DeviceAlarm) -> str:
+    """An alarm's id: keyed (HMAC-SHA256, relay/alarms.py relay_id_key), because it is made
+    from the raw in-home device id and travels to the district and public security."""
     text = f"{alarm.community_id}\x1f{alarm.family}\x1f{alarm.device_id}\x1f{alarm.source_alarm_id}"
-    return "ALM" + hashlib.sha256(text.encode()).hexdigest()[:21].upper()
+    return "ALM" + hmac.digest(key, text.encode(), "sha256").hex()[:21].upper()
 
 
 class Lifecycles:
@@ -119,10 +121,12 @@ class Lifecycles:
         deadline_for: Callable[[str], float],
         flap_window: timedelta,
         device_token: Callable[[DeviceAlarm], str],
+        id_key: bytes,
         room_of: Callable[[DeviceAlarm], str | None] = lambda _: None,
         store_room: Callable[[str], str] | None = None,
     ) -> None:
         self.deadline_for = deadline_for
+        self.id_key = id_key  # the key of alarm ids (relay/alarms.py relay_id_key)
         self.flap_window = flap_window
         self.device_token = device_token
         # The room of an in-home device's household (relay/rooms.py): raw in memory only, for
@@ -181,7 +185,7 @@ class Lifecycles:
             return self._event(current, "updated", d.event_time, "device", now)
         raw = self._raw(d)
         alarm = Alarm(
-            alarm_id=_alarm_id(d),
+            alarm_id=alarm_id(self.id_key, d),
             community_id=d.community_id,
             family=d.family,
             category=d.category,

@@ -40,7 +40,10 @@ from relay.alarms import (
     Rejection,
     contract_shape,
     parse_alarm,
+    relay_id_key,
 )
+from relay.alert_outbox import TOPIC as ALERT_TOPIC
+from relay.alert_outbox import alert_outboxes, alert_state
 from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
@@ -120,6 +123,7 @@ class Relay:
         self.store = RelayStore(settings.control_url, self.config.sqlite_synchronous)
         self.keys = keys or HubKeys.load(settings)
         self.device_tokens = DeviceTokens(self.keys)
+        self.id_key = relay_id_key(self.keys)
         self.signer = Signer(self.keys.active_signing_key)
         self.routes = self._routes()
         self._upstreams = {route.upstream.name: route.upstream for route in self.routes}
@@ -129,12 +133,14 @@ class Relay:
         # Outbox rows are named by destination and shard: each shard's publishers read only its own.
         self.outbox_of = {name: name + suffix for name in [COMMUNITY, *(r.upstream.name for r in self.routes)]}
         self.metrics = RelayMetrics(self.depth)
+        self.alert_outboxes = alert_outboxes(settings)  # consumers' NGSI-LD brokers (neuron push sends them)
         self.rooms = RoomDirectory(settings.platform, self.community_id, self.config.rooms_refresh_seconds)
         self.room_cipher = RoomCipher(self.keys, self.community_id)
         self.lifecycles = Lifecycles(
             self.config.deadline_for,
             timedelta(seconds=self.config.flap_window_seconds),
             self.device_tokens.of,
+            self.id_key,
             room_of=lambda alarm: self.rooms.room_of(alarm.identifiers.get("household_id")),
             store_room=self.room_cipher.encrypt,
         )
@@ -346,6 +352,18 @@ class Relay:
                         "created_at": created,
                     }
                 )
+        if self.alert_outboxes:
+            state = alert_state(event)
+            for outbox in self.alert_outboxes:
+                commit.outbox.append(
+                    {
+                        "destination": outbox,
+                        "topic": ALERT_TOPIC,
+                        "payload": state,
+                        "alarm_id": event.alarm.alarm_id,
+                        "created_at": created,
+                    }
+                )
         commit.alarm(event.alarm, is_new=event.state == "raised")  # after `sealed` is complete
         if event.state == "escalated":
             topic = self.config.escalation_topic.format(community=self.community_id)
@@ -412,7 +430,9 @@ class Relay:
                 continue
             self.stats.received += 1
             try:
-                alarm = parse_alarm(item.topic, item.payload, self.community_id, self.config.max_payload_bytes)
+                alarm = parse_alarm(
+                    item.topic, item.payload, self.community_id, self.config.max_payload_bytes, self.id_key
+                )
             except Rejection as rejection:
                 self._reject(item, rejection, commit, now)
                 continue
@@ -489,7 +509,8 @@ class Relay:
         for name, row in written:
             by_destination.setdefault(name, []).append(row)
         for name, rows in by_destination.items():
-            self._by_outbox[name].offer(rows)
+            if name in self._by_outbox:  # the others (ngsi-ld:…) are read by `neuron push`
+                self._by_outbox[name].offer(rows)
         self._acknowledge(batch)
 
     def _acknowledge(self, batch: list[Inbound]) -> None:

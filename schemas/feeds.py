@@ -14,6 +14,10 @@ from schemas.contract import Description, FieldType, PrivacyClass
 
 FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
 
+# The categories of sensitive personal information of GB/T 45574-2025 (数据安全技术 敏感个人信息
+# 处理安全要求) that a feed's personal fields may fall in; "一般个人信息" otherwise.
+SensitiveCategory = Literal["生物识别", "宗教信仰", "特定身份", "医疗健康", "金融账户", "行踪轨迹", "未成年人"]
+
 
 class FeedField(BaseModel):
     """One column of a feed, as documented to consumers."""
@@ -25,6 +29,16 @@ class FeedField(BaseModel):
     # How identifying the column is (as in contracts); a direct field carries the staging
     # token of the contract field of the same name, never a raw value.
     privacy: PrivacyClass = PrivacyClass.PUBLIC
+    sensitive_category: SensitiveCategory | None = None  # overrides the feed's, for this field
+
+
+class Derivation(BaseModel):
+    """A count of this feed that a consumer could also compute from another feed's rows: where
+    it is suppressed here, it must not be recoverable there (the disclosure check)."""
+
+    count: str  # the count field of this feed
+    feed: str  # the other feed
+    where: dict[str, list[str]]  # the other feed's rows that make up the count, by field values
 
 
 class Total(BaseModel):
@@ -55,6 +69,10 @@ class Feed(BaseModel):
     # Rows of households that have not opted in to this function are never published.
     consent: Literal["smoke_gas", "elderly_care"] | None = None
     household_field: str | None = None  # the mart column with the household's staging token
+    # The GB/T 45574-2025 category of the feed's personal fields (direct, quasi, sensitive), for
+    # the de-identification report of each release; a field may name its own.
+    sensitive_category: SensitiveCategory | None = None
+    derivable: list[Derivation] = []  # counts other feeds disclose too (privacy/disclosure.py)
 
     @model_validator(mode="after")
     def _names_are_fields(self) -> Feed:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,7 +64,14 @@ class ServiceProcess:
     """One of the hub's services (`python -m MODULE`) as a child process of the test, with a
     private hub's environment, killable with SIGKILL: the collector, the relay, the inbox."""
 
-    def __init__(self, hub: Any, module: str, sections: dict[str, str], ready: str | None = None) -> None:
+    def __init__(
+        self,
+        hub: Any,
+        module: str,
+        sections: dict[str, str],
+        ready: str | Callable[[], bool] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.env = {
             **os.environ,
             "NEURON_HOME": str(hub.home),
@@ -72,23 +79,22 @@ class ServiceProcess:
             "NEURON_COMMUNITY_ID": hub.community_id,
             **{f"NEURON_{name.upper()}": value for name, value in sections.items()},
         }
-        self.module, self.ready = module, ready
-        self.log = hub.home / f"{module.replace('.', '_')}.log"
+        self.module, self.ready, self.args = module, ready, args
+        self.log = hub.home / f"{'_'.join([module.replace('.', '_'), *args])}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start it; with `ready`, wait until its log says that line once more than before."""
+        """Start it; with `ready`, wait until its log says that line once more than before (or,
+        given a function, until it answers true)."""
         ready = self.ready
-        mark = self.log.read_text().count(ready) if ready and self.log.exists() else 0
+        mark = self.log.read_text().count(ready) if isinstance(ready, str) and self.log.exists() else 0
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module], cwd=REPO_ROOT, env=self.env, stderr=log
-            )
-        if ready:
-            deadline = time.monotonic() + 30
-            while self.log.read_text().count(ready) <= mark:
-                assert time.monotonic() < deadline, f"{self.module} did not start"
-                time.sleep(0.05)
+            command = [sys.executable, "-m", self.module, *self.args]
+            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while ready is not None and not (ready() if callable(ready) else self.log.read_text().count(ready) > mark):
+            assert time.monotonic() < deadline, f"{self.module} did not start: " + self.log.read_text()[-2000:]
+            time.sleep(0.05)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -28,6 +28,8 @@ from sqlalchemy import func, select
 from kernel.errors import ConfigError, PublishBlocked
 from kernel.private import private_dir, write_private
 from kernel.settings import Settings
+from privacy.deid_report import deidentification_report
+from privacy.disclosure import check_across_versions
 from privacy.jws import sign_json
 from privacy.keys import HubKeys
 from privacy.policy import Policy
@@ -143,6 +145,8 @@ def publish_feed(
             ctx = ViewContext(keys, epoch, consenting, settings.community_name, settings.timezone, recipients)
             try:
                 view = consumer_view(rows, feed, policy, ctx)
+                held = _earlier_versions(settings, feed, policy, key)
+                check_across_versions(feed, policy, view, held, policy.k_for(feed.name))
             except Withheld as exc:
                 log.warning("withheld %s %s from %s: %s", feed.name, key, policy.consumer, exc)
                 _audit_refusal(settings, feed, policy, key, "withheld", str(exc))
@@ -159,6 +163,20 @@ def publish_feed(
     if blocked:
         raise PublishBlocked(f"{len(blocked)} partition(s) not published:\n" + "\n".join(blocked))
     return written
+
+
+def _earlier_versions(settings: Settings, feed: Feed, policy: Policy, key: str) -> list[pa.Table]:
+    """The versions of a partition this consumer already holds (aggregate feeds only: the
+    disclosure check compares a new version's counts with them)."""
+    if feed.kind != "aggregate":
+        return []
+    with session_scope(settings.control_url) as session:
+        paths = session.scalars(
+            select(Partition.path).where(
+                Partition.consumer == policy.consumer, Partition.feed == feed.name, Partition.partition_key == key
+            )
+        ).all()
+    return [pq.read_table(settings.lake_path / path) for path in paths if (settings.lake_path / path).exists()]
 
 
 def _audit_refusal(settings: Settings, feed: Feed, policy: Policy, key: str, outcome: str, reason: str) -> None:
@@ -249,6 +267,7 @@ def _publish_partition(
             "policy_fingerprint": policy.fingerprint,
             "watermark": watermark.isoformat() if watermark else None,
             "published_at": now.isoformat(),
+            "deidentification": deidentification_report(feed, policy, table),
         }
         jws = sign_json(manifest, keys.active_signing_key)
         write_private(path.with_name(f"v{version}.manifest.jws"), jws.encode())

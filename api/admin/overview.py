@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from api.admin.shared import EXPORT_ACTIONS
 from kernel.errors import NeuronError
 from kernel.settings import Settings
 from warehouse import alarm_history
+from warehouse import push_dead_letters as push_dead_letters_table
 from warehouse import quality as quality_report
 from warehouse.control import session_scope
 from warehouse.models import AuditEntry, LoadRecord
@@ -71,7 +73,7 @@ def today(settings: Settings, now: datetime) -> Today:
             .where(
                 AuditEntry.at >= start,
                 AuditEntry.at < start + timedelta(days=1),
-                AuditEntry.action == "request",
+                AuditEntry.action.in_(EXPORT_ACTIONS),
                 AuditEntry.outcome == "ok",
                 AuditEntry.feed.is_not(None),
                 AuditEntry.rows > 0,
@@ -158,6 +160,16 @@ def quality(settings: Settings) -> Provided:
 def alarms(settings: Settings) -> Provided:
     """The relay's alarms as the control database keeps them (warehouse.alarm_history)."""
     return provided(alarm_history.alarm_list, settings, columns=ALARM_COLUMNS)
+
+
+DEAD_LETTER_COLUMNS = [
+    "failed_at", "consumer", "channel", "feed", "entity_id", "entity_type", "error_type", "http_status", "attempts",
+]  # fmt: skip
+
+
+def push_dead_letters(settings: Settings) -> Provided:
+    """What the consumers' NGSI-LD brokers would not take (written by peers/ngsi_ld)."""
+    return provided(push_dead_letters_table.console_dead_letters, settings, columns=DEAD_LETTER_COLUMNS)
 
 
 def open_alarms(listed: Provided) -> list[dict[str, Any]]:

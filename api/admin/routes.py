@@ -261,7 +261,14 @@ def consent_page(request: Request) -> Response:
 def quality_page(request: Request) -> Response:
     who = principal(request)
     settings = console_of(request).settings
-    return page(request, "quality.html", who, quality=overview.quality(settings), alarms=overview.alarms(settings))
+    return page(
+        request,
+        "quality.html",
+        who,
+        quality=overview.quality(settings),
+        alarms=overview.alarms(settings),
+        dead_letters=overview.push_dead_letters(settings),
+    )
 
 
 def refused_page(request: Request, exc: Exception) -> Response:

@@ -34,6 +34,11 @@ OFFSET_HISTORY = 200  # earlier exports consulted for the likely offset
 SHOWN_ROWS = 500
 
 
+# What counts as an export: a pull answered by the export API, or a push to a consumer's platform
+# (the VIID cascade's acknowledged notifications, peers/viid/).
+EXPORT_ACTIONS = ("request", "push")
+
+
 @dataclass(frozen=True)
 class ExportFilter:
     """What the shared-data page was asked to show."""
@@ -97,7 +102,10 @@ def _fingerprint(detail: dict[str, Any]) -> str | None:
 
 def _exports_query(timezone: str, wanted: ExportFilter) -> Any:
     query = select(AuditEntry).where(
-        AuditEntry.action == "request", AuditEntry.outcome == "ok", AuditEntry.feed.is_not(None), AuditEntry.rows > 0
+        AuditEntry.action.in_(EXPORT_ACTIONS),
+        AuditEntry.outcome == "ok",
+        AuditEntry.feed.is_not(None),
+        AuditEntry.rows > 0,
     )
     zone = ZoneInfo(timezone)
     if wanted.consumer:

@@ -35,9 +35,14 @@ def test_published_partitions_are_served_verified_and_pulled_whole(hub: Settings
     with ServerThread(create_app(hub)) as server, HubClient(server.url, key_id, private) as client:
         result = pull_feed(client, FEED, tmp_path)
         rows, _ = client.records_ndjson(FEED, limit=5)
+        detail = client.feed(FEED)
     stored = {
         (str(path.parent.relative_to(tmp_path / FEED)), pq.read_metadata(path).num_rows)
         for path in (tmp_path / FEED).rglob("part-0.parquet")
     }
     assert stored == published and result.rows == sum(n for _, n in published)
     assert rows and "hour_start" in rows[0]
+    # The latest release's de-identification report (issue 16), as signed into its manifest.
+    report = detail["deidentification"]
+    assert report["kind"] == "aggregate" and report["legal_basis"] and report["fields"]
+    assert 0 <= report["max_risk"] <= 1 and report["suppression_rate"] >= 0

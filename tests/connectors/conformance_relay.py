@@ -17,7 +17,7 @@ from typing import Any
 
 import pipeline
 from privacy.keys import HubKeys
-from relay.alarms import DeviceTokens, parse_alarm
+from relay.alarms import DeviceTokens, parse_alarm, relay_id_key
 from relay.lifecycle import Lifecycles
 from relay.store import Commit, RelayStore
 from simulator.community import Community
@@ -37,7 +37,7 @@ def alarm_lifecycle(tmp: Path) -> Iterator[Any]:
     keys = HubKeys.load(settings)
     fleet = DeviceFleet(Community(seed=3, households_count=150))
 
-    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), DeviceTokens(keys).of)
+    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), DeviceTokens(keys).of, relay_id_key(keys))
     store = RelayStore(settings.control_url)
     windows = [pipeline.local_day_window(settings, d) for d in DAYS]
     devices = [*fleet.detectors[:6], *fleet.wristbands[:4], *fleet.fence[:3], *fleet.covers[:2]]
@@ -47,7 +47,7 @@ def alarm_lifecycle(tmp: Path) -> Iterator[Any]:
             for n, state in enumerate(("raised", "cleared", "raised", "cleared")):  # flaps: one alarm, updated
                 at = START + timedelta(days=w, minutes=i, seconds=30 * n)
                 m = alarm(fleet, device, 10 * w + n // 2, state, at)
-                parsed = parse_alarm(m.topic, m.body(), fleet.community_id, 4096)
+                parsed = parse_alarm(m.topic, m.body(), fleet.community_id, 4096, relay_id_key(keys))
                 assert parsed is not None
                 event = lifecycles.on_device(parsed, start + timedelta(hours=2 + i, seconds=n))
                 if event is not None:

@@ -26,7 +26,7 @@ from connectors.mqtt import FAMILIES, landing_root
 from kernel.mqtt_settings import MqttSettings
 from kernel.settings import Settings
 from privacy.keys import HubKeys
-from relay.alarms import DeviceTokens, parse_alarm
+from relay.alarms import DeviceTokens, parse_alarm, relay_id_key
 from relay.lifecycle import Lifecycles
 from relay.store import Commit, RelayStore
 from simulator.community import Community
@@ -117,14 +117,14 @@ def _alarm_lifecycle(settings: Settings, fleet: DeviceFleet, start: datetime) ->
     """The relay's lifecycle logic records a few device alarms raised and cleared during the day."""
     keys = HubKeys.load(settings)
 
-    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), DeviceTokens(keys).of)
+    lifecycles = Lifecycles(lambda _: 600.0, timedelta(minutes=5), DeviceTokens(keys).of, relay_id_key(keys))
     commit = Commit()
     devices = [*fleet.detectors[:6], *fleet.wristbands[:4], *fleet.fence[:3], *fleet.covers[:2]]
     for i, device in enumerate(devices):
         for n, state in enumerate(("raised", "cleared")):
             at = start + timedelta(hours=2 + i, seconds=30 * n)
             m = alarm(fleet, device, n, state, at.astimezone(CST))
-            parsed = parse_alarm(m.topic, m.body(), fleet.community_id, 4096)
+            parsed = parse_alarm(m.topic, m.body(), fleet.community_id, 4096, relay_id_key(keys))
             assert parsed is not None
             event = lifecycles.on_device(parsed, at + timedelta(seconds=1))
             if event is not None:

@@ -18,11 +18,12 @@ NAMES = NameMatcher(["王建国", "李秀英", "张伟"])
     ("text", "kinds"),
     [
         ("身份证110101199003074135丢了", ["ID_NUMBER"]),  # valid check digit and birth date
-        ("身份证110101199003074137丢了", []),  # wrong check digit
+        ("身份证110101199003074137丢了", ["ID_NUMBER"]),  # a wrong check digit is still an ID (issue 16)
         ("身份证110101199013074131丢了", []),  # no 13th month
         ("老证号310107560312123", ["OLD_ID_NUMBER"]),  # 15 digits, born 1956-03-12
         ("订单号202611201234567", []),  # 15 digits, but "20" is no province
-        ("卡号6222 0212 3456 7899 ", []),  # fails Luhn
+        ("卡号6222 0212 3456 7899 ", ["BANK_CARD"]),  # fails Luhn, but 卡号 says what it is
+        ("编号6222 0212 3456 7899 ", []),  # fails Luhn, and no card word
         ("卡号6222021234567894", ["BANK_CARD"]),
         ("卡号 6222 0212 3456 7894，", ["BANK_CARD"]),
         ("电话13812345678", ["MOBILE"]),

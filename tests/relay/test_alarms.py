@@ -10,18 +10,19 @@ from typing import Any
 import pytest
 
 from relay.alarms import Rejection, parse_alarm
-from relay.lifecycle import Lifecycles
+from relay.lifecycle import Lifecycles, alarm_id
 from simulator.community import Community
 from simulator.devices import DeviceFleet
 from tests.relay.rig import START, alarm
 
 FLEET = DeviceFleet(Community(seed=3, households_count=150))
 T0 = datetime(2026, 11, 20, 1, tzinfo=UTC)
+ID_KEY = b"relay-id-key-for-tests".ljust(32, b"\0")
 
 
 def parse(message: object, max_bytes: int = 4096) -> object:
     m = message
-    return parse_alarm(m.topic, m.body(), "music-square", max_bytes)  # type: ignore[attr-defined]
+    return parse_alarm(m.topic, m.body(), "music-square", max_bytes, ID_KEY)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -67,13 +68,15 @@ def test_equipment_faults_are_valid_but_not_relayed() -> None:
 def test_bad_alarms_are_rejected_with_a_reason_naming_no_value(change: object, kind: str, reason: str) -> None:
     m = alarm(FLEET, FLEET.detectors[0], 1, "raised", START)
     with pytest.raises(Rejection) as err:
-        parse_alarm(m.topic, change(m.payload), "music-square", 4096)  # type: ignore[operator]
+        parse_alarm(m.topic, change(m.payload), "music-square", 4096, ID_KEY)  # type: ignore[operator]
     assert err.value.kind == kind and reason in err.value.reason
     assert FLEET.detectors[0].device_id not in str(err.value) and "13800000000" not in str(err.value)
 
 
 def lifecycles() -> Lifecycles:
-    return Lifecycles(lambda severity: {"critical": 60}.get(severity, 300), timedelta(minutes=5), lambda d: d.device_id)
+    return Lifecycles(
+        lambda severity: {"critical": 60}.get(severity, 300), timedelta(minutes=5), lambda d: d.device_id, ID_KEY
+    )
 
 
 def device_event(lc: Lifecycles, n: int, state: str, seconds: int, now: datetime) -> Any:
@@ -229,3 +232,41 @@ def test_acknowledgements_settled_from_two_threads_are_each_reported_once() -> N
         for t in threads:
             t.join()
     assert sorted(reported) == list(range(40_000)) and not dest._inflight
+
+
+def test_alarm_ids_and_message_keys_are_keyed_hashes_of_the_raw_device_id() -> None:
+    """Issue 16 item 8: an unkeyed SHA-256 of an enumerable in-home device id is that id
+    (hash every id the vendor could issue and compare). Ids made from it are HMACs."""
+    import hashlib
+
+    m = alarm(FLEET, FLEET.detectors[0], 1, "raised", START)
+    other_key = b"another-hub".ljust(32, b"\0")
+    mine = parse_alarm(m.topic, m.body(), "music-square", 4096, ID_KEY)
+    theirs = parse_alarm(m.topic, m.body(), "music-square", 4096, other_key)
+    assert mine is not None and theirs is not None
+    unkeyed = hashlib.sha256(f"{m.topic}\x1f{mine.source_alarm_id}".encode()).hexdigest()[:32]
+    assert mine.msg_key != theirs.msg_key and unkeyed != mine.msg_key
+    ids = []
+    for key in (ID_KEY, other_key):
+        lc = Lifecycles(lambda _: 300.0, timedelta(minutes=5), lambda d: d.device_id, key)
+        event = lc.on_device(mine, T0)
+        assert event is not None
+        ids.append(event.alarm.alarm_id)
+    text = f"{mine.community_id}\x1f{mine.family}\x1f{mine.device_id}\x1f{mine.source_alarm_id}"
+    assert ids[0] != ids[1]  # the same alarm, another hub's key: nothing to link
+    assert ids[0] != "ALM" + hashlib.sha256(text.encode()).hexdigest()[:21].upper()  # today's main
+    assert ids[0] == alarm_id(ID_KEY, mine) and ids[0].startswith("ALM") and len(ids[0]) == 24
+
+
+def test_no_identifier_is_hashed_without_a_key_in_the_relay() -> None:
+    """Every hash the relay and the privacy engine take of something that can carry a raw id
+    is keyed: plain SHA-256 remains only over whole payloads, file bytes and canonical policy
+    text (fingerprints), never over an id, a topic or a name."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    allowed = {"item.payload", "text.encode()"}  # message bytes (relay/service.py), settings text (relay/settings.py)
+    for path in [*sorted((root / "relay").glob("*.py")), root / "privacy" / "pseudonymise.py"]:
+        for arg in re.findall(r"hashlib\.sha256\(((?:[^()]|\([^()]*\))*)\)", path.read_text(encoding="utf-8")):
+            assert arg in allowed, f"{path.name}: unkeyed sha256({arg})"

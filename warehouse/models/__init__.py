@@ -2,13 +2,16 @@
 check read `Base.metadata` from here, and every layer imports its tables from here.
 
 One module per concern: the sources' ledgers, sharing (consumers, keys, partitions, consent),
-the audit log, quality results, the console's accounts, the relay's alarms and outbox.
+the audit log, quality results, the console's accounts, the relay's alarms and outbox,
+the NGSI-LD push's cursors, sent-instances ledger and dead letters, the VIID cascade's
+subscriptions and outbox.
 """
 
 from warehouse.models.admin import ROLES, AdminSession, AdminUser, PolicyVersion
 from warehouse.models.audit import AuditEntry, AuditHead
 from warehouse.models.base import Base, UTCDateTime, utcnow
 from warehouse.models.ledger import Cursor, DropFile, LoadRecord
+from warehouse.models.ngsi_ld import NgsiLdCursor, NgsiLdDeadLetter, NgsiLdSentInstance
 from warehouse.models.quality import BatchQuality, ExpectationResult, QuarantineCount
 from warehouse.models.relay import AlarmLifecycleEvent, InboundSeen, OutboxMessage, RelayAlarm, SealedValue
 from warehouse.models.sharing import (
@@ -19,6 +22,7 @@ from warehouse.models.sharing import (
     Partition,
     SeenNonce,
 )
+from warehouse.models.viid import ViidNotification, ViidPassSeen, ViidSubscription
 
 __all__ = [
     "ROLES",
@@ -38,6 +42,9 @@ __all__ = [
     "ExpectationResult",
     "InboundSeen",
     "LoadRecord",
+    "NgsiLdCursor",
+    "NgsiLdDeadLetter",
+    "NgsiLdSentInstance",
     "OutboxMessage",
     "Partition",
     "PolicyVersion",
@@ -46,5 +53,8 @@ __all__ = [
     "SealedValue",
     "SeenNonce",
     "UTCDateTime",
+    "ViidNotification",
+    "ViidPassSeen",
+    "ViidSubscription",
     "utcnow",
 ]

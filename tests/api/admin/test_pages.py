@@ -199,3 +199,18 @@ def test_a_page_found_from_the_consumers_earlier_pages_and_a_wrong_digest_shown(
     forged = replace(second, response_digest="sha-256=:AAAA:")
     result = shared.export_rows(settings, forged, load_feeds()[FEED])
     assert result.confirmed is False and len(result.rows) == second.rows
+
+
+def test_the_quality_page_lists_the_ngsi_ld_dead_letters(admin: Browser, console: ConsoleHub) -> None:
+    from peers.ngsi_ld.batch import DeadLetter
+    from peers.ngsi_ld.client import EntityError
+    from peers.ngsi_ld.store import PushStore
+
+    entity = {"id": "urn:ngsi-ld:Streetlight:music-square:SL9", "type": "Streetlight", "status": "ok"}
+    error = EntityError(entity["id"], "BadRequestData", 400, "invalid attribute name")
+    PushStore(console.hub.settings.control_url, "district").add_dead([DeadLetter(entity, error, 1)], "upsert", None)
+    assert overview.push_dead_letters(console.hub.settings).error is None
+    rows = table_rows(admin.get("/quality").text, "dead-letters")
+    assert [row[1:] for row in rows] == [
+        ["district", "upsert", "—", entity["id"], "Streetlight", "BadRequestData", "400", "1"]
+    ]
