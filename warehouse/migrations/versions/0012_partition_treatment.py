@@ -1,7 +1,7 @@
 """partitions: the treatment of the feed's fields they were published under
 
-Revision ID: 0010_partition_treatment
-Revises: 0009_relay_room
+Revision ID: 0012_partition_treatment
+Revises: 0011_viid
 Create Date: 2026-12-07 21:35:00
 
 Policies are live (issue 16, item 6): a partition published under a treatment of a field
@@ -14,8 +14,8 @@ Null for partitions published before: they are judged by their columns alone, as
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_partition_treatment"
-down_revision = "0009_relay_room"
+revision = "0012_partition_treatment"
+down_revision = "0011_viid"
 branch_labels = None
 depends_on = None
 
