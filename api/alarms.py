@@ -72,6 +72,6 @@ def _alarm_page(hub: Hub, policy: Policy | None, note: RequestNote, position: Cu
         return Page(chunks=[], next_cursor=position)
     fields = policy.published_fields(feed)
     with session_scope(hub.settings.control_url) as session:
-        page = read_page(session, hub.settings.lake_path, policy.consumer, ALARM_FEED, fields, position, limit)
+        page = read_page(session, hub.settings.lake_path, policy.consumer, ALARM_FEED, fields, position, limit, policy)
     note.feed, note.rows, note.partitions, note.fields = ALARM_FEED, page.count, page.served, fields
     return page

@@ -86,7 +86,9 @@ def create_app(
     metrics = ApiMetrics()
     DECODED.budget = options.decoded_cache_bytes  # one cache per process, as the files are shared
     feeds, policies = load_feeds(), load_policies(settings.policies_dir)
-    app.state.hub = Hub(settings, keys, feeds, policies, options=options, metrics=metrics)
+    app.state.hub = Hub(
+        settings, keys, feeds, policies, options=options, metrics=metrics, policies_dir=settings.policies_dir
+    )
     app.state.now = now or _utcnow
     for router in (public, v1, exports, alarms_router, votes_router, docs):
         app.include_router(router)

@@ -7,8 +7,10 @@ a trip through the thread pool.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -18,11 +20,14 @@ from api.auth import Caller
 from api.metrics import ApiMetrics
 from api.notes import RequestNote
 from api.partition_ids import PartitionIds
+from api.policy_reload import record_reload
+from kernel.errors import ConfigError
 from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys
-from privacy.policy import Policy
+from privacy.policy import Policy, load_policies
 from schemas.feeds import Feed
 
+POLICY_CHECK_SECONDS = 1.0  # how stale a withdrawn grant may be, at most
 NOT_FOUND = "not found"  # one answer for "no such feed" and "not yours": never a hint
 T = TypeVar("T")
 
@@ -38,6 +43,9 @@ class Hub:
     options: ApiSettings = field(default_factory=ApiSettings)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     ids: PartitionIds | None = None
+    # The folder the policies came from: set, the policies are live (`current_policies`).
+    policies_dir: Path | None = None
+    _checked_at: float = field(default=float("-inf"), repr=False)
     # id(policy) -> (policy, fingerprint): hashing a policy costs ~3% of a request, and the
     # policies are loaded once; a policy replaced by a new object gets its own entry.
     _fingerprints: dict[int, tuple[Policy, str]] = field(default_factory=dict, repr=False)
@@ -52,6 +60,27 @@ class Hub:
         if cached is None or cached[0] is not policy:
             cached = self._fingerprints[id(policy)] = (policy, policy.fingerprint)
         return cached[1]
+
+    def current_policies(self) -> dict[str, Policy]:
+        """The policies in force: the folder is looked at (a stat per file) at most once per
+        POLICY_CHECK_SECONDS, and a change — a grant withdrawn, a file removed, a treatment made
+        stricter — applies from the next request on, audited with the new fingerprints. A
+        folder that no longer parses grants nothing until it is fixed (fail closed)."""
+        if self.policies_dir is None:
+            return self.policies
+        now = time.monotonic()
+        if now - self._checked_at < POLICY_CHECK_SECONDS:
+            return self.policies
+        self._checked_at = now
+        try:
+            fresh = load_policies(self.policies_dir)
+            error = None
+        except ConfigError as exc:
+            fresh, error = {}, str(exc)
+        if fresh is not self.policies:  # the loader returns the same object while nothing changed
+            previous, self.policies = self.policies, fresh
+            record_reload(self.settings, previous, fresh, error)
+        return self.policies
 
     @property
     def partition_ids(self) -> PartitionIds:
@@ -102,7 +131,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 async def get_policy(hub: HubDep, caller: CallerDep, note: NoteDep) -> Policy | None:
     """The caller's sharing policy; None if its policy file has gone (then nothing is granted)."""
-    policy = hub.policies.get(caller.policy)
+    policy = hub.current_policies().get(caller.policy)
     if policy is not None:
         note.policy_fingerprint = hub.fingerprint(policy)
     return policy

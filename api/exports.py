@@ -113,7 +113,7 @@ def _page_response(
     feed, policy = grant.feed, grant.policy
     fields = policy.published_fields(feed)
     with session_scope(hub.settings.control_url) as session:
-        page = read_page(session, hub.settings.lake_path, policy.consumer, feed.name, fields, position, limit)
+        page = read_page(session, hub.settings.lake_path, policy.consumer, feed.name, fields, position, limit, policy)
     note.rows, note.partitions, note.fields = page.count, page.served, fields
     # Caught up: hand back the very cursor the consumer sent.
     next_cursor = given if given and page.next_cursor == position else page.next_cursor.encode()
@@ -142,7 +142,7 @@ def _partition_response(hub: Hub, grant: Grant, note: RequestNote, given: str | 
     feed, policy = grant.feed, grant.policy
     granted = policy.published_fields(feed)
     with session_scope(hub.settings.control_url) as session:
-        found = next_partition(session, hub.settings.lake_path, policy.consumer, feed.name, granted, position)
+        found = next_partition(session, hub.settings.lake_path, policy.consumer, feed.name, granted, position, policy)
     if found is None:
         note.rows = 0
         return Response(status_code=204, headers={"Neuron-Next-Cursor": given or position.encode()})
@@ -178,7 +178,7 @@ def _changes(hub: Hub, grant: Grant, position: Cursor, limit: int) -> list[Chang
             if len(listed) >= limit:
                 break
             path = partition_path(hub.settings.lake_path, partition)
-            if not within_policy(path, granted, partition):
+            if not within_policy(path, granted, partition, policy):
                 break  # withheld until re-published, as in records: the log stops before it
             listed.append(_change(hub, feed.name, policy.consumer, partition))
     return listed
@@ -224,7 +224,7 @@ def _partition_by_id(hub: Hub, grant: Grant, note: RequestNote, partition_id: st
     if found is None:
         raise HTTPException(404, NOT_FOUND)
     path = partition_path(hub.settings.lake_path, found)
-    if not within_policy(path, policy.published_fields(feed), found):
+    if not within_policy(path, policy.published_fields(feed), found, policy):
         raise HTTPException(404, NOT_FOUND)  # no longer granted as published
     return _file_response(hub, found, path, note, {})
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kernel.errors import IntegrityError
+from privacy.policy import Policy
 from warehouse.models import Partition
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,20 @@ def partition_path(lake: Path, partition: Partition) -> Path:
     return VERIFIED.path(lake, partition)
 
 
-def within_policy(path: Path, granted: list[str], partition: Partition) -> bool:
-    """Whether every column of the file is one the caller's policy grants now."""
+def within_policy(path: Path, granted: list[str], partition: Partition, policy: Policy | None = None) -> bool:
+    """Whether every column of the file is one the caller's policy grants now and, given the
+    policy in force, whether the partition was published under its treatment of the feed (a
+    stricter rule for the same column withholds what the old rule let through until republished)."""
+    if policy is not None and not policy.in_force_for(
+        partition.feed, partition.treatment_fingerprint, partition.policy_fingerprint
+    ):
+        log.warning(
+            "withheld %s %s v%d: published under a superseded treatment; re-publish it",
+            partition.feed,
+            partition.partition_key,
+            partition.version,
+        )
+        return False
     extra = set(pq.read_schema(path).names) - set(granted)
     if extra:
         log.warning(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from api.lake_files import partition_path, read_rows, within_policy
 from privacy.jws import canonical_json
 from privacy.keys import b64u, b64u_decode
+from privacy.policy import Policy
 from warehouse.models import Partition
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,14 @@ def served_entry(partition: Partition, rows: int) -> dict[str, Any]:
 
 
 def read_page(
-    session: Session, lake: Path, consumer: str, feed: str, granted: list[str], cursor: Cursor, limit: int
+    session: Session,
+    lake: Path,
+    consumer: str,
+    feed: str,
+    granted: list[str],
+    cursor: Cursor,
+    limit: int,
+    policy: Policy | None = None,
 ) -> Page:
     """Up to `limit` rows from `cursor` on, crossing partitions in seq order."""
     page, count = Page(chunks=[], next_cursor=cursor), 0
@@ -127,7 +135,7 @@ def read_page(
         if count >= limit:
             break
         path = partition_path(lake, partition)
-        if not within_policy(path, granted, partition):
+        if not within_policy(path, granted, partition, policy):
             break
         offset = cursor.offset if partition.seq == cursor.seq else 0
         chunk = read_rows(path, offset, limit - count)
@@ -143,12 +151,18 @@ def read_page(
 
 
 def next_partition(
-    session: Session, lake: Path, consumer: str, feed: str, granted: list[str], cursor: Cursor
+    session: Session,
+    lake: Path,
+    consumer: str,
+    feed: str,
+    granted: list[str],
+    cursor: Cursor,
+    policy: Policy | None = None,
 ) -> tuple[Partition, Path] | None:
     """The next partition version to hand over whole, or None when caught up (or withheld)."""
     for partition in latest_versions(session, consumer, feed, cursor.seq):
         path = partition_path(lake, partition)
-        return (partition, path) if within_policy(path, granted, partition) else None
+        return (partition, path) if within_policy(path, granted, partition, policy) else None
     return None
 
 

@@ -98,7 +98,7 @@ def _find(hub: Hub, grant: Grant, note: RequestNote, tag: str) -> dict[str, Any]
             session.expunge(partition)
     for partition in partitions:
         path = partition_path(hub.settings.lake_path, partition)
-        if not within_policy(path, granted, partition):
+        if not within_policy(path, granted, partition, policy):
             continue
         for row in pq.read_table(path, columns=NEEDED).to_pylist():
             tags = (row["lookup_tags"] or "").split(",")

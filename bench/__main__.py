@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "relay_cpu": "Alarm relay: CPU per alarm of its worker and group commit, against its signatures (issue 7)",
     "scheduler_day": "A community-day through the real Airflow scheduler, 1 to N communities (issue 9)",
     "feeds_day": "The feed catalog: a community-day from staging to every feed for every consumer (issue 5)",
+    "duckdb_encryption": "DuckDB database encryption for staging, against a plain file (issue 16)",
     "viid": "GA/T 1400 cascade: pass extracted → acknowledged by the upper VIID platform (issue 20)",
     "seal": "Sealing to a consumer: RFC 9180 HPKE against cryptography's HPKE and the bare X25519 floor (issue 19)",
     "inbox": "Carrier IoT inbox: acknowledgement latency at 500 pushes/s, durable, against a bare HTTP 200 (issue 20)",

@@ -20,7 +20,7 @@ import pyarrow as pa
 from schemas.contract import EXTRA_COLUMN, PROBLEM_COLUMN, Contract
 
 if TYPE_CHECKING:
-    from connectors.filedrop import DropLedger
+    from connectors.filedrop import DropLedger, DropSealer
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class SourceState:
     the sources, so they never open it themselves). Cursors stay with the runner."""
 
     drop_ledger: DropLedger | None = None
+    drop_sealer: DropSealer | None = None  # seals the drop folders' kept files (privacy.file_seal)
 
 
 class Stream(Protocol):

@@ -130,7 +130,7 @@ def land(keys: KeySource, root: Path, rows: Sequence[LandedRow], batch_name: str
         )
         path = folder / f"{batch_name}{SUFFIX}"
         tmp = folder / f".{batch_name}.tmp"
-        with open(tmp, "wb") as fh:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
             fh.write(_seal(keys, root, path, table))
             fh.flush()
             os.fsync(fh.fileno())

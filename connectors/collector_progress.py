@@ -27,6 +27,7 @@ def write_watermark(root: Path, landed_through_us: int, client_id: str) -> None:
     body = {"landed_through": through.isoformat(), "client_id": client_id}
     tmp = root / f".{WATERMARK}.tmp"
     tmp.write_text(json.dumps(body), encoding="utf-8")
+    os.chmod(tmp, 0o600)
     # No fsync: a watermark lost in a power cut only moves back, which delays windows, never loses data.
     os.replace(tmp, root / WATERMARK)
 

@@ -56,12 +56,16 @@ class DoorAccess:
         self.community_id: str = settings.community_id
         if state is None or state.drop_ledger is None:
             raise ConfigError("door_access: the file-drop family needs the runner's drop ledger")
+        if state.drop_sealer is None:
+            # The export names residents: it is never kept in clear (docs/privacy-lifecycle.md).
+            raise ConfigError("door_access: the file-drop family needs the runner's sealer")
         self.drop = FileDrop(
             settings.resolve(self.source.folder),
             self.name,
             state.drop_ledger,
             self.source.suffixes,
             self.source.max_file_bytes,
+            sealer=state.drop_sealer,
         )
         self.tz = ZoneInfo(self.source.timezone)
 

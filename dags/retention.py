@@ -1,8 +1,10 @@
 """### retention — forget on time
 
-Daily: deletes raw-vault objects past `vault_retention_days` and quarantine rows past
-`quarantine_retention_days`, and appends one audit-log entry per purge (what, when, under
-which retention), so community admins can check that raw data does not outlive its promise.
+Daily: deletes raw-vault objects and the drop folders' sealed exports past
+`vault_retention_days` (sealing any an older hub left in clear), quarantine rows past
+`quarantine_retention_days` and work files a failed run left, and appends one audit-log
+entry per purge or seal (what, when, under which retention), so community admins can check
+that raw data does not outlive its promise (docs/privacy-lifecycle.md).
 One per community in a subdistrict suite. The task opens the DuckDB warehouse, so it takes
 the community's one-slot pool.
 """

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from district.cli import app as district_app
 from kernel.errors import ConfigError, FatalError, NeuronError, NotInitialised
 from kernel.logging import setup_logging
+from kernel.private import restrict_process
 from kernel.settings import Settings, load_settings
 from neuron.inbox_cli import inbox_app
 from neuron.push_cli import push_app
@@ -35,7 +36,7 @@ consumers_app = typer.Typer(help="Consumers of the export API and their keys.", 
 keys_app = typer.Typer(help="The hub's signing keys and master secret.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log of everything shared.", no_args_is_help=True)
 admins_app = typer.Typer(help="People who may sign in to the admin console (/admin).", no_args_is_help=True)
-retention_app = typer.Typer(help="Retention of the raw vault and the quarantine.", no_args_is_help=True)
+retention_app = typer.Typer(help="Retention of every raw copy and the quarantine.", no_args_is_help=True)
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(keys_app, name="keys")
 app.add_typer(retention_app, name="retention")
@@ -50,6 +51,7 @@ console = Console()
 
 
 def _settings() -> Settings:
+    restrict_process()  # whatever the hub writes (databases, lake, logs, exports) is its user's only
     setup_logging()
     return load_settings()
 
@@ -341,7 +343,7 @@ def keys_rotate(
 
 @retention_app.command("run")
 def retention_run() -> None:
-    """Purge raw-vault objects and quarantine rows past their retention; each purge is audited."""
+    """Purge raw copies and quarantine rows past their retention (docs/privacy-lifecycle.md); each purge is audited."""
     from neuron.housekeeping import retention_run as run
 
     console.print_json(json.dumps(run(_hub()), ensure_ascii=False, default=str))

@@ -56,7 +56,9 @@ def community_settings(community: str | None = None) -> Settings:
 def run_stage(stage: Callable[..., T], *args: Any, community: str | None = None) -> T:
     """Run one pipeline stage with the hub's settings (from NEURON_* and the TOML file)."""
     from kernel.logging import setup_logging
+    from kernel.private import restrict_process
 
+    restrict_process()  # work files, databases and lake files are the hub user's only
     setup_logging()
     with fatal_fails_fast():
         return stage(community_settings(community), *args)

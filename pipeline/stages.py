@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.base import SourceState, Stream, raw_schema
 from connectors.registry import make_stream
 from kernel.errors import BatchRejected, FatalError
+from kernel.private import FILE_MODE, private_dir
 from kernel.settings import Settings
 from privacy.deidentify import deidentify, staging_derivations
+from privacy.file_seal import FileSealer
 from privacy.keys import HubKeys
 from privacy.policy import load_policies
 from privacy.roster import load_roster, update_roster
@@ -54,9 +57,14 @@ def batch_id_for(stream: str, community_id: str, start: datetime, end: datetime)
 
 
 def _work_dir(settings: Settings, batch_id: str) -> Path:
-    path = settings.work_dir / batch_id.replace("/", "_")
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    private_dir(settings.work_dir)
+    return private_dir(settings.work_dir / batch_id.replace("/", "_"))
+
+
+def _drop_work(settings: Settings, batch_id: str) -> None:
+    """A loaded batch's work files are deleted: staging holds the rows now (a re-run
+    validates again from the vault; retention removes what a failed run left)."""
+    shutil.rmtree(settings.work_dir / batch_id.replace("/", "_"), ignore_errors=True)
 
 
 def _ledger(settings: Settings, batch_id: str) -> LoadRecord:
@@ -70,7 +78,8 @@ def _ledger(settings: Settings, batch_id: str) -> LoadRecord:
 
 def source_stream(settings: Settings, name: str) -> Stream:
     """The stream called `name`, with the state the runner keeps for it (the drop ledger)."""
-    return make_stream(name, settings, SourceState(drop_ledger=ControlDropLedger(settings.control_url)))
+    ledger = ControlDropLedger(settings.control_url)
+    return make_stream(name, settings, SourceState(drop_ledger=ledger, drop_sealer=FileSealer(HubKeys.load(settings))))
 
 
 def extract(settings: Settings, stream_name: str, start: datetime, end: datetime) -> str:
@@ -168,11 +177,14 @@ def load(settings: Settings, batch_id: str) -> list[str]:
         raise FatalError(f"batch {batch_id}: status {record.status!r}, validate it first")
     contract = load_contract(record.stream)
     work = _work_dir(settings, batch_id)
+    if not (work / "staged.parquet").exists():
+        raise FatalError(f"batch {batch_id}: its validated files are gone (loaded already?); run validate again")
     staged = pq.read_table(work / "staged.parquet")
     quarantined = pq.read_table(work / "quarantine.parquet")
     rejected = record.status == "rejected"
     with warehouse(settings.warehouse_file) as con:
         load_batch(con, contract, batch_id, staged.slice(0, 0) if rejected else staged, quarantined)
+    _drop_work(settings, batch_id)
     if rejected:
         raise BatchRejected(
             f"batch {batch_id}: {record.rows_quarantined} of {record.rows_extracted} rows failed validation, "
@@ -263,4 +275,5 @@ def local_day_window(settings: Settings, day: date) -> tuple[datetime, datetime]
 def _write_atomic(table: pa.Table, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)
+    os.chmod(tmp, FILE_MODE)
     os.replace(tmp, path)

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kernel.errors import ConfigError, IntegrityError, NotInitialised
+from kernel.private import private_dir
 from kernel.settings import Settings
 from privacy.master import load_master_secrets, write_secret
 
@@ -249,6 +250,7 @@ def new_signing_key(settings: Settings, now: datetime | None = None) -> SigningK
     index.append({"kid": kid, "created": now.isoformat(), "not_after": key.not_after.isoformat()})
     tmp = index_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=2))
+    os.chmod(tmp, 0o600)
     os.replace(tmp, index_file)
     return key
 
@@ -264,6 +266,7 @@ def rotate_signing_key(settings: Settings, now: datetime | None = None) -> Signi
             entry["retired_at"] = now.isoformat()
     tmp = index_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=2))
+    os.chmod(tmp, 0o600)
     os.replace(tmp, index_file)
     return key
 
@@ -274,6 +277,8 @@ def init_keys(settings: Settings) -> tuple[bool, bool]:
     Returns which of the two were created; existing keys are never replaced.
     """
     made_master = made_signing = False
+    private_dir(settings.state_path, restrict=True)  # keys, vault, databases and work files live here
+    private_dir(settings.keys_dir, restrict=True)
     master = settings.keys_dir / "master.key"
     if settings.master_secret is None and not master.exists():
         _write_secret(master, base64.b64encode(os.urandom(32)))

@@ -10,7 +10,7 @@ fingerprinted, so every manifest and audit entry can say under which rule data l
 from __future__ import annotations
 
 import hashlib
-from functools import cache, cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +63,25 @@ class Policy(BaseModel):
         """A hash of what the policy says (not of how the file is laid out)."""
         body = self.model_dump(exclude={"source"}, exclude_none=True)
         return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+    def treatment_fingerprint(self, feed: str) -> str | None:
+        """A hash of how this policy treats one feed (its fields' operators, k, ...): what a
+        partition of the feed was published under; None if the feed is not granted."""
+        grant = self.feeds.get(feed)
+        if grant is None:
+            return None
+        body = grant.model_dump(exclude_none=True)
+        return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+    def in_force_for(self, feed: str, treatment_fingerprint: str | None, policy_fingerprint: str = "") -> bool:
+        """Whether a partition of `feed` published under these fingerprints was published under
+        the treatment in force now. One published before treatments were recorded (None) is
+        judged by its columns alone, as before: its whole-policy fingerprint would also change
+        with another feed's grant, and withholding on that would hide it for good."""
+        del policy_fingerprint  # kept in the signature: what the partition records, for callers' clarity
+        if treatment_fingerprint is None:
+            return True
+        return treatment_fingerprint == self.treatment_fingerprint(feed)
 
     def grants(self, feed: str) -> bool:
         return feed in self.feeds
@@ -166,9 +185,28 @@ def load_policy_file(path: Path, feeds: dict[str, Feed] | None = None) -> Policy
     return policy
 
 
-@cache
+def policies_stamp(policies_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the folder's current policy files cheaply: name, mtime and size of each
+    (a stat per file, no parse). A file added, removed, replaced or edited changes it."""
+    stamps = []
+    for path in sorted(policies_dir.glob("*.yaml")):
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # removed while we looked: the next look sees it gone
+            continue
+        stamps.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(stamps)
+
+
 def load_policies(policies_dir: Path) -> dict[str, Policy]:
-    """Every policy in the folder, keyed by consumer name."""
+    """Every policy in the folder, keyed by consumer name: the policies in force now (a changed
+    or removed file is read again; an unchanged folder costs a stat per file)."""
+    return _load_policies(policies_dir, policies_stamp(policies_dir))
+
+
+@lru_cache(maxsize=8)
+def _load_policies(policies_dir: Path, stamp: tuple[tuple[str, int, int], ...]) -> dict[str, Policy]:
+    del stamp  # part of the cache key only
     policies: dict[str, Policy] = {}
     for path in sorted(policies_dir.glob("*.yaml")):
         policy = load_policy_file(path)

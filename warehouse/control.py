@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from kernel.private import create_private_file, private_dir
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the API read while a pipeline writes; busy_timeout makes writers queue
@@ -37,7 +39,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def engine_for(url: str) -> Engine:
     """One engine per database URL per process."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.name != ":memory:":
+            # Created 0600 in a 0700 folder before SQLite opens it: its -wal/-shm files take its mode.
+            private_dir(path.parent)
+            create_private_file(path)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from kernel.errors import FatalError
+from kernel.private import private_dir
 from kernel.settings import Settings
 from warehouse.audit import append_audit, dump_detail
 from warehouse.control import session_scope
@@ -49,8 +50,9 @@ def write_hidden(path: Path, data: bytes) -> Path:
     """Write `data` durably under `path`'s hidden name; nothing is left behind on failure."""
     tmp = hidden(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as f:
+        # The hub serves the lake itself (the export API): nobody else on the machine reads it.
+        private_dir(path.parent)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

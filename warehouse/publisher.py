@@ -241,8 +241,12 @@ def _publish_partition(
                 .order_by(Partition.version.desc())
                 .limit(1)
             ).first()
-            if latest is not None and latest.sha256 == digest:
-                return None  # unchanged: same bytes, no new version
+            treatment = policy.treatment_fingerprint(feed.name)
+            current = latest is not None and policy.in_force_for(
+                feed.name, latest.treatment_fingerprint, latest.policy_fingerprint
+            )
+            if latest is not None and latest.sha256 == digest and current:
+                return None  # unchanged: same bytes under the same treatment, no new version
             version = 1 if latest is None else latest.version + 1
             relative = Path(policy.consumer) / feed.name / partition_key / f"v{version}.parquet"
             path = settings.lake_path / relative
@@ -280,6 +284,7 @@ def _publish_partition(
                     rows=table.num_rows,
                     watermark=watermark,
                     policy_fingerprint=policy.fingerprint,
+                    treatment_fingerprint=treatment,
                     manifest_jws=jws,
                     published_at=now,
                 )

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from kernel.private import private_dir, private_file
 from schemas.contract import Contract
 
 QUARANTINE_DDL = """
@@ -31,9 +32,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
 @contextmanager
 def warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """An open warehouse connection, closed on exit so the file lock is released."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # DuckDB refuses an empty file, so it cannot be pre-created 0600: the folder is made 0700
+    # first (nobody else can reach the file while it exists with DuckDB's default mode).
+    private_dir(path.parent)
     con = duckdb.connect(str(path), read_only=read_only)
     try:
+        if not read_only:
+            private_file(path)
+            private_file(path.with_name(path.name + ".wal"))
         con.execute("SET TimeZone = 'UTC'")
         yield con
     finally:

@@ -83,7 +83,10 @@ def publish(
     partition_key = f"community_id={COMMUNITY}/day={day.isoformat()}"
     watermark = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=count)
     table = pa.Table.from_pylist(rows, schema=schema)
-    seq = publish_table(settings, key, consumer, FEED, partition_key, version, table, watermark, policy.fingerprint)
+    treatment = policy.treatment_fingerprint(FEED)
+    seq = publish_table(
+        settings, key, consumer, FEED, partition_key, version, table, watermark, policy.fingerprint, treatment
+    )
     return Published(seq, consumer, partition_key, version, rows)
 
 
@@ -97,6 +100,7 @@ def publish_table(
     table: pa.Table,
     watermark: datetime | None = None,
     policy_fingerprint: str = "sha256:test",
+    treatment_fingerprint: str | None = None,
 ) -> int:
     """Write one partition version of any feed (file, signed manifest, control-DB row); its seq."""
     relative = f"{consumer}/{feed}/{partition_key}/v{version}.parquet"
@@ -130,6 +134,7 @@ def publish_table(
             rows=table.num_rows,
             watermark=watermark,
             policy_fingerprint=policy_fingerprint,
+            treatment_fingerprint=treatment_fingerprint,
             manifest_jws=sign_json(manifest, key),
         )
         session.add(partition)

@@ -12,15 +12,13 @@ import duckdb
 import pytest
 
 import pipeline
-from connectors.base import SourceState
 from connectors.filedrop import FileDropSource
-from connectors.registry import make_stream
 from kernel.errors import BatchRejected
 from kernel.settings import Settings
+from pipeline.stages import source_stream
 from simulator.vendors import DoorAccessVendor
 from tests.connectors.hub_sources import hub_settings
 from warehouse.control import session_scope
-from warehouse.drop_ledger import ControlDropLedger
 from warehouse.models import LoadRecord
 
 DAY = date(2026, 11, 20)
@@ -38,7 +36,7 @@ def hub(tmp_path: Path) -> Settings:
 def test_the_export_is_translated_and_split_by_method(tmp_path: Path, vendor: DoorAccessVendor) -> None:
     settings = hub(tmp_path)
     vendor.export(tmp_path / "drop", DAY)
-    stream = make_stream("door_access", settings, SourceState(ControlDropLedger(settings.control_url)))
+    stream = source_stream(settings, "door_access")
     rows = [r for b in stream.extract(*pipeline.local_day_window(settings, DAY)) for r in b.to_pylist()]
     assert len(rows) == len(vendor.rows_for_day(DAY))
     face = next(r for r in rows if r["method"] == "face")

@@ -61,6 +61,8 @@ class Partition(Base):
     rows: Mapped[int] = mapped_column(BigInteger)
     watermark: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     policy_fingerprint: Mapped[str] = mapped_column(String(100))
+    # The consumer's grant of this feed when published (Policy.treatment_fingerprint); null before 0010.
+    treatment_fingerprint: Mapped[str | None] = mapped_column(String(100), nullable=True)
     manifest_jws: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
