@@ -1,7 +1,7 @@
 """partitions: the treatment of the feed's fields they were published under
 
-Revision ID: 0012_partition_treatment
-Revises: 0011_viid
+Revision ID: 0013_partition_treatment
+Revises: 0012_admin_pending
 Create Date: 2026-12-07 21:35:00
 
 Policies are live (issue 16, item 6): a partition published under a treatment of a field
