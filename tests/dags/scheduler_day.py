@@ -30,6 +30,7 @@ from neuron.airflow_runner import SQLITE_CONNECT_ARGS_PATH
 from neuron.dag_factory import publish_dag_id
 from neuron.up import free_port
 from privacy.keys import init_keys
+from privacy.tls import ensure_certificate
 from schemas.feeds import load_feeds
 from tests.dags.airflow_hub import airflow_env, hub_env
 from warehouse.migrations import migrate
@@ -153,6 +154,7 @@ def running_hub(
     settings = load_settings(home=home, control_db_url=env.get("NEURON_CONTROL_DB_URL", ""))
     for each in [settings, *(_community(home, c, env) for c in communities or [])]:
         init_keys(each)
+        ensure_certificate(each)  # the export API serves HTTPS (issue 17)
         migrate(each.control_url)
     port = free_port()
     # No collector or relay: they would reach this machine's shared MQTT broker.
