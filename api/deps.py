@@ -53,6 +53,9 @@ class Hub:
     def __post_init__(self) -> None:
         if self.ids is None:
             self.ids = PartitionIds(self.keys)
+        # What the folder last loaded as: a reload happens when the folder changes, not when
+        # `policies` was set by other means (tests grant feeds in memory).
+        self._loaded: dict[str, Policy] = self.policies
 
     def fingerprint(self, policy: Policy) -> str:
         """The policy's fingerprint, computed once per loaded policy (it is on every request's path)."""
@@ -77,8 +80,8 @@ class Hub:
             error = None
         except ConfigError as exc:
             fresh, error = {}, str(exc)
-        if fresh is not self.policies:  # the loader returns the same object while nothing changed
-            previous, self.policies = self.policies, fresh
+        if fresh is not self._loaded:  # the loader returns the same object while nothing changed
+            previous, self.policies, self._loaded = self.policies, fresh, fresh
             record_reload(self.settings, previous, fresh, error)
         return self.policies
 

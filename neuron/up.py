@@ -44,7 +44,7 @@ from kernel.errors import FatalError
 from kernel.settings import Settings
 from neuron import ports as proc_ports
 from neuron.airflow_runner import DAGS_FOLDER, SQLITE_CONNECT_ARGS_PATH
-from privacy.tls import hub_certificate
+from privacy.tls import certificate_paths
 
 Health = Callable[[], bool]
 
@@ -81,10 +81,11 @@ def check_ports(services: list[Service]) -> None:
 
 def http_ok(url: str, timeout: float = 2.0, ca: Path | None = None) -> Health:
     """Healthy when `url` answers 2xx (over HTTPS, verified against `ca` when given)."""
-    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
 
     def check() -> bool:
         try:
+            # Built at each probe: the certificate may be made after the plan is (`neuron init`).
+            context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
             with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
                 return 200 <= int(response.status) < 300
         except OSError:
@@ -528,7 +529,8 @@ def hub_services(
     services = [*airflow_services(ports), *celery_workers(workers)] if airflow else []
     if serve:
         host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::", "") else settings.api.host
-        scheme, ca = ("https", hub_certificate(settings).certfile) if settings.api.tls else ("http", None)
+        # The probe trusts the hub's own certificate (made by `neuron init`; `serve` refuses without it).
+        scheme, ca = ("https", certificate_paths(settings).certfile) if settings.api.tls else ("http", None)
         api = f"{scheme}://{host}:{settings.api.port}/healthz"
         # The console has its own listener (issue 17): both ports must be free, and held by `serve`.
         listens = [(settings.api.host, settings.api.port), (settings.api.console_host, settings.api.console_port)]

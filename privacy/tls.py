@@ -50,15 +50,19 @@ def tls_dir(settings: Settings) -> Path:
     return settings.keys_dir / "tls"
 
 
-def hub_certificate(settings: Settings) -> HubCertificate:
-    """The operator's certificate when configured, else the one `neuron init` made; ConfigError if none."""
+def certificate_paths(settings: Settings) -> HubCertificate:
+    """Where the hub's certificate is (the operator's when configured), whether or not it exists yet."""
     api = settings.api
     if api.tls_certfile or api.tls_keyfile:
         if not (api.tls_certfile and api.tls_keyfile):
             raise ConfigError("set both api.tls_certfile and api.tls_keyfile, or neither")
-        made = HubCertificate(settings.resolve(api.tls_certfile), settings.resolve(api.tls_keyfile))
-    else:
-        made = HubCertificate(tls_dir(settings) / "hub.crt", tls_dir(settings) / "hub.key")
+        return HubCertificate(settings.resolve(api.tls_certfile), settings.resolve(api.tls_keyfile))
+    return HubCertificate(tls_dir(settings) / "hub.crt", tls_dir(settings) / "hub.key")
+
+
+def hub_certificate(settings: Settings) -> HubCertificate:
+    """The operator's certificate when configured, else the one `neuron init` made; ConfigError if none."""
+    made = certificate_paths(settings)
     for path in (made.certfile, made.keyfile):
         if not path.is_file():
             raise ConfigError(f"no TLS certificate file {path}: run `neuron init`, or set api.tls_certfile/keyfile")

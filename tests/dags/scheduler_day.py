@@ -188,7 +188,7 @@ def running_hub(
         reader.join(5)
 
 
-def run_the_day(hub: RunningHub, timeout: float = 240) -> dict[str, Any]:
+def run_the_day(hub: RunningHub, timeout: float = 600) -> dict[str, Any]:
     """Unpause the day's DAGs and wait until every run they cause has finished; returns
     wall time and the tasks' own durations (the hub's work) from the metadata DB."""
     wanted: list[str] = []

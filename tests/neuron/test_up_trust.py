@@ -179,7 +179,13 @@ def _read_until(proc: subprocess.Popen[str], needle: str, seen: list[str]) -> st
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_right_after_start_leaves_no_child_and_nothing_listening(tmp_path: Path, sig: signal.Signals) -> None:
     port = free_port()
-    proc = _up(tmp_path, "--no-airflow", "--no-collect", "--no-relay", env={"NEURON_API__PORT": str(port)})
+    proc = _up(
+        tmp_path,
+        "--no-airflow",
+        "--no-collect",
+        "--no-relay",
+        env={"NEURON_API__PORT": str(port), "NEURON_API__CONSOLE_PORT": str(free_port())},
+    )
     seen: list[str] = []
     line = _read_until(proc, "export-api | started (pid ", seen)
     child = int(line.split("(pid ")[1].split(")")[0])
@@ -197,7 +203,13 @@ def test_up_refuses_a_taken_port_in_one_line_and_starts_nothing(tmp_path: Path) 
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        proc = _up(tmp_path, "--no-airflow", "--no-collect", "--no-relay", env={"NEURON_API__PORT": str(port)})
+        proc = _up(
+            tmp_path,
+            "--no-airflow",
+            "--no-collect",
+            "--no-relay",
+            env={"NEURON_API__PORT": str(port), "NEURON_API__CONSOLE_PORT": str(free_port())},
+        )
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert f"port {port} (export-api) is taken by pid {os.getpid()} (" in out
