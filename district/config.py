@@ -9,8 +9,6 @@ registered under there. No hub secret appears here: the district signs with its 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from functools import cached_property
@@ -27,18 +25,6 @@ COMMUNITY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 def config_file() -> Path:
     """The district's TOML file."""
     return Path(os.environ.get("NEURON_DISTRICT_CONFIG", REPO_ROOT / "config" / "district.toml"))
-
-
-def jwks_fingerprint(jwks: dict[str, Any]) -> str:
-    """`sha256:<hex>` of the JWKS's public members in canonical JSON: what the district pins."""
-    public = [
-        {k: v for k, v in key.items() if k in {"kty", "crv", "x", "kid"}}
-        for key in jwks.get("keys", [])
-        if isinstance(key, dict)
-    ]
-    public.sort(key=lambda k: str(k.get("kid")))
-    canonical = json.dumps({"keys": public}, sort_keys=True, separators=(",", ":")).encode()
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 class HubEntry(BaseModel):

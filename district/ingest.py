@@ -117,6 +117,7 @@ def hub_client(settings: DistrictSettings, hub: HubEntry, default_key: Ed25519Pr
         retries=hub.retries,
         backoff=0.5,
         consumer=hub.consumer,
+        jwks_fingerprint=hub.jwks_fingerprint,
     )
 
 

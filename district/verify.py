@@ -13,9 +13,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from district.config import HubEntry, jwks_fingerprint
+from district.config import HubEntry
 from district.lake import COMMUNITY, parse_partition_key
 from kernel.errors import ConfigError, IntegrityError
+from privacy.tls import jwks_fingerprint
 
 
 def pinned_jwks(hub: HubEntry, home: Path) -> dict[str, Any] | None:

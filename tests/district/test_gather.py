@@ -103,7 +103,7 @@ def test_a_jwks_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_hub_pinned_by_fingerprint(tmp_path: Path) -> None:
-    from district.config import jwks_fingerprint
+    from privacy.tls import jwks_fingerprint
 
     with district_bench(tmp_path, played=2, real=0, feeds=[AIR]) as bench:
         right = jwks_fingerprint(bench.server.communities["played-000"].jwks)
