@@ -12,6 +12,7 @@ from rich.console import Console
 from api.admin.accounts import Lockout, check_password
 from api.consumers import list_consumers
 from privacy.keys import init_keys
+from privacy.tls import ensure_certificate
 from simulator.demo import DEMO_ADMIN, DEMO_PULLS, _demo_admin, _demo_consumer_key, _public_security_keys, _try_next
 from tests.conftest import make_settings
 from warehouse.migrations import migrate
@@ -20,6 +21,7 @@ from warehouse.migrations import migrate
 def test_the_demo_makes_a_console_account_and_says_what_to_try(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     init_keys(settings)
+    ensure_certificate(settings)  # the demo's API serves HTTPS
     migrate(settings.control_url)
     _demo_consumer_key(settings, tmp_path)
     _public_security_keys(settings, tmp_path)
@@ -33,5 +35,6 @@ def test_the_demo_makes_a_console_account_and_says_what_to_try(tmp_path: Path) -
     for consumer, feed in DEMO_PULLS.items():
         assert f"neuron pull {feed} " in text and f"--key-id {keys[consumer]}" in text
         assert str(tmp_path / "consumer" / f"{consumer}.pem") in text
-    assert ":18700/admin" in text and DEMO_ADMIN in text and password in text
+    # The console listens apart from the API (issue 17): its own port.
+    assert f":{settings.api.console_port}/admin" in text and DEMO_ADMIN in text and password in text
     assert "neuron verify-ballot" in text and "http://127.0.0.1:18080" in text
