@@ -36,6 +36,7 @@ from connectors.mqtt import identify, landed_record, route
 from relay.alarms import Rejection, parse_alarm
 from schemas.contract import CONTRACTS_DIR, Contract, load_contract
 from schemas.validate import EXPECTATION_WORDS, QUARANTINE_CHARS, validate_batch
+from tests.schemas.test_validate import GOOD
 
 FAST = settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])
 CONTRACTS = sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
@@ -292,20 +293,7 @@ def test_platform_rows_of_any_column_type_are_cast_or_quarantined(data: st.DataO
 
 # --- good rows next to hostile ones, with the real Great Expectations suite -------------------
 
-GOOD_PASS: dict[str, Any] = {
-    "record_id": "r1",
-    "park_code": "MSQ",
-    "community_id": "music-square",
-    "gate_code": "G1",
-    "gate_name": "北门",
-    "direction": "in",
-    "plate_no": "沪A12345",
-    "plate_color": "blue",
-    "vehicle_type": "resident",
-    "pass_time": "2026-11-20T08:15:03+08:00",
-    "updated_at": "2026-11-20T08:15:04+08:00",
-    "fee_fen": None,
-}
+GOOD_PASS: dict[str, Any] = GOOD  # the vehicle-pass record the validation tests use
 
 
 @settings(deadline=None, max_examples=6, suppress_health_check=[HealthCheck.too_slow])
