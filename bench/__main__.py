@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "api_throughput": "Export API: signed requests and streamed records against a static-file floor (issue 6)",
     "catalog_quality": "Catalog with each feed's quality status, against the catalog without it (issue 5)",
     "relay_latency": "Alarm relay: device → district latency, durable outbox, against the bare broker (issue 7)",
+    "relay_latency_five": "Alarm relay: p99 in five consecutive runs, first second included (issue 17)",
     "relay_wal": "Alarm relay: peak SQLite WAL size under a sustained burst, bounded against unbounded (issue 17)",
     "relay_cpu": "Alarm relay: CPU per alarm of its worker and group commit, against its signatures (issue 7)",
     "scheduler_day": "A community-day through the real Airflow scheduler, 1 to N communities (issue 9)",
