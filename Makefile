@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The district's object-storage tests talk to moto's S3 server, kept in a virtualenv of its own.
+S3_PEER := .venv-s3peer
+S3_STAMP := $(S3_PEER)/.installed
 API_PORT ?= 8700
 AIRFLOW_PORT ?= 8080
 
@@ -19,12 +22,17 @@ $(STAMP): constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,simulator]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(S3_STAMP): simulator/s3_peer.txt
+	$(PYTHON) -m venv $(S3_PEER)
+	$(S3_PEER)/bin/python -m pip install --quiet -r simulator/s3_peer.txt
+	@touch $(S3_STAMP)
+
+install: $(STAMP) $(S3_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/neuron demo --port $(API_PORT) --airflow-port $(AIRFLOW_PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(S3_STAMP)
 	$(BIN)/python -m pytest -ra
 
 test-fast: $(STAMP)
@@ -40,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var lake .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(S3_PEER) var lake .pytest_cache .mypy_cache .ruff_cache
