@@ -266,10 +266,14 @@ def consumers_add(
 ) -> None:
     """Register a consumer (or a further key of one) for signed requests and sealed fields."""
     from api.consumers import register_consumer
+    from warehouse.audit import record_event
     from warehouse.recipients import register_encryption_key
 
     settings = _hub()
     key_id = register_consumer(settings, name, public_key.read_bytes(), policy)
+    record_event(
+        settings.control_url, actor="cli", action="key_registered", detail={"consumer": name, "key_id": key_id}
+    )
     if encryption_key is not None:
         enc_id = register_encryption_key(settings, name, encryption_key.read_bytes())
         console.print(f"consumer {name}: encryption key [bold]{enc_id}[/bold]")
@@ -301,7 +305,13 @@ def consumers_receipt(
         jwks = json.loads(district_jwks.read_text())
     except ValueError:
         raise ConfigError(f"{district_jwks} is not a JWKS (JSON); take it from `neuron district keys`") from None
-    found = check_receipt(_hub(), receipt.read_text().strip(), jwks, consumer)
+    settings = _hub()
+    token = receipt.read_text().strip()
+    found = check_receipt(settings, token, jwks, consumer)
+    # Verified: kept for the console's receipts page, which verifies it again on every view.
+    from api.admin.releases import keep_receipt
+
+    keep_receipt(settings, consumer, token, jwks)
     console.print(f"{found.district} (receipt of {found.issued_at}): holds {found.held} newest version(s)")
     for line in found.behind:
         console.print(f"  not yet held: {line}", soft_wrap=True)
@@ -315,9 +325,14 @@ def consumers_revoke(
 ) -> None:
     """Revoke a consumer (or one of its keys), effective at once."""
     from api.consumers import revoke_consumer, revoke_key
+    from warehouse.audit import record_event
 
     settings = _hub()
     revoke_key(settings, key_id) if key_id else revoke_consumer(settings, name)
+    detail = {"consumer": name, **({"key_id": key_id} if key_id else {})}
+    record_event(
+        settings.control_url, actor="cli", action="key_revoked" if key_id else "consumer_revoked", detail=detail
+    )
     console.print(f"revoked {key_id or name}")
 
 
@@ -545,10 +560,12 @@ def admins_add(
 ) -> None:
     """Add a console account; the password is prompted for (never an argument: shells keep history)."""
     from api.admin.accounts import add_admin
+    from warehouse.audit import record_event
 
     settings = _hub()
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     add_admin(settings.control_url, name, role, password)
+    record_event(settings.control_url, actor="cli", action="admin_added", detail={"account": name, "role": role})
     console.print(f"admin {name} ({role}) added")
 
 
@@ -567,8 +584,11 @@ def admins_list() -> None:
 def admins_disable(name: str) -> None:
     """Disable a console account and end its sessions at once."""
     from api.admin.accounts import disable_admin
+    from warehouse.audit import record_event
 
-    disable_admin(_hub().control_url, name)
+    settings = _hub()
+    disable_admin(settings.control_url, name)
+    record_event(settings.control_url, actor="cli", action="admin_disabled", detail={"account": name})
     console.print(f"admin {name} disabled")
 
 

@@ -1,0 +1,148 @@
+"""The words of the audit-log, monthly, de-identification, receipts and status pages, in
+Chinese and English, added to the console's one table (api.admin.i18n.MESSAGES) so that
+`t(key)` finds them like any other: kept apart only so they merge cleanly into the catalog."""
+
+from __future__ import annotations
+
+from api.admin import i18n
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "nav.log": ("审计明细", "Audit log entries"),
+    "nav.monthly": ("每月共享摘要", "Monthly summary"),
+    "nav.deid": ("去标识化报告", "De-identification reports"),
+    "nav.receipts": ("区级接收回执", "District receipts"),
+    "log.title": ("审计明细", "The audit log, entry by entry"),
+    "log.intro": (
+        "审计日志中的每一条记录：谁、何时、做了什么、结果如何。默认不显示不含数据的读取（目录、清单、公钥）。"
+        "点击序号可查看该条在哈希链中的位置及其核验结果。",
+        "Every entry of the audit log: who did what, when, with which outcome. Reads that served no data "
+        "(catalogs, manifests, public keys) are hidden unless chosen. Open an entry for its place in the hash chain.",
+    ),
+    "log.kind": ("类型", "Kind"),
+    "log.kinds_default": ("默认（除无数据读取外全部）", "Default (all but reads without data)"),
+    "log.consumer": ("接收方", "Consumer"),
+    "log.feed": ("数据集", "Feed"),
+    "log.from": ("起始日期", "From"),
+    "log.to": ("截止日期", "To"),
+    "log.all": ("全部", "All"),
+    "log.filter": ("筛选", "Filter"),
+    "log.csv": ("下载 CSV（当前筛选）", "Download CSV (this filter)"),
+    "log.print": ("打印 / 另存为 PDF", "Print / save as PDF"),
+    "log.print_note": (
+        "打印版使用浏览器的“打印 → 另存为 PDF”（本机未安装 PDF 生成库）。",
+        "The printable page is made into a PDF by the browser's Print → Save as PDF (no PDF library is installed).",
+    ),
+    "log.proof": ("证明", "Proof"),
+    "log.rows_proof": ("已核对的数据行", "Rows, checked"),
+    "log.chain_proof": ("链上位置", "Chain position"),
+    "log.window": ("时间范围（{zone}）", "Period ({zone})"),
+    "log.col.seq": ("序号", "Seq"),
+    "log.col.at": ("时间", "Time"),
+    "log.col.kind": ("类型", "Kind"),
+    "log.col.actor": ("执行者", "Actor"),
+    "log.col.consumer": ("接收方", "Consumer"),
+    "log.col.action": ("动作", "Action"),
+    "log.col.outcome": ("结果", "Outcome"),
+    "log.col.feed": ("数据集", "Feed"),
+    "log.col.rows": ("行数", "Rows"),
+    "log.col.summary": ("摘要", "Summary"),
+    "log.col.hash": ("条目哈希", "Entry hash"),
+    "log.kind.export": ("数据导出", "export"),
+    "log.kind.refusal": ("拒绝", "refusal"),
+    "log.kind.sign_in": ("控制台登录", "sign-in"),
+    "log.kind.account": ("账户变更", "account change"),
+    "log.kind.key": ("密钥登记/吊销", "key registration/revocation"),
+    "log.kind.policy": ("共享规则变更", "policy change"),
+    "log.kind.key_rotation": ("中心密钥轮换", "key rotation"),
+    "log.kind.retention": ("到期清除", "retention purge"),
+    "log.kind.publish": ("发布", "publication"),
+    "log.kind.consent": ("住户授权", "consent"),
+    "log.kind.access": ("无数据读取", "read without data"),
+    "log.kind.other": ("其他", "other"),
+    "entry.title": ("审计条目 #{seq}", "Audit entry #{seq}"),
+    "entry.hashes": ("内容与哈希一致", "Its content gives its hash"),
+    "entry.links_back": ("与上一条相连", "Linked to the entry before"),
+    "entry.linked_forward": ("下一条与之相连", "The entry after links to it"),
+    "entry.last": ("这是最后一条", "This is the last entry"),
+    "entry.prev_hash": ("上一条哈希", "Previous hash"),
+    "entry.previous": ("上一条", "Previous entry"),
+    "entry.following": ("下一条", "Next entry"),
+    "entry.fields": ("记录内容", "What it records"),
+    "entry.verify_all": (
+        "整条链可在服务器上用 neuron audit verify 核验，或下载签名归档离线核验。",
+        "The whole chain is checked on the server with `neuron audit verify`, or offline from the signed archive.",
+    ),
+    "monthly.title": ("每月共享摘要：离开本社区的数据", "What left the community, month by month"),
+    "monthly.intro": (
+        "每个接收方每月收到了哪些数据集、多少分区和行、字段如何处理、被拒绝的请求，以及法律依据。",
+        "Per consumer and month: which feeds, how many partitions and rows, how fields were treated, "
+        "requests refused, and the legal basis.",
+    ),
+    "monthly.month": ("月份", "Month"),
+    "monthly.show": ("查看", "Show"),
+    "monthly.exports": ("导出次数", "Exports"),
+    "monthly.partitions": ("分区（版本）数", "Partitions (versions)"),
+    "monthly.rows": ("行数", "Rows"),
+    "monthly.treatments": ("处理方式", "Treatments"),
+    "monthly.refusals": ("被拒绝的请求", "Requests refused"),
+    "monthly.total_rows": ("本月共 {n} 行", "{n} rows this month"),
+    "monthly.nothing": ("本月没有向该接收方提供数据。", "Nothing left for this consumer this month."),
+    "treat.sealed": ("加密（仅接收方可解）", "sealed"),
+    "treat.pseudonymised": ("假名化", "pseudonymised"),
+    "treat.generalised": ("泛化", "generalised"),
+    "treat.masked": ("部分遮盖", "masked"),
+    "treat.aggregated": ("汇总（k-匿名）", "aggregated (k-anonymity)"),
+    "deid.title": ("去标识化报告（每次发布）", "De-identification report of every release"),
+    "deid.intro": (
+        "参照 GB/T 42460-2023：每个数据集 × 接收方 × 分区版本的准标识符、达到的 k 值、再识别风险、抑制率，"
+        "以及各字段的处理方式和 GB/T 45574-2025 类别。报告已签名写入该版本的清单。",
+        "In the spirit of GB/T 42460-2023: per feed × consumer × partition version, the quasi-identifiers, k achieved, "
+        "re-identification risk, suppression rate, and each field's treatment and GB/T 45574-2025 category, as "
+        "signed into that version's manifest.",
+    ),
+    "deid.partition": ("分区", "Partition"),
+    "deid.version": ("版本", "Version"),
+    "deid.quasi": ("准标识符", "Quasi-identifiers"),
+    "deid.k": ("k（要求/达到）", "k (required/achieved)"),
+    "deid.max_risk": ("最大再识别风险", "Max risk"),
+    "deid.avg_risk": ("平均再识别风险", "Average risk"),
+    "deid.suppression": ("抑制率", "Suppression"),
+    "deid.fields": ("字段：处理方式 / 类别", "Fields: treatment / category"),
+    "deid.signed": ("清单签名", "Manifest signature"),
+    "deid.signed_ok": ("已核验", "verified"),
+    "deid.signed_bad": ("核验失败", "does NOT verify"),
+    "deid.signed_unknown": ("无法核验", "not checked"),
+    "deid.no_report": ("该版本早于报告功能，无报告", "Published before reports existed: none"),
+    "deid.not_released": ("未提供", "not released"),
+    "receipts.title": ("区数据办的接收回执", "The district's receipts"),
+    "receipts.intro": (
+        "区数据办签名确认其已收到的各分区版本。每次打开本页都会用区数据办的公钥重新核验签名，并与本中心发布的内容比对。",
+        "The district's signed statement of which partition versions it holds; verified with the district's keys on "
+        "every view and compared with what this hub published.",
+    ),
+    "receipts.none": (
+        "尚无回执。收到区数据办的回执后，请在服务器上运行 neuron consumers receipt 回执文件 --district-jwks 公钥文件。",
+        "No receipt yet. When the district sends one, run `neuron consumers receipt FILE --district-jwks JWKS` "
+        "on the server.",
+    ),
+    "receipts.verified": ("签名已核验", "signature verified"),
+    "receipts.unverified": ("签名无法核验", "signature does NOT verify"),
+    "receipts.issued": ("回执时间", "Issued"),
+    "receipts.summary": (
+        "已收到最新版本 {held} 个，落后 {behind} 个，未收到 {missing} 个，内容不一致 {bad} 个",
+        "{held} newest versions held, {behind} behind, {missing} not held, {bad} with other bytes",
+    ),
+    "receipts.published": ("本中心最新版本", "Newest published"),
+    "receipts.held": ("区数据办持有版本", "Held by the district"),
+    "receipt.held": ("已收到", "received"),
+    "receipt.behind": ("版本落后", "behind"),
+    "receipt.not_held": ("未收到", "not held"),
+    "receipt.mismatched": ("内容不一致", "other bytes"),
+    "op.seal_to": ("加密，仅该接收方可解", "sealed to the consumer's key"),
+    "status.not_connected": ("尚未接入", "not yet connected"),
+    "status.window": ("统计时段：{window}", "Counted over {window}"),
+    "status.states": ("数据流状态", "Streams by state"),
+    "status.feed_states": ("数据集状态", "Feeds by state"),
+}
+
+i18n.MESSAGES.update(MESSAGES)
