@@ -450,7 +450,9 @@ def quality(
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
-    streams = Table("status", "rows in", "loaded", "quarantined", "freshness", title="streams (last 24 h)")
+    streams = Table(
+        "status", "rows in", "loaded", "quarantined", "freshness", title=f"streams ({report['period']['label']})"
+    )
     streams.add_column("stream", no_wrap=True)
     for row in report["streams"]:
         counts = (str(row[k]) for k in ("rows_in", "rows_loaded", "rows_quarantined"))
@@ -462,6 +464,53 @@ def quality(
     console.print(streams, feeds)
     if out is not None:
         console.print(f"report written to {out / 'quality.html'} and {out / 'quality.json'}", soft_wrap=True)
+
+
+@app.command()
+def status(
+    day: Annotated[
+        str | None, typer.Option(help="A past local day (YYYY-MM-DD): its counts as of its end; default today.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Today's counts and each stream's and feed's state (ok, warn, not yet connected, stale, failing),
+    over the period every view states: the same numbers as the console and the consumers' catalog."""
+    from warehouse.quality import quality_report
+
+    settings = _hub()
+    now = datetime.now(UTC)
+    if _day(day) is not None:
+        from zoneinfo import ZoneInfo
+
+        end = datetime.combine(date.fromisoformat(str(day)) + timedelta(days=1), datetime.min.time())
+        now = min(now, end.replace(tzinfo=ZoneInfo(settings.timezone)))  # 24:00 local closes the day
+    report = quality_report(settings, now)
+    counts = {
+        "period": report["period"]["label"],
+        "totals": report["summary"]["totals"],
+        "streams": report["summary"]["streams"],
+        "feeds": report["summary"]["feeds"],
+        "by_stream": {row["stream"]: row["status"] for row in report["streams"]},
+        "by_feed": {row["feed"]: row["status"] for row in report["feeds"]},
+    }
+    if as_json:
+        print(json.dumps(counts, ensure_ascii=False, indent=2))
+        return
+    totals = counts["totals"]
+    console.print(f"period: {counts['period']}", soft_wrap=True)
+    console.print(
+        f"rows in {totals['rows_in']}, loaded {totals['rows_loaded']}, quarantined {totals['rows_quarantined']}"
+    )
+    for kind in ("streams", "feeds"):
+        states = ", ".join(f"{STATE_WORDS[s]} {n}" for s, n in counts[kind].items())
+        console.print(f"{kind}: {states}")
+    for kind, listed in (("stream", counts["by_stream"]), ("feed", counts["by_feed"])):
+        for name, state in listed.items():
+            if state != "ok":
+                console.print(f"  {kind} {name}: {STATE_WORDS[state]}", soft_wrap=True)
+
+
+STATE_WORDS = {"ok": "ok", "warn": "warning", "not_connected": "not yet connected", "stale": "stale", "fail": "failing"}
 
 
 def _age(seconds: int | None) -> str:

@@ -139,6 +139,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "receipt.not_held": ("未收到", "not held"),
     "receipt.mismatched": ("内容不一致", "other bytes"),
     "op.seal_to": ("加密，仅该接收方可解", "sealed to the consumer's key"),
+    "overview.rows_loaded": ("今日入库行数", "Rows loaded today"),
     "status.not_connected": ("尚未接入", "not yet connected"),
     "status.window": ("统计时段：{window}", "Counted over {window}"),
     "status.states": ("数据流状态", "Streams by state"),
