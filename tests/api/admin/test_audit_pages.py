@@ -157,10 +157,12 @@ def test_account_and_key_changes_are_audited_and_the_chain_holds(home: Path) -> 
     added = runner.invoke(app, ["consumers", "add", "district", "--public-key", str(key)])
     assert added.exit_code == 0, added.output
     assert runner.invoke(app, ["consumers", "revoke", "district"]).exit_code == 0
+    assert runner.invoke(app, ["keys", "rotate"]).exit_code == 0
     settings = load_settings()
     kinds = [(e.action, e.kind) for e in audit_log.list_entries(settings, audit_log.LogFilter())[0]]
     assert ("admin_added", "account") in kinds and ("admin_disabled", "account") in kinds
     assert ("key_registered", "key") in kinds and ("consumer_revoked", "key") in kinds
+    assert ("keys", "key_rotation") in kinds
     verified = runner.invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0 and "audit log intact" in verified.output
 
