@@ -140,12 +140,18 @@ SUMMARY_KEYS = ("consumer", "key_id", "account", "role", "function", "request", 
 
 def _summary(entry: AuditEntry, detail: dict[str, Any]) -> str:
     """A short, identifier-free line of the entry's detail (the whole detail is on its proof page)."""
-    parts = [f"{k}={detail[k]}" for k in SUMMARY_KEYS if isinstance(detail.get(k), str | int)]
+    parts = [f"{k}={_short(detail[k])}" for k in SUMMARY_KEYS if isinstance(detail.get(k), str | int)]
     if isinstance(detail.get("partitions"), list):
         parts.append(f"partitions={len(detail['partitions'])}")
     if entry.path and entry.action in (*EXPORT_ACTIONS, "stream_aborted"):
         parts.insert(0, entry.path.split("?", 1)[0])
     return " · ".join(parts)
+
+
+def _short(value: str | int) -> str:
+    """A fingerprint or digest shortened for the list (the proof page shows it whole)."""
+    text = str(value)
+    return text[:19] + "…" if text.startswith("sha256:") and len(text) > 20 else text
 
 
 def as_log_entry(entry: AuditEntry) -> LogEntry:

@@ -84,6 +84,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "monthly.partitions": ("分区（版本）数", "Partitions (versions)"),
     "monthly.rows": ("行数", "Rows"),
     "monthly.treatments": ("处理方式", "Treatments"),
+    "monthly.kept": ("所提供字段均原样提供（无需处理）", "every field given as it is (none needs a treatment)"),
     "monthly.refusals": ("被拒绝的请求", "Requests refused"),
     "monthly.total_rows": ("本月共 {n} 行", "{n} rows this month"),
     "monthly.nothing": ("本月没有向该接收方提供数据。", "Nothing left for this consumer this month."),
