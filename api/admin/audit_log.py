@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true
 
 from api.admin.shared import EXPORT_ACTIONS
 from api.formats import FORMULA_STARTS
@@ -207,6 +207,16 @@ def list_entries(settings: Settings, wanted: LogFilter, limit: int = PAGE) -> tu
         found = session.execute(query).scalars().all()
         entries = [as_log_entry(e) for e in found[:limit]]
     return entries, len(found) > limit
+
+
+def counts_by_kind(settings: Settings) -> dict[str, int]:
+    """How many entries of each kind the log holds (the audit page: sharing events apart from
+    reads without data)."""
+    with session_scope(settings.control_url) as session:
+        counted = {
+            kind: session.execute(select(func.count()).where(kind_condition(kind))).scalar_one() for kind in KINDS
+        }
+    return {kind: int(n) for kind, n in counted.items() if n}
 
 
 def choices(settings: Settings) -> tuple[list[str], list[str]]:

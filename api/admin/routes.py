@@ -253,10 +253,12 @@ async def confirm_request(request: Request, number: int) -> Response:
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request) -> Response:
+    from api.admin.audit_log import counts_by_kind
     from api.audit_export import verify_audit
 
     who = principal(request)
-    return page(request, "audit.html", who, report=verify_audit(console_of(request).settings))
+    settings = console_of(request).settings
+    return page(request, "audit.html", who, report=verify_audit(settings), kinds=counts_by_kind(settings))
 
 
 @router.get("/audit/archive")

@@ -78,6 +78,15 @@ def test_the_log_lists_sharing_events_and_hides_reads_without_data(admin: Browse
     assert {kind for _, kind in both} == {"export", "sign_in"}
 
 
+def test_the_audit_page_counts_sharing_events_apart_from_reads(admin: Browser, console: ConsoleHub) -> None:
+    page = admin.get("/audit").text
+    assert (
+        f'data-kind="export"><a href="/admin/audit/log?kind=export">数据导出</a>: <strong>{len(console.exports)}<'
+        in page
+    )
+    assert 'data-kind="access">' in page
+
+
 def test_the_log_filters_by_consumer_feed_and_local_days(admin: Browser, console: ConsoleHub) -> None:
     district = listed(admin.get("/audit/log", params={"consumer": "district", "kind": "export"}).text)
     assert len(district) == 2 and {s for s, _ in district} < set(console.exports)
