@@ -113,7 +113,7 @@ def _quality(hub: Hub, feed: str, request: Request) -> dict[str, Any]:
     """The feed's data-quality status and freshness by the hub's clock; the status is recomputed
     at most every 30 s (a few control-DB queries), not on every catalog call."""
     found = cached_feed_quality(hub.settings, feed, request.app.state.now())
-    return {k: found[k] for k in ("status", "freshness_seconds", "checked_at")}
+    return {k: found[k] for k in ("status", "freshness_seconds", "checked_at", "period")}
 
 
 @v1.get(

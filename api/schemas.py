@@ -47,7 +47,16 @@ class Text(Open):
 class FeedQuality(Open):
     """A feed's data quality, by the rules of `neuron quality` (its worst source decides)."""
 
-    status: Literal["ok", "warn", "fail"] = Field(description="ok, warn or fail, by the rules of the quality report.")
+    status: Literal["ok", "warn", "not_connected", "stale", "fail"] = Field(
+        description="By the rules of the quality report: ok; warn; not_connected (never loaded, or granted but "
+        "never published); stale (loaded before, nothing new for more than 4 windows); fail (the newest batch "
+        "was rejected)."
+    )
+    period: str | None = Field(
+        None,
+        description='The period the hub counts its day over, as every view states it: "2026-12-07 00:00–24:00 '
+        'Asia/Shanghai".',
+    )
     freshness_seconds: int | None = Field(
         description="Seconds since the end of the newest window loaded from every source; null: never loaded."
     )

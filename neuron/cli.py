@@ -266,10 +266,14 @@ def consumers_add(
 ) -> None:
     """Register a consumer (or a further key of one) for signed requests and sealed fields."""
     from api.consumers import register_consumer
+    from warehouse.audit import record_event
     from warehouse.recipients import register_encryption_key
 
     settings = _hub()
     key_id = register_consumer(settings, name, public_key.read_bytes(), policy)
+    record_event(
+        settings.control_url, actor="cli", action="key_registered", detail={"consumer": name, "key_id": key_id}
+    )
     if encryption_key is not None:
         enc_id = register_encryption_key(settings, name, encryption_key.read_bytes())
         console.print(f"consumer {name}: encryption key [bold]{enc_id}[/bold]")
@@ -301,7 +305,13 @@ def consumers_receipt(
         jwks = json.loads(district_jwks.read_text())
     except ValueError:
         raise ConfigError(f"{district_jwks} is not a JWKS (JSON); take it from `neuron district keys`") from None
-    found = check_receipt(_hub(), receipt.read_text().strip(), jwks, consumer)
+    settings = _hub()
+    token = receipt.read_text().strip()
+    found = check_receipt(settings, token, jwks, consumer)
+    # Verified: kept for the console's receipts page, which verifies it again on every view.
+    from api.admin.releases import keep_receipt
+
+    keep_receipt(settings, consumer, token, jwks)
     console.print(f"{found.district} (receipt of {found.issued_at}): holds {found.held} newest version(s)")
     for line in found.behind:
         console.print(f"  not yet held: {line}", soft_wrap=True)
@@ -315,9 +325,14 @@ def consumers_revoke(
 ) -> None:
     """Revoke a consumer (or one of its keys), effective at once."""
     from api.consumers import revoke_consumer, revoke_key
+    from warehouse.audit import record_event
 
     settings = _hub()
     revoke_key(settings, key_id) if key_id else revoke_consumer(settings, name)
+    detail = {"consumer": name, **({"key_id": key_id} if key_id else {})}
+    record_event(
+        settings.control_url, actor="cli", action="key_revoked" if key_id else "consumer_revoked", detail=detail
+    )
     console.print(f"revoked {key_id or name}")
 
 
@@ -435,7 +450,9 @@ def quality(
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
-    streams = Table("status", "rows in", "loaded", "quarantined", "freshness", title="streams (last 24 h)")
+    streams = Table(
+        "status", "rows in", "loaded", "quarantined", "freshness", title=f"streams ({report['period']['label']})"
+    )
     streams.add_column("stream", no_wrap=True)
     for row in report["streams"]:
         counts = (str(row[k]) for k in ("rows_in", "rows_loaded", "rows_quarantined"))
@@ -447,6 +464,53 @@ def quality(
     console.print(streams, feeds)
     if out is not None:
         console.print(f"report written to {out / 'quality.html'} and {out / 'quality.json'}", soft_wrap=True)
+
+
+@app.command()
+def status(
+    day: Annotated[
+        str | None, typer.Option(help="A past local day (YYYY-MM-DD): its counts as of its end; default today.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Today's counts and each stream's and feed's state (ok, warn, not yet connected, stale, failing),
+    over the period every view states: the same numbers as the console and the consumers' catalog."""
+    from warehouse.quality import quality_report
+
+    settings = _hub()
+    now = datetime.now(UTC)
+    if _day(day) is not None:
+        from zoneinfo import ZoneInfo
+
+        end = datetime.combine(date.fromisoformat(str(day)) + timedelta(days=1), datetime.min.time())
+        now = min(now, end.replace(tzinfo=ZoneInfo(settings.timezone)))  # 24:00 local closes the day
+    report = quality_report(settings, now)
+    counts = {
+        "period": report["period"]["label"],
+        "totals": report["summary"]["totals"],
+        "streams": report["summary"]["streams"],
+        "feeds": report["summary"]["feeds"],
+        "by_stream": {row["stream"]: row["status"] for row in report["streams"]},
+        "by_feed": {row["feed"]: row["status"] for row in report["feeds"]},
+    }
+    if as_json:
+        print(json.dumps(counts, ensure_ascii=False, indent=2))
+        return
+    totals = counts["totals"]
+    console.print(f"period: {counts['period']}", soft_wrap=True)
+    console.print(
+        f"rows in {totals['rows_in']}, loaded {totals['rows_loaded']}, quarantined {totals['rows_quarantined']}"
+    )
+    for kind in ("streams", "feeds"):
+        states = ", ".join(f"{STATE_WORDS[s]} {n}" for s, n in counts[kind].items())
+        console.print(f"{kind}: {states}")
+    for kind, listed in (("stream", counts["by_stream"]), ("feed", counts["by_feed"])):
+        for name, state in listed.items():
+            if state != "ok":
+                console.print(f"  {kind} {name}: {STATE_WORDS[state]}", soft_wrap=True)
+
+
+STATE_WORDS = {"ok": "ok", "warn": "warning", "not_connected": "not yet connected", "stale": "stale", "fail": "failing"}
 
 
 def _age(seconds: int | None) -> str:
@@ -545,10 +609,12 @@ def admins_add(
 ) -> None:
     """Add a console account; the password is prompted for (never an argument: shells keep history)."""
     from api.admin.accounts import add_admin
+    from warehouse.audit import record_event
 
     settings = _hub()
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     add_admin(settings.control_url, name, role, password)
+    record_event(settings.control_url, actor="cli", action="admin_added", detail={"account": name, "role": role})
     console.print(f"admin {name} ({role}) added")
 
 
@@ -567,8 +633,11 @@ def admins_list() -> None:
 def admins_disable(name: str) -> None:
     """Disable a console account and end its sessions at once."""
     from api.admin.accounts import disable_admin
+    from warehouse.audit import record_event
 
-    disable_admin(_hub().control_url, name)
+    settings = _hub()
+    disable_admin(settings.control_url, name)
+    record_event(settings.control_url, actor="cli", action="admin_disabled", detail={"account": name})
     console.print(f"admin {name} disabled")
 
 

@@ -133,6 +133,15 @@ def append_audit(session: Session, *, at: datetime | None = None, **facts: Any) 
     return entry
 
 
+def record_event(control_url: str, *, actor: str, action: str, outcome: str = "ok", **facts: Any) -> int:
+    """Append one entry in a transaction of its own (a command's or the console's action that
+    changes who may do what: accounts, keys, policies); its seq."""
+    from warehouse.control import session_scope
+
+    with session_scope(control_url) as session:
+        return append_audit(session, actor=actor, action=action, outcome=outcome, **facts).seq
+
+
 def links_of(session: Session, first_seq: int = 1, last_seq: int | None = None) -> Iterator[Link]:
     """The stored entries from `first_seq`, as links of the chain, streamed in seq order."""
     query = select(AuditEntry).where(AuditEntry.seq >= first_seq).order_by(AuditEntry.seq)

@@ -1,5 +1,9 @@
 """Data quality per stream and per feed: the report `neuron quality` writes (JSON and a
 self-contained HTML page for a community admin), and each feed's status for the API's catalog.
+
+`quality_report` is the one computation of the day's status and counts: the console's
+overview and quality pages, `neuron status` and `neuron quality` all show its numbers, and
+the catalog's statuses come from the same rules over the same stated period.
 The rules and the facts they judge are in `warehouse.quality_rules`.
 """
 
@@ -21,13 +25,13 @@ from schemas.feeds import load_feeds
 from warehouse.control import session_scope
 from warehouse.models import BatchQuality, ExpectationResult, LoadRecord, Partition, QuarantineCount
 from warehouse.quality_rules import (
-    REPORT_PERIOD,
     RULES,
     STATUSES,
     duration_text,
     feed_status,
     granted_consumers,
     iso,
+    period,
     published_feeds,
     seconds_since,
     stream_facts,
@@ -47,6 +51,7 @@ def feed_quality(settings: Settings, feed_name: str, now: datetime | None = None
     return {
         **feed_status(feed, facts, published, feed_name in granted_consumers(settings), now),
         "checked_at": iso(now),
+        "period": period(settings.timezone, now).label,
     }
 
 
@@ -91,7 +96,12 @@ def cached_feed_quality(settings: Settings, feed_name: str, now: datetime) -> di
         return feed_quality(settings, feed_name, now)
     status = statuses[feed_name]
     watermark = datetime.fromisoformat(status["watermark"]) if status["watermark"] else None
-    return {**status, "freshness_seconds": seconds_since(now, watermark), "checked_at": iso(checked_at)}
+    return {
+        **status,
+        "freshness_seconds": seconds_since(now, watermark),
+        "checked_at": iso(checked_at),
+        "period": period(settings.timezone, checked_at).label,
+    }
 
 
 def _all_feed_statuses(settings: Settings, now: datetime) -> dict[str, dict[str, Any]]:
@@ -124,7 +134,8 @@ def _period_details(
 ) -> tuple[dict[str, dict[str, int]], dict[str, list[dict[str, Any]]], dict[str, int]]:
     """Quarantined rows by reason, failed expectations and expectations evaluated, per stream."""
     q = BatchQuality
-    in_period = (q.community_id == settings.community_id, q.window_end > now - REPORT_PERIOD, q.window_end <= now)
+    day = period(settings.timezone, now)
+    in_period = (q.community_id == settings.community_id, q.window_end > day.start, q.window_end <= now)
     reasons: dict[str, dict[str, int]] = {}
     by_reason = select(q.stream, QuarantineCount.reason, func.sum(QuarantineCount.rows)).join(
         q, q.batch_id == QuarantineCount.batch_id
@@ -228,13 +239,15 @@ def quality_report(settings: Settings, now: datetime | None = None) -> dict[str,
     for kind, rows in (("streams", stream_rows), ("feeds", feed_rows)):
         for row in rows:
             counts[kind][row["status"]] += 1
+    # The day's rows, summed from the same per-stream rows every view shows (issue 19).
+    totals = {k: sum(int(row[k]) for row in stream_rows) for k in ("rows_in", "rows_loaded", "rows_quarantined")}
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso(now),
         "community": {"id": settings.community_id, "name": settings.community_name},
-        "period": {"start": iso(now - REPORT_PERIOD), "end": iso(now)},
+        "period": period(settings.timezone, now).as_json(),
         "rules": RULES,
-        "summary": counts,
+        "summary": {**counts, "totals": totals},
         "streams": stream_rows,
         "feeds": feed_rows,
     }

@@ -2,25 +2,30 @@
 kept validation results (`warehouse.quality_ledger`) and the load ledger; per feed, from its
 sources. Control database only, never the live DuckDB file, so the API can ask too.
 
-Per stream, over the batches whose window ended in the report period (the 24 hours before
-`now`): rows in, loaded, quarantined; whatever the period, the last batch and the freshness
-(now − the end of the newest loaded window). The stream's *window* is the length of its
-newest loaded window (an hourly stream: 1 h), so the rules follow each stream's cadence.
-- fail: never loaded; the newest batch was rejected (over its failure budget, or drift under a
-  frozen contract: nothing of it was loaded); or no new data for more than 4 windows.
+Per stream, over the batches whose window ended in the report period — the community's local
+day so far ("2026-12-07 00:00–24:00 Asia/Shanghai", `period`), the one period every view
+states (console, `neuron status` and `neuron quality`, the consumers' catalog) — rows in,
+loaded, quarantined; whatever the period, the last batch and the freshness (now − the end of
+the newest loaded window). The stream's *window* is the length of its newest loaded window
+(an hourly stream: 1 h), so the rules follow each stream's cadence. Worst first (issue 19):
+- fail ("failing"): the newest batch was rejected (over its failure budget, or drift under a
+  frozen contract: nothing of it was loaded).
+- stale: loaded before, but no new data for more than 4 windows.
+- not_connected ("not yet connected"): no window has ever been loaded (and none was rejected).
 - warn: no new data for more than 2 windows; a batch of the period was rejected; more than half
   the failure budget of the period's rows quarantined; schema drift in the period.
 - ok: none of these.
-A feed is as bad as its worst source, and warns when a policy grants it but nothing has been
-published yet. Its freshness is now − its watermark (the least of its sources' newest loaded
+A feed is as bad as its worst source, and is not yet connected while a policy grants it but
+nothing has been published. Its freshness is now − its watermark (the least of its sources' newest loaded
 window ends, as in `publisher.feed_watermark`, for the hub's community).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
@@ -32,29 +37,28 @@ from schemas.contract import load_contract
 from schemas.feeds import Feed, load_feeds
 from warehouse.models import BatchQuality, LoadRecord, Partition
 
-REPORT_PERIOD = timedelta(hours=24)
 LATE_WINDOWS = 2  # warn past this many windows without new data
-STALE_WINDOWS = 4  # fail past this many
+STALE_WINDOWS = 4  # stale past this many
 QUARANTINE_WARN = 0.5  # warn when the period's quarantined share passes this part of the failure budget
-STATUSES = ("ok", "warn", "fail")
+STATUSES = ("ok", "warn", "not_connected", "stale", "fail")  # best to worst
 RULES = {
-    "period_hours": REPORT_PERIOD / timedelta(hours=1),
+    "period": "the community's local day so far",
     "late_windows": LATE_WINDOWS,
     "stale_windows": STALE_WINDOWS,
     "quarantine_warn_share_of_budget": QUARANTINE_WARN,
 }
 # (status, English, Chinese) per issue; the fields in braces are filled in per stream or feed.
 ISSUES = {
-    "never_loaded": ("fail", "no window has been loaded yet", "尚未成功加载任何数据"),
+    "never_loaded": ("not_connected", "not yet connected: no window has been loaded yet", "尚未接入：还没有加载过数据"),
     "last_batch_rejected": (
         "fail",
         "the newest batch was rejected (too many bad rows, or the source changed its fields): nothing of it loaded",
         "最新批次被拒收（错误记录过多或数据源字段变化），未加载",
     ),
     "stale": (
-        "fail",
-        "no new data for {age} (fails after {limit})",
-        "已 {age_zh} 无新数据（超过 {limit_zh} 即为故障）",
+        "stale",
+        "no new data for {age} (stale after {limit})",
+        "已 {age_zh} 无新数据（超过 {limit_zh} 即为过时）",
     ),
     "late": ("warn", "no new data for {age} (warns after {limit})", "已 {age_zh} 无新数据（超过 {limit_zh} 即提示）"),
     "rejected_in_period": ("warn", "{n} batch(es) rejected in the period", "本期有 {n} 个批次被拒收"),
@@ -64,7 +68,7 @@ ISSUES = {
         "本期 {share} 的记录被隔离（超过 {limit} 即提示）",
     ),
     "schema_drift": ("warn", "the source sent fields its contract does not declare", "数据源发送了契约未声明的字段"),
-    "not_published": ("warn", "granted to a consumer but not published yet", "已授权但尚未发布"),
+    "not_published": ("not_connected", "granted to a consumer but not published yet", "已授权但尚未发布"),
     "source": ("", "source {stream}: {detail}", "数据源 {stream}：{detail_zh}"),
 }
 
@@ -88,6 +92,33 @@ def duration_text(seconds: float) -> tuple[str, str]:
     parts = [(days, "d", "天"), (hours, "h", "小时"), (mins, "min", "分钟")]
     shown = [(n, en, zh) for n, en, zh in parts if n][:2] or [(0, "min", "分钟")]
     return " ".join(f"{n} {en}" for n, en, _ in shown), "".join(f"{n}{zh}" for n, _, zh in shown)
+
+
+@dataclass(frozen=True)
+class Period:
+    """The period every status view counts over: the community's local day containing `now`."""
+
+    start: datetime
+    end: datetime
+    timezone: str
+
+    @property
+    def label(self) -> str:
+        """As the views state it: "2026-12-07 00:00–24:00 Asia/Shanghai"."""
+        return f"{self.start.astimezone(ZoneInfo(self.timezone)):%Y-%m-%d} 00:00–24:00 {self.timezone}"
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"start": iso(self.start), "end": iso(self.end), "timezone": self.timezone, "label": self.label}
+
+
+def period(timezone: str, now: datetime) -> Period:
+    """The local day containing `now`, in the hub's time zone; a batch counts in the day its
+    window ended in, so a window ending at midnight (24:00) counts in the day it closes, and
+    at midnight itself the period is still that day (start < now <= end)."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine((now - timedelta(microseconds=1)).astimezone(zone).date(), time(), zone)
+    following = datetime.combine(start.date() + timedelta(days=1), time(), zone)  # 23 or 25 h on a DST day
+    return Period(start, following, timezone)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -135,7 +166,8 @@ def stream_facts(session: Session, settings: Settings, now: datetime, streams: l
     community = settings.community_id
     facts = {s: StreamFacts(s) for s in streams}
     q = BatchQuality
-    in_period = (q.community_id == community, q.window_end > now - REPORT_PERIOD, q.window_end <= now)
+    day = period(settings.timezone, now)
+    in_period = (q.community_id == community, q.window_end > day.start, q.window_end <= now)
     totals = select(
         q.stream,
         func.count(),

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.admin import policies
+from api.admin import audit_pages, policies
 from api.admin.routes import refused_page, router, sign_in_first
 from api.admin.web import BASE, HERE, Console, Refused, SecurityHeaders, SignInRequired
 from kernel.settings import Settings
@@ -30,6 +30,7 @@ def console_app(settings: Settings, now: Callable[[], datetime]) -> FastAPI:
     app.state.console = Console(settings, now)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    app.include_router(audit_pages.router)  # the audit log, monthly, reports and receipts pages
     app.add_exception_handler(Refused, refused_page)
     app.add_exception_handler(SignInRequired, sign_in_first)
     app.add_middleware(SecurityHeaders)

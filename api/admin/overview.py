@@ -10,7 +10,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,16 +24,21 @@ from warehouse import alarm_history
 from warehouse import push_dead_letters as push_dead_letters_table
 from warehouse import quality as quality_report
 from warehouse.control import session_scope
-from warehouse.models import AuditEntry, LoadRecord
+from warehouse.models import AuditEntry
+from warehouse.quality_rules import period
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Today:
-    """Rows in and out since local midnight."""
+    """Rows in and out over the local day (the period every status view states: issue 19)."""
 
     start: datetime
+    period: str = ""
+    streams_by_state: dict[str, int] = field(default_factory=dict)
+    feeds_by_state: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
     rows_in_by_system: dict[int, int] = field(default_factory=dict)
     rows_quarantined_by_system: dict[int, int] = field(default_factory=dict)
     rows_out_by_consumer: dict[str, int] = field(default_factory=dict)
@@ -58,21 +63,35 @@ def local_midnight(now: datetime, timezone: str) -> datetime:
     return datetime.combine(now.astimezone(zone).date(), time(), zone)
 
 
-def today(settings: Settings, now: datetime) -> Today:
-    """Today's data in, by system, and out, by consumer and feed."""
-    start = local_midnight(now, settings.timezone)
-    result = Today(start)
+def day_report(settings: Settings, now: datetime) -> dict[str, Any] | None:
+    """The quality report for `now` (the one computation of the day's counts and states), or
+    None when it cannot be computed: the pages then say so instead of failing."""
+    try:
+        return quality_report.quality_report(settings, now)
+    except Exception as exc:  # a provider's failure must not take the console down
+        log.warning("quality report failed: %s", type(exc).__name__)
+        return None
+
+
+def today(settings: Settings, now: datetime, report: dict[str, Any] | None = None) -> Today:
+    """Today's data in, by system, and out, by consumer and feed. Data in are the quality
+    report's per-stream counts (`report`, see `day_report`): the numbers the quality page,
+    `neuron status` and the catalog's period share."""
+    day = period(settings.timezone, now)
+    start = day.start
+    result = Today(start, day.label)
+    loads: list[tuple[str, int, int]] = []
+    if report is not None:
+        result.streams_by_state = {k: v for k, v in report["summary"]["streams"].items() if v}
+        result.feeds_by_state = {k: v for k, v in report["summary"]["feeds"].items() if v}
+        result.totals = dict(report["summary"]["totals"])
+        loads = [(row["stream"], row["rows_loaded"], row["rows_quarantined"]) for row in report["streams"]]
     with session_scope(settings.control_url) as session:
-        loads = session.execute(
-            select(LoadRecord.stream, func.sum(LoadRecord.rows_loaded), func.sum(LoadRecord.rows_quarantined))
-            .where(LoadRecord.started_at >= start, LoadRecord.started_at < start + timedelta(days=1))
-            .group_by(LoadRecord.stream)
-        ).all()
         out = session.execute(
             select(AuditEntry.actor, AuditEntry.feed, func.sum(AuditEntry.rows), func.count())
             .where(
                 AuditEntry.at >= start,
-                AuditEntry.at < start + timedelta(days=1),
+                AuditEntry.at < day.end,
                 AuditEntry.action.in_(EXPORT_ACTIONS),
                 AuditEntry.outcome == "ok",
                 AuditEntry.feed.is_not(None),
@@ -83,6 +102,8 @@ def today(settings: Settings, now: datetime) -> Today:
     rows_in: Counter[int] = Counter()
     quarantined: Counter[int] = Counter()
     for stream, loaded, bad in loads:
+        if not loaded and not bad:
+            continue
         system = system_of(stream) or 0
         rows_in[system] += int(loaded or 0)
         quarantined[system] += int(bad or 0)
@@ -152,9 +173,13 @@ def provided(provider: Callable[..., Any], *args: Any, columns: list[str] | None
     return Provided(True, rows, None, present or (list(rows[0]) if rows else []))
 
 
-def quality(settings: Settings) -> Provided:
-    """Per-stream quality (warehouse.quality)."""
-    return provided(quality_report.quality_report, settings, columns=QUALITY_COLUMNS)
+def quality(settings: Settings, now: datetime | None = None, report: dict[str, Any] | None = None) -> Provided:
+    """Per-stream quality (warehouse.quality) by the console's clock, or from `report` when the
+    page computed it already (`day_report`); a report that cannot be computed is shown so."""
+    found = report if report is not None else day_report(settings, now or datetime.now(UTC))
+    if found is None:
+        return Provided(True, [], "unavailable")
+    return provided(lambda: found, columns=QUALITY_COLUMNS)
 
 
 def alarms(settings: Settings) -> Provided:

@@ -20,6 +20,7 @@ from kernel.errors import ConfigError
 from privacy.jws import canonical_json
 from privacy.policy import Policy, load_policy_file
 from schemas.feeds import load_feeds
+from warehouse.audit import append_audit
 from warehouse.control import session_scope
 from warehouse.models import PolicyVersion
 
@@ -119,6 +120,11 @@ def record_versions(url: str, policies: dict[str, Policy], actor: str, now: date
                     seen_at=now,
                     actor=actor,
                 )
+            )
+            # A policy change is a sharing event: in the audit chain too (issue 19).
+            detail = {"consumer": policy.consumer, "fingerprint": policy.fingerprint, "version": policy.version}
+            append_audit(
+                session, actor=actor, action="policy_changed", outcome="ok" if last else "first", detail=detail, at=now
             )
             added += 1
     return added

@@ -39,6 +39,7 @@ from kernel.errors import NeuronError
 from schemas.feeds import load_feeds
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
+from warehouse.quality_rules import period
 
 router = APIRouter()
 
@@ -103,9 +104,12 @@ def overview_page(request: Request) -> Response:
     who = principal(request)
     console = console_of(request)
     settings, t = console.settings, i18n.translator(language(request))
-    today = overview.today(settings, console.now())
+    # One report for the page: its day's counts and states are the CLI's and the catalog's.
+    now = console.now()
+    report = overview.day_report(settings, now)
+    today = overview.today(settings, now, report)
     alarms = overview.alarms(settings)
-    quality = overview.quality(settings)
+    quality = overview.quality(settings, now, report)
     from api.audit_export import cached_verify_audit
 
     charts = {
@@ -249,10 +253,12 @@ async def confirm_request(request: Request, number: int) -> Response:
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request) -> Response:
+    from api.admin.audit_log import counts_by_kind
     from api.audit_export import verify_audit
 
     who = principal(request)
-    return page(request, "audit.html", who, report=verify_audit(console_of(request).settings))
+    settings = console_of(request).settings
+    return page(request, "audit.html", who, report=verify_audit(settings), kinds=counts_by_kind(settings))
 
 
 @router.get("/audit/archive")
@@ -283,7 +289,8 @@ def quality_page(request: Request) -> Response:
         request,
         "quality.html",
         who,
-        quality=overview.quality(settings),
+        quality=overview.quality(settings, console_of(request).now()),
+        period=period(settings.timezone, console_of(request).now()).label,
         alarms=overview.alarms(settings),
         dead_letters=overview.push_dead_letters(settings),
     )

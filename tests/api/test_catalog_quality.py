@@ -14,6 +14,7 @@ from warehouse.quality_ledger import keep_batch_quality
 
 # The flow feed's one source, loaded for the hour ending at END, with 2 of 100 rows quarantined.
 END = datetime(2026, 11, 22, 4, tzinfo=UTC)
+PERIOD = "2026-11-22 00:00–24:00 Asia/Shanghai"  # the local day END falls in (12:00 in Shanghai)
 SUMMARY = {
     "rows_in": 100,
     "rows_good": 98,
@@ -72,10 +73,12 @@ def catalog_quality(hub: LiveHub, clock: Clock) -> dict[str, Any]:
 def test_catalog_and_feed_detail_carry_quality_status_and_freshness(fresh_hub: LiveHub) -> None:
     clock = Clock(END + timedelta(minutes=30))
     fresh_hub.app.state.now = clock
+    # Its source was never loaded: not yet connected (issue 19), not failing; the period stated.
     assert catalog_quality(fresh_hub, clock) == {
-        "status": "fail",  # its source was never loaded
+        "status": "not_connected",
         "freshness_seconds": None,
         "checked_at": clock().isoformat(),
+        "period": PERIOD,
     }
     load_vehicle_passes_hour(fresh_hub)
     clock.instant += timedelta(seconds=10)  # the status computed 10 s ago stands
@@ -83,13 +86,19 @@ def test_catalog_and_feed_detail_carry_quality_status_and_freshness(fresh_hub: L
 
     clock.instant = END + timedelta(minutes=45)  # past the 30 s the hub reuses a status for
     quality = catalog_quality(fresh_hub, clock)
-    assert quality == {"status": "ok", "freshness_seconds": 45 * 60, "checked_at": clock().isoformat()}
+    assert quality == {
+        "status": "ok",
+        "freshness_seconds": 45 * 60,
+        "checked_at": clock().isoformat(),
+        "period": PERIOD,
+    }
     assert get(fresh_hub, f"/v1/feeds/{FEED}", clock)["quality"] == quality
 
-    # Five hours without a new hourly window: more than four windows, the feed is failing.
+    # Five hours without a new hourly window: more than four windows, the feed is stale.
     clock.instant = END + timedelta(hours=5)
     assert catalog_quality(fresh_hub, clock) == {
-        "status": "fail",
+        "status": "stale",
         "freshness_seconds": 5 * 3600,
         "checked_at": clock().isoformat(),
+        "period": PERIOD,
     }

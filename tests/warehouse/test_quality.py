@@ -128,11 +128,14 @@ def test_a_rerun_of_the_batch_replaces_its_quality_rows(day_run: dict[str, Any])
 def test_report_numbers_status_and_freshness_with_an_injected_clock(day_run: dict[str, Any]) -> None:
     hub = day_run["hub"]
     end = day_run["end"]
-    report = quality_report(hub, now=end + timedelta(hours=3))
-    (stream,) = [s for s in report["streams"] if s["stream"] == STREAM]
+    # The period is the local day the batch's window closed in (issue 19: one stated period).
+    closing = quality_report(hub, now=end)
+    (stream,) = [s for s in closing["streams"] if s["stream"] == STREAM]
     for key in ("rows_in", "rows_loaded", "rows_quarantined", "duplicates_dropped", "quarantined_by_reason"):
         assert stream[key] == day_run[key], key
     assert (stream["batches"], stream["batches_rejected"]) == (1, 0)
+    assert closing["period"]["label"] == f"{DAY.isoformat()} 00:00–24:00 {hub.timezone}"
+    assert closing["summary"]["totals"]["rows_in"] == day_run["rows_in"]
     by_reason = day_run["quarantined_by_reason"]
     assert stream["expectations_failed"] == [
         {
@@ -149,6 +152,9 @@ def test_report_numbers_status_and_freshness_with_an_injected_clock(day_run: dic
         },
     ]
     assert stream["expectations_evaluated"] == len(load_contract(STREAM).expectations())
+    report = quality_report(hub, now=end + timedelta(hours=3))
+    (stream,) = [s for s in report["streams"] if s["stream"] == STREAM]
+    assert stream["rows_in"] == 0 and stream["expectations_failed"] == []  # the next local day: nothing yet
     assert stream["last_batch"]["batch_id"] == day_run["summary"]["batch_id"]
     assert stream["last_batch"]["status"] == "loaded"
     assert stream["freshness_seconds"] == 3 * 3600 and stream["window_seconds"] == 24 * 3600
@@ -172,7 +178,7 @@ def test_report_numbers_status_and_freshness_with_an_injected_clock(day_run: dic
     assert stream["freshness_seconds"] == 49 * 3600 and stream["batches"] == stream["rows_in"] == 0
     assert "2天1小时" in stream["issues"][0]["zh"] and "2 d 1 h" in stream["issues"][0]["en"]
     stale = feed_quality(hub, FLOW, now=end + timedelta(hours=97))
-    assert (stale["status"], stale["freshness_seconds"]) == ("fail", 97 * 3600)
+    assert (stale["status"], stale["freshness_seconds"]) == ("stale", 97 * 3600)
     assert [i["code"] for i in stale["issues"]] == ["source"]
 
 
@@ -185,7 +191,7 @@ def test_the_catalog_reuses_a_status_briefly_but_freshness_follows_the_clock(day
     assert (again["freshness_seconds"], again["checked_at"]) == (3620, now.isoformat())  # no new query
     later = now + timedelta(hours=96)
     moved = cached_feed_quality(hub, FLOW, later)
-    assert (moved["status"], moved["checked_at"]) == ("fail", later.isoformat())
+    assert (moved["status"], moved["checked_at"]) == ("stale", later.isoformat())
     assert {k: moved[k] for k in ("status", "freshness_seconds")} == {
         k: feed_quality(hub, FLOW, later)[k] for k in ("status", "freshness_seconds")
     }
@@ -234,7 +240,7 @@ def test_a_rejected_batch_fails_its_stream_and_keeps_why(tmp_path: Path) -> None
         expected["rows_quarantined"],
     )
     assert {r.reason: r.rows for r in reasons} == expected["quarantined_by_reason"]
-    report = quality_report(settings, now=end + timedelta(hours=1))
+    report = quality_report(settings, now=end)  # the local day the rejected window closed
     (stream,) = [s for s in report["streams"] if s["stream"] == STREAM]
     assert stream["status"] == "fail"
     assert [i["code"] for i in stream["issues"]] == ["never_loaded", "last_batch_rejected", "quarantine_share"]
@@ -275,13 +281,13 @@ LAST_BATCH_KEYS = {
 
 def test_json_and_html_files_hold_the_numbers_and_no_plate(day_run: dict[str, Any], tmp_path: Path) -> None:
     hub, simulator = day_run["hub"], day_run["simulator"]
-    now = day_run["end"] + timedelta(hours=3)
+    now = day_run["end"]  # the local day DAY's window closed in: its numbers are the period's
     json_path, html_path = write_report(hub, tmp_path / "report", now)
     report = json.loads(json_path.read_text(encoding="utf-8"))
     assert report == json.loads(json.dumps(quality_report(hub, now), ensure_ascii=False))
     # The schema consumers of quality.json rely on.
     assert set(report) == REPORT_KEYS and report["schema_version"] == 1
-    assert report["summary"]["streams"].keys() == {"ok", "warn", "fail"}
+    assert report["summary"]["streams"].keys() == {"ok", "warn", "not_connected", "stale", "fail"}
     assert all(set(s) == STREAM_KEYS for s in report["streams"])
     assert all(set(f) == FEED_KEYS for f in report["feeds"])
     assert all(
@@ -304,7 +310,7 @@ def test_json_and_html_files_hold_the_numbers_and_no_plate(day_run: dict[str, An
             in html
         )
     assert "plate_no 不符合契约规定的格式" in html  # the failed expectation, in words
-    assert "2026-11-21 03:00" in html  # generated at, in Shanghai time
+    assert "2026-11-21 00:00" in html  # generated at, in Shanghai time
     # Self-contained: nothing fetched from elsewhere, no script.
     assert "<script" not in html and "<link" not in html and "http://" not in html and "https://" not in html
     texts = [("quality.json", json_path.read_text(encoding="utf-8")), ("quality.html", html)]

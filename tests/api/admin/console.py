@@ -22,6 +22,7 @@ from tests.api.lake import FEED
 from warehouse.consent import record_consent
 from warehouse.control import session_scope
 from warehouse.models import AuditEntry, LoadRecord, utcnow
+from warehouse.quality_ledger import keep_batch_quality
 
 ADMIN, AUDITOR = "alice", "bob"
 PASSWORDS = {ADMIN: "correct horse battery", AUDITOR: "auditor's long secret"}
@@ -94,14 +95,19 @@ def console_hub(home: Path) -> Iterator[ConsoleHub]:
             # Today's loads, as the pipeline's ledger records them.
             made.loaded_at = utcnow()
             for stream, loaded, quarantined in (("vehicle_passes", 120, 3), ("environment", 480, 0)):
-                session.add(
-                    LoadRecord(
-                        batch_id=f"{stream}-today", stream=stream, community_id="music-square",
-                        window_start=made.loaded_at, window_end=made.loaded_at, started_at=made.loaded_at,
-                        status="loaded",
-                        rows_extracted=loaded + quarantined, rows_loaded=loaded, rows_quarantined=quarantined,
-                    )
+                record = LoadRecord(
+                    batch_id=f"{stream}-today", stream=stream, community_id="music-square",
+                    window_start=made.loaded_at, window_end=made.loaded_at, started_at=made.loaded_at,
+                    status="loaded",
+                    rows_extracted=loaded + quarantined, rows_loaded=loaded, rows_quarantined=quarantined,
                 )  # fmt: skip
+                session.add(record)
+                # And what validating it found: the day's counts every view shows come from here.
+                summary = {
+                    "rows_in": loaded + quarantined, "rows_good": loaded, "rows_quarantined": quarantined,
+                    "duplicates_dropped": 0, "quarantined_by_reason": {}, "expectations": [], "rejected": False,
+                }  # fmt: skip
+                keep_batch_quality(session, record, f"{stream}.v1", summary, at=made.loaded_at)
         record_consent(hub.settings, "h" * 16, "smoke_gas", True, "platform")
         record_consent(hub.settings, "h" * 16, "smoke_gas", False, "platform")
         yield made

@@ -36,6 +36,10 @@ PAGES = {
     "audit": "/audit",
     "consent": "/consent",
     "quality": "/quality",
+    "audit-log": "/audit/log",
+    "audit-monthly": "/audit/monthly",
+    "audit-deid": "/audit/deid",
+    "audit-receipts": "/audit/receipts",
 }
 
 
