@@ -259,8 +259,8 @@ class Labels:
             return self.t(key) if i18n.has(key, self.language) else str(value)
         if column == "quarantined_by_reason" and isinstance(value, dict):
             stream = row.get("stream")
-            parts = [f"{self.reason(stream, str(reason))}: {n}" for reason, n in value.items()]
-            return "; ".join(parts) or "—"
+            parts = [self.t("quality.reason_rows", reason=self.reason(stream, str(r)), n=n) for r, n in value.items()]
+            return self.t("common.list_sep").join(parts) or "—"
         if isinstance(value, bool):
             return self.t("common.yes") if value else self.t("common.no")
         if isinstance(value, datetime) or (isinstance(value, str) and ISO_MOMENT.match(value)):

@@ -193,3 +193,16 @@ def test_every_literal_key_is_in_both_catalogs() -> None:
     used = {key for key in found if not key.endswith(("_", "."))}  # prefixes of keys made at run time
     assert used, "no keys found"
     assert sorted(k for k in used if not (k in zh or k in i18n.MESSAGES)) == []
+
+
+def test_quarantine_reasons_and_actors_are_named_for_people() -> None:
+    zh, en = labels(), labels("en")
+    assert zh.reason("vehicle_passes", "plate_no: is missing") == "车牌号：缺失"
+    assert en.reason("vehicle_passes", "plate_no: is missing") == "Licence plate: is missing"
+    reasons = {"plate_no: is missing": 3, "plate_no: is not unique": 1}
+    assert zh.provided("quarantined_by_reason", reasons, {"stream": "vehicle_passes"}) == (
+        "车牌号：缺失（3 行）、车牌号：不唯一（1 行）"
+    )
+    assert [zh.actor(a) for a in ("cli", "console:alice", "district")] == ["命令行", "控制台：alice", "区数据办"]
+    assert zh.where("district", "feeds.traffic.vehicle_flow_hourly.k") == "车辆进出流量（小时） › 最小格子 k"
+    assert zh.setting("district", "feeds.f.fields.x", '{"op": "generalise", "to": "building"}') == "已泛化到楼栋"
