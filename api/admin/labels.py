@@ -233,11 +233,22 @@ class Labels:
             return self.moment(value)
         if isinstance(value, date):
             return value.isoformat()
+        if isinstance(value, str) and (coded := self._code(field, value)) is not None:
+            return coded
         if described is not None and described.unit == "fen" and isinstance(value, int | float):
             return f"{Decimal(value) / 100:,.2f}"
         if isinstance(value, int):
             return f"{value:,}" if abs(value) >= 10_000 else str(value)
         return shown(value, self.language)
+
+    def _code(self, field: str, value: str) -> str | None:
+        """A coded value (`in`, `resident`, `smoke`) in words, when the catalogs know it."""
+        from api.admin import i18n
+
+        for key in (f"value.{field}.{value}", f"{field}.{value}"):
+            if i18n.has(key, self.language):
+                return self.t(key)
+        return None
 
     def provided(self, column: str, value: Any, row: dict[str, Any] | None = None) -> str:
         """A cell of a table another module provides (quality, alarms, dead letters)."""

@@ -206,3 +206,44 @@ def test_quarantine_reasons_and_actors_are_named_for_people() -> None:
     assert [zh.actor(a) for a in ("cli", "console:alice", "district")] == ["命令行", "控制台：alice", "区数据办"]
     assert zh.where("district", "feeds.traffic.vehicle_flow_hourly.k") == "车辆进出流量（小时） › 最小格子 k"
     assert zh.setting("district", "feeds.f.fields.x", '{"op": "generalise", "to": "building"}') == "已泛化到楼栋"
+
+
+def render_export(language: str) -> str:
+    """The export page of a public-security pull of vehicle passes (plate sealed), rendered
+    with the real policies, as the console would render it."""
+    from api.admin.shared import Export, ExportRows
+    from api.admin.web import BASE, cell, templates
+
+    fields = ["day", "pass_time", "gate_code", "direction", "vehicle_type", "new_energy", "plate_no"]
+    export = Export(
+        seq=7, at=datetime(2026, 12, 6, 16, 30, tzinfo=UTC), consumer="public_security",
+        feed="traffic.vehicle_passes", path="/v1/feeds/traffic.vehicle_passes/records", rows=1, fields=fields,
+        partitions=[{"seq": 1, "partition": "community_id=music-square/day=2026-12-07", "version": 1, "rows": 1}],
+        policy_fingerprint=None, format="ndjson", response_digest=None,
+    )  # fmt: skip
+    row = {
+        "day": "2026-12-07", "pass_time": datetime(2026, 12, 6, 16, 0, 5, tzinfo=UTC), "gate_code": "G1",
+        "direction": "in", "vehicle_type": "visitor", "new_energy": True, "plate_no": "nhs2.k1.QUJDREVGR0hJSktM",
+    }  # fmt: skip
+    t = i18n.translator(language)
+    context = {
+        "t": t, "lang": language, "who": None, "base": BASE, "path": BASE + "/shared/7", "cell": cell,
+        "labels": labels(language), "export": export, "result": ExportRows(export, fields, [row], None), "shown": 500,
+    }  # fmt: skip
+    return templates.env.get_template("export.html").render(**context)
+
+
+def test_a_sealed_plate_is_marked_and_explained_next_to_its_column() -> None:
+    i18n.MISSING.clear()
+    page = render_export("zh")
+    text = visible(page, words_only=True)
+    assert "2026-12-07 00:30:00（上海时间）" in text  # when it was pulled
+    assert "2026-12-07 00:00:05" in text and "进" in text and "访客车辆" in text and "是" in text
+    assert "🔒 nhs2.k1.QUJD…" in text
+    legend = visible(page.split('id="legend"', 1)[1])
+    assert "车牌号" in legend and "密封给公安" in legend and "私钥" in legend
+    assert 'class="treated op-seal_to"' in page and 'data-value="nhs2.k1.QUJDREVGR0hJSktM"' in page
+    assert not {t for t in TOKEN.findall(text) if t in identifiers()}
+    en = visible(render_export("en"))
+    assert "Sealed to Public security" in en and "(Shanghai time)" in en
+    assert not i18n.MISSING
