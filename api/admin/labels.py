@@ -226,7 +226,8 @@ class Labels:
             return "—"
         described = _feed_field(feed, field)
         if operator == "seal_to" or (isinstance(value, str) and SEALED.match(value) is not None):
-            return "🔒 " + value[:12] + "…"
+            # A word, not an emoji: the hub's Chromium, and some phones, have no emoji font.
+            return self.t("value.sealed", start=value[:12])
         if isinstance(value, bool):
             return self.t("common.yes") if value else self.t("common.no")
         if isinstance(value, datetime) or (isinstance(value, str) and ISO_MOMENT.match(value)):

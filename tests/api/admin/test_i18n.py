@@ -176,7 +176,7 @@ def test_consumers_treatments_and_legal_bases_come_from_the_policies() -> None:
     assert en.treatment("public_security", "traffic.vehicle_passes", "plate_no").short == "sealed to Public security"
     assert zh.explain("district", {"op": "generalise", "to": "building"}).short == "已泛化到楼栋"
     assert zh.explain("district", {"op": "pseudonymise"}).short == "假名"
-    assert zh.value("traffic.vehicle_passes", "plate_no", "nhs2.k1.QUJDREVGR0g", "seal_to").startswith("🔒 nhs2.")
+    assert zh.value("traffic.vehicle_passes", "plate_no", "nhs2.k1.QUJDREVGR0g", "seal_to").startswith("〔密文〕nhs2.")
     policy = zh.policies()["district"]
     assert "个人信息保护法" in zh.legal_basis(policy) and "PIPL" in en.legal_basis(policy)
 
@@ -239,9 +239,9 @@ def test_a_sealed_plate_is_marked_and_explained_next_to_its_column() -> None:
     text = visible(page, words_only=True)
     assert "2026-12-07 00:30:00（上海时间）" in text  # when it was pulled
     assert "2026-12-07 00:00:05" in text and "进" in text and "访客车辆" in text and "是" in text
-    assert "🔒 nhs2.k1.QUJD…" in text
+    assert "〔密文〕nhs2.k1.QUJD…" in text
     legend = visible(page.split('id="legend"', 1)[1])
-    assert "车牌号" in legend and "密封给公安" in legend and "私钥" in legend
+    assert "车牌号" in legend and "密封给公安：" in legend and "私钥" in legend
     assert 'class="treated op-seal_to"' in page and 'data-value="nhs2.k1.QUJDREVGR0hJSktM"' in page
     assert not {t for t in TOKEN.findall(text) if t in identifiers()}
     en = visible(render_export("en"))

@@ -98,3 +98,22 @@ def test_a_chart_on_a_phone_has_labels_of_11_px_or_more(chromium: Any, console: 
         state.now = original
     assert sizes, "no chart drawn"
     assert min(sizes) >= MIN_TEXT_PX
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_a_sealed_plate_and_its_legend_fit_on_a_phone(chromium: Any, console: ConsoleHub, language: str) -> None:
+    """The fixture's feed has no treated field: the export of a sealed plate is rendered as the
+    console renders it (tests/api/admin/test_i18n.py) and shown under the console's stylesheet."""
+    from tests.api.admin.test_i18n import render_export
+
+    tab = Tab(chromium, console, viewport={"width": PHONE, "height": 800}, is_mobile=True, has_touch=True)
+    try:
+        tab.go("/login")  # the console's origin, so the page's stylesheet loads from it
+        tab.page.set_content(render_export(language), wait_until="load")
+        assert tab.page.locator("#legend").is_visible()
+        assert tab.page.evaluate("document.scrollingElement.scrollWidth") <= PHONE
+        smallest, where = tab.page.evaluate(SMALLEST_TEXT)
+        assert smallest >= MIN_TEXT_PX, where
+        tab.shoot(f"export-sealed-{language}-{PHONE}")
+    finally:
+        tab.close()
