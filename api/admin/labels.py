@@ -269,6 +269,11 @@ class Labels:
 
             key = f"{column}.{value}"
             return self.t(key) if i18n.has(key, self.language) else str(value)
+        if column == "freshness_seconds" and isinstance(value, int | float):
+            from warehouse.quality_rules import duration_text
+
+            en, zh = duration_text(value)
+            return zh if self.language == "zh" else en
         if column == "quarantined_by_reason" and isinstance(value, dict):
             stream = row.get("stream")
             parts = [self.t("quality.reason_rows", reason=self.reason(stream, str(r)), n=n) for r, n in value.items()]

@@ -247,3 +247,8 @@ def test_a_sealed_plate_is_marked_and_explained_next_to_its_column() -> None:
     en = visible(render_export("en"))
     assert "Sealed to Public security" in en and "(Shanghai time)" in en
     assert not i18n.MISSING
+
+
+def test_freshness_reads_as_a_duration() -> None:
+    assert labels().provided("freshness_seconds", 3 * 3600 + 5 * 60) == "3小时5分钟"
+    assert labels("en").provided("freshness_seconds", 90_000) == "1 d 1 h"
