@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kernel.errors import ConfigError
 from privacy.jws import canonical_json
 from privacy.operators import Operator, parse_operator
-from schemas.contract import PrivacyClass
+from schemas.contract import Description, PrivacyClass
 from schemas.feeds import Feed, load_feeds
 
 DEFAULT_K = 5
@@ -53,6 +53,10 @@ class Policy(BaseModel):
     version: int
     title: str
     legal_basis: str
+    # What people read (the console): a short name of the consumer and the legal basis in
+    # both languages. Optional; part of the fingerprint, as everything the policy says.
+    display_name: Description | None = None
+    legal_basis_text: Description | None = None
     retention_days: int = Field(ge=1)
     pseudonym_epoch: Literal["month", "quarter", "year"] | None = None
     feeds: dict[str, FeedGrant]

@@ -10,30 +10,32 @@ from html import escape
 
 from markupsafe import Markup
 
-ROW = 26
-LABEL_WIDTH = 190
-BAR_WIDTH = 360
-VALUE_WIDTH = 90
+# Each bar's label sits on its own line above the bar, so the chart is narrow (360 units):
+# at a phone's 375 px it scales to about 0.9, and 13-unit text stays above 11 px; long Chinese
+# labels never squeeze the bars.
+ROW = 40
+WIDTH = 360
+BAR_WIDTH = 290
+FONT = 13  # the stylesheet's .chart-label size, in SVG units
 
 
 def bar_chart(title: str, bars: list[tuple[str, int]], empty: str) -> Markup:
     """An SVG of one bar per (label, value), longest bar = largest value; `empty` when none."""
     if not bars:
         return Markup('<p class="empty">{}</p>').format(empty)
-    width = LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH
-    height = ROW * len(bars) + 8
+    height = ROW * len(bars) + 4
     top = max(value for _, value in bars) or 1
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     for index, (label, value) in enumerate(bars):
-        y = 4 + index * ROW
+        y = 2 + index * ROW
         length = round(BAR_WIDTH * value / top) if value > 0 else 0
         parts.append(
-            f'<text class="chart-label" x="{LABEL_WIDTH - 8}" y="{y + 17}" text-anchor="end">{escape(label)}</text>'
-            f'<rect class="chart-bar" x="{LABEL_WIDTH}" y="{y + 4}" width="{max(length, 1)}" height="{ROW - 8}"/>'
-            f'<text class="chart-value" x="{LABEL_WIDTH + length + 6}" y="{y + 17}">{value:,}</text>'
+            f'<text class="chart-label" x="0" y="{y + FONT}">{escape(label)}</text>'
+            f'<rect class="chart-bar" x="0" y="{y + 18}" width="{max(length, 1)}" height="16"/>'
+            f'<text class="chart-value" x="{length + 6}" y="{y + 31}">{value:,}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))

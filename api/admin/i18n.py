@@ -1,9 +1,30 @@
 """The console's words in Chinese (the default: the admins are Shanghai residents'
-committees and property staff) and English. A missing key shows itself, not a blank."""
+committees and property staff) and English. A missing key shows itself, not a blank.
+
+The words live in gettext catalogs, `locale/<zh|en>/LC_MESSAGES/console.po`, read with Babel
+(msgid: a key such as `nav.audit`; msgstr: the text), so a translator edits a .po file and
+new entries merge line by line. `MESSAGES` below is the table the catalogs were made from;
+a key only it has still works (the catalogs win), so branches that add to it keep working
+until their keys are moved to the catalogs. Domain words (feeds, fields, consumers, legal
+bases) are not here: they come from the feeds', contracts' and policies' own texts
+(api.admin.labels).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+log = logging.getLogger(__name__)
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "console"
+# Keys asked for that no catalog (nor the table) has: the tests crawl the console and
+# require this to stay empty.
+MISSING: set[str] = set()
 
 LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
@@ -225,14 +246,38 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """The translated messages of one language's catalog, by key (empty msgstr: untranslated)."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    with path.open("rb") as po:
+        read = read_po(po, domain=DOMAIN)
+    return {str(m.id): str(m.string) for m in read if m.id and m.string}
+
+
+def has(key: str, language: str = DEFAULT) -> bool:
+    """Whether `key` has a text in `language`."""
+    return key in catalog(language) or key in MESSAGES
+
+
 def translator(language: str) -> Callable[..., str]:
     """`t(key, **values)` in `language` (falling back to Chinese, then to the key itself)."""
-    index = LANGUAGES.index(language) if language in LANGUAGES else 0
+    language = language if language in LANGUAGES else DEFAULT
+    index = LANGUAGES.index(language)
+    words = catalog(language)
 
     def t(key: str, **values: object) -> str:
-        pair = MESSAGES.get(key)
-        # An unknown key (a provider's new column or status) shows its last part, not a blank.
-        text = pair[index] if pair else key.split(".", 1)[-1]
+        text = words.get(key)
+        if text is None:
+            pair = MESSAGES.get(key)
+            if pair is None:
+                if key not in MISSING:
+                    MISSING.add(key)
+                    log.warning("console text %r has no translation", key)
+                # An unknown key (a provider's new column or status) shows its last part, not a blank.
+                text = key.split(".", 1)[-1]
+            else:
+                text = pair[index]
         return text.format(**values) if values else text
 
     return t

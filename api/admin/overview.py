@@ -121,7 +121,7 @@ def today(settings: Settings, now: datetime, report: dict[str, Any] | None = Non
 
 
 QUALITY_COLUMNS = [
-    "stream", "title", "status", "rows_in", "rows_loaded", "rows_quarantined",
+    "stream", "status", "rows_in", "rows_loaded", "rows_quarantined",
     "quarantined_by_reason", "freshness_seconds", "issues",
 ]  # fmt: skip
 ALARM_COLUMNS = [

@@ -28,6 +28,7 @@ from api.admin.web import (
     back_to,
     console_of,
     form_of,
+    labels_of,
     language,
     login_csrf,
     page,
@@ -103,7 +104,7 @@ def switch_language(request: Request, code: str, next: str | None = None) -> Res
 def overview_page(request: Request) -> Response:
     who = principal(request)
     console = console_of(request)
-    settings, t = console.settings, i18n.translator(language(request))
+    settings, t, labels = console.settings, i18n.translator(language(request)), labels_of(request)
     # One report for the page: its day's counts and states are the CLI's and the catalog's.
     now = console.now()
     report = overview.day_report(settings, now)
@@ -116,8 +117,14 @@ def overview_page(request: Request) -> Response:
         "in": bar_chart(
             t("overview.in"), [(t(f"system.{s}"), n) for s, n in today.rows_in_by_system.items()], t("common.none")
         ),
-        "out": bar_chart(t("overview.out"), list(today.rows_out_by_consumer.items()), t("common.none")),
-        "out_feed": bar_chart(t("overview.out_feed"), list(today.rows_out_by_feed.items()), t("common.none")),
+        "out": bar_chart(
+            t("overview.out"),
+            [(labels.consumer(c), n) for c, n in today.rows_out_by_consumer.items()],
+            t("common.none"),
+        ),
+        "out_feed": bar_chart(
+            t("overview.out_feed"), [(labels.feed(f), n) for f, n in today.rows_out_by_feed.items()], t("common.none")
+        ),
     }
     return page(
         request,

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.admin import i18n
 from api.admin.accounts import Lockout
+from api.admin.labels import Labels
 from api.admin.overview import shown
 from api.admin.sessions import COOKIE, Lifetime, Principal, find_session, same_token
 from api.formats import json_value
@@ -159,6 +160,12 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def labels_of(request: Request) -> Labels:
+    """Feeds, fields, consumers and values named in the reader's language (api.admin.labels)."""
+    lang, settings = language(request), console_of(request).settings
+    return Labels(lang, i18n.translator(lang), settings.policies_dir, settings.timezone)
+
+
 def page(request: Request, template: str, who: Principal | None, status: int = 200, **context: Any) -> HTMLResponse:
     """Render a page in the reader's language."""
     lang = language(request)
@@ -167,6 +174,7 @@ def page(request: Request, template: str, who: Principal | None, status: int = 2
     zone = ZoneInfo(console_of(request).settings.timezone)
     context["local"] = lambda moment, pattern: moment.astimezone(zone).strftime(pattern)
     context["show"] = lambda value: shown(value, lang)
+    context["labels"] = labels_of(request)
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 

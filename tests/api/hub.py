@@ -53,6 +53,11 @@ POLICIES: dict[str, dict[str, Any]] = {
     # Nothing: an empty catalog.
     "open_data": {"feeds": {}},
 }
+DISPLAY_NAMES = {
+    "district": ("区数据办", "District data office"),
+    "public_security": ("公安", "Public security"),
+    "open_data": ("开放数据", "Open data"),
+}
 # Limits no test reaches by accident; the tests of limits build hubs with their own.
 ROOMY = ApiSettings(rate_per_second=1000, rate_burst=10_000, anonymous_rate_per_second=1000, anonymous_burst=10_000)
 
@@ -63,6 +68,9 @@ def write_policies(folder: Path) -> Path:
     for consumer, body in POLICIES.items():
         policy = {"consumer": consumer, "version": 1, "title": f"{consumer} (test)", "retention_days": 30}
         policy |= {"legal_basis": "test", **body}
+        # The names the console shows (the real policies carry theirs the same way).
+        zh, en = DISPLAY_NAMES[consumer]
+        policy |= {"display_name": {"zh": zh, "en": en}, "legal_basis_text": {"zh": "测试用依据", "en": "test basis"}}
         (folder / f"{consumer}.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
     return folder
 

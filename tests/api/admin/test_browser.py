@@ -156,11 +156,12 @@ def test_filter_shared_data_and_drill_into_an_export(tab: Tab, console: ConsoleH
     tab.page.wait_for_selector("#export-table")
     tab.shoot("export")
     assert tab.page.locator("#confirmed").count() == 1
-    fields = tab.page.locator("#export-table thead th").all_inner_texts()
-    shown = [
-        tab.page.locator("#export-table tbody tr").nth(i).locator("td").all_inner_texts()
-        for i in range(tab.page.locator("#export-table tbody tr").count())
-    ]
+    # Headers and cells read for people (local time, yuan); the raw values ride along as data-*.
+    header = tab.page.locator("#export-table thead th")
+    fields = [header.nth(i).get_attribute("data-field") for i in range(header.count())]
+    shown = tab.page.eval_on_selector_all(
+        "#export-table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.dataset.value))"
+    )
     received = console.received["public_security"][0]
     assert fields == list(received[0])
     assert shown == [[str(row[f]) for f in fields] for row in received]

@@ -19,6 +19,7 @@ from tests.api.lake import FEED
 
 ROW = re.compile(r"<tr>(.*?)</tr>", re.S)
 CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.S)
+VALUE = re.compile(r'<td data-value="([^"]*)"', re.S)
 
 
 @pytest.fixture
@@ -31,6 +32,12 @@ def table_rows(page: str, table_id: str) -> list[list[str]]:
     """The body cells of a table on a page, unescaped."""
     body = page.split(f'id="{table_id}"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
     return [[html.unescape(c) for c in CELL.findall(row)] for row in ROW.findall(body)]
+
+
+def table_values(page: str, table_id: str) -> list[list[str]]:
+    """The raw values (`data-value`) of a table's body cells: what the consumer received."""
+    body = page.split(f'id="{table_id}"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [[html.unescape(c) for c in VALUE.findall(row)] for row in ROW.findall(body)]
 
 
 def listed_seqs(page: str) -> list[int]:
@@ -60,7 +67,7 @@ def test_an_export_shows_exactly_the_rows_the_consumer_received(
     assert 'id="confirmed"' in page
     received = console.received[consumer][page_index]
     fields = list(received[0])
-    shown = table_rows(page, "export-table")
+    shown = table_values(page, "export-table")
     assert shown == [[str(row[f]) for f in fields] for row in received]
 
 
@@ -87,13 +94,16 @@ def test_policies_show_treatments_fingerprints_and_what_changed(admin: Browser, 
     finally:
         path.write_text(original, encoding="utf-8")
     section = page.split('id="policy-public_security"', 1)[1].split("</section>", 1)[0]
-    assert f"console:{ADMIN}" in section and "cli" in section
-    assert "<code>retention_days</code>: <del>30</del> → <ins>60</ins>" in section
-    assert f"<code>feeds.{FEED}.fields.exits</code>: <del>keep</del> → <ins>—</ins>" in section
+    # Who saw each version, where the rule changed and how, all named for people.
+    assert f"控制台：{ADMIN}" in section and "命令行" in section
+    retention = '<span class="where" title="retention_days">接收方承诺保存期限（天）</span>'
+    assert f"{retention}: <del>30</del> → <ins>60</ins>" in section
+    exits = f'<span class="where" title="feeds.{FEED}.fields.exits">车辆进出流量（小时） › 出场车次</span>'
+    assert f"{exits}: <del>原样提供</del> → <ins>—</ins>" in section
     # Back to the original rule: that is a change too, and the history says so.
     section = admin.get("/policies").text.split('id="policy-public_security"', 1)[1].split("</section>", 1)[0]
-    assert "<code>retention_days</code>: <del>60</del> → <ins>30</ins>" in section
-    assert section.count(f"console:{ADMIN}") == 2
+    assert f"{retention}: <del>60</del> → <ins>30</ins>" in section
+    assert section.count(f"控制台：{ADMIN}") == 2
 
 
 def test_the_policy_diff_names_each_change() -> None:
@@ -112,7 +122,7 @@ def test_consent_shows_households_per_function_and_withdrawals(admin: Browser) -
     page = admin.get("/consent").text
     assert table_rows(page, "consent")[0] == ["户内烟感与燃气监测", "0", "1"]
     withdrawal = table_rows(page, "withdrawals")[0]
-    assert withdrawal[2:4] == ["户内烟感与燃气监测", "platform"] and "下次发布" in withdrawal[4]
+    assert withdrawal[2:4] == ["户内烟感与燃气监测", "社区管理平台"] and "下次发布" in withdrawal[4]
     assert "h" * 16 not in page  # the household's token never shows
 
 
@@ -131,7 +141,7 @@ def test_overview_has_server_drawn_charts(admin: Browser, console: ConsoleHub) -
     finally:
         state.now = original
     assert page.count('<svg class="chart"') >= 1
-    assert ">district<" in page and ">public_security<" in page
+    assert ">区数据办<" in page and ">公安<" in page and ">车辆进出流量（小时）<" in page
     assert ">机动车道闸</text>" in page and ">环境监测</text>" in page and ">480</text>" in page
 
 
@@ -178,8 +188,9 @@ def test_alarms_show_lifecycle_and_response_times(
     )
     assert 'id="open-alarms">1<' in admin.get("/").text
     rows = table_rows(admin.get("/quality").text, "alarms")
-    assert rows[0][:5] == ["a-1", "home-safety", "smoke", "紧急", "已确认"]
-    assert "125" in rows[0] and "public_security" in rows[0] and "7" in rows[0]
+    assert rows[0][:5] == ["a-1", "户内安全", "烟雾", "紧急", "已确认"]
+    assert "125" in rows[0] and "公安" in rows[0] and "7" in rows[0]
+    assert "2026-11-24 01:00" in rows[0]  # Shanghai time
     assert rows[1][4] == "已解除"
 
 
@@ -212,10 +223,10 @@ def test_the_drill_down_shows_a_bounded_page_of_rows_and_pages_on(
     received = console.received["public_security"][0]  # six rows
     fields = list(received[0])
     first = admin.get(f"/shared/{seq}").text
-    assert table_rows(first, "export-table") == [[str(row[f]) for f in fields] for row in received[:3]]
+    assert table_values(first, "export-table") == [[str(row[f]) for f in fields] for row in received[:3]]
     assert 'id="next-rows"' in first
     second = admin.get(f"/shared/{seq}", params={"rows_page": 1}).text
-    assert table_rows(second, "export-table") == [[str(row[f]) for f in fields] for row in received[3:6]]
+    assert table_values(second, "export-table") == [[str(row[f]) for f in fields] for row in received[3:6]]
     assert 'id="next-rows"' not in second
 
 
@@ -230,5 +241,5 @@ def test_the_quality_page_lists_the_ngsi_ld_dead_letters(admin: Browser, console
     assert overview.push_dead_letters(console.hub.settings).error is None
     rows = table_rows(admin.get("/quality").text, "dead-letters")
     assert [row[1:] for row in rows] == [
-        ["district", "upsert", "—", entity["id"], "Streetlight", "BadRequestData", "400", "1"]
+        ["区数据办", "更新推送", "—", entity["id"], "Streetlight", "BadRequestData", "400", "1"]
     ]
