@@ -11,11 +11,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.admin import audit_log, i18n, i18n_audit, monthly, releases
+from api.admin import audit_log, i18n, monthly, releases
 from api.admin.routes import _day
 from api.admin.web import console_of, language, page, principal
 
-assert i18n_audit.MESSAGES  # registers the pages' words
 router = APIRouter()
 KindQuery = Annotated[list[str] | None, Query(alias="kind", max_length=20)]
 DayQuery = Annotated[str | None, Query(max_length=10)]
