@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from simulator.community import Community
+from simulator.ctwing_api import CtwingPlatform
 from simulator.devices import DeviceFleet
 
 CTWING_TENANT = "2000031187"
@@ -371,8 +372,11 @@ class CtwingBreaker:
 class CarrierPusher:
     """Pushes deliveries at the configured rate with the carriers' retry rules; records ground truth."""
 
-    def __init__(self, cfg: PushConfig, truth: IO[str] | None = None) -> None:
+    def __init__(self, cfg: PushConfig, truth: IO[str] | None = None, platform: CtwingPlatform | None = None) -> None:
         self.cfg, self.truth = cfg, truth
+        # The platform's store behind its history API (simulator/ctwing_api.py): it holds every uplink
+        # a device sent, pushed or not, so what a cool-down kept back can be fetched again.
+        self.platform = platform
         self.stats = PushStats()
         self.breaker = CtwingBreaker(cfg)
         self._jobs: queue.Queue[Delivery | None] = queue.Queue()
@@ -443,6 +447,8 @@ class CarrierPusher:
             if wait > 0:
                 time.sleep(wait)
             self.stats.sent += 0 if d.dup else 1
+            if d.carrier == "ctwing" and not d.dup and self.platform is not None:
+                self.platform.record(json.loads(d.body))  # received from the device, pushed or not
             if d.carrier == "ctwing" and self.breaker.cooling():
                 d.result = "lost_cooldown"  # not pushed at all during the cool-down
                 self._settle(d)
