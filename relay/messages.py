@@ -61,23 +61,29 @@ class LiveSigner(Signer):
     """A Signer that follows `neuron keys rotate` without a restart (issue 17).
 
     At most once a second (RELOAD_SECONDS) it asks the hub's keys for the active signing key,
-    which re-reads the signing index when its mtime moved; a new kid rebuilds the header. The
-    relay's hot path pays a monotonic clock read per message, nothing more.
+    which re-reads the signing index when its mtime moved; a new kid gets a new Signer, swapped
+    in as one reference (a message signed meanwhile on another thread uses the old key and
+    header together, never one with the other). The relay's hot path pays a monotonic clock
+    read per message, nothing more.
     """
 
     def __init__(self, keys: HubKeys, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(keys.active_signing_key)
+        self._current = Signer(keys.active_signing_key)
         self._keys, self._clock = keys, clock
         self._checked = clock()
+
+    @property
+    def key(self) -> SigningKey:  # type: ignore[override]  # read-only here: the current Signer's
+        return self._current.key
 
     def sign(self, payload: dict[str, Any]) -> str:
         now = self._clock()
         if now - self._checked >= RELOAD_SECONDS:
             self._checked = now
             key = self._keys.active_signing_key
-            if key.kid != self.key.kid:
-                Signer.__init__(self, key)
-        return super().sign(payload)
+            if key.kid != self._current.key.kid:
+                self._current = Signer(key)
+        return self._current.sign(payload)
 
 
 @lru_cache(maxsize=4096)  # an event's moments repeat across its consumers' messages and the batch
