@@ -135,7 +135,7 @@ def run_path(name: str, poll: float, window: int) -> dict[str, Any]:
             made[(r["plate_no"], when.astimezone(LOCAL).strftime("%Y%m%d%H%M%S"))].append(when.timestamp())
         end_to_end = []
         for vid, vehicle in upper.received.vehicles.items():
-            times = made.get((str(opener(vehicle["PlateNo"])), str(vehicle["PassTime"])))
+            times = made.get((str(opener(vehicle.get("PlateNoSealed", vehicle["PlateNo"]))), str(vehicle["PassTime"])))
             if times:
                 end_to_end.append(upper.received.accept_times[vid] - times.pop(0))
         floor = _floor(upper, hub_body(upper))

@@ -1,10 +1,12 @@
 """### key_rotation — a fresh signing key on schedule
 
 Starts a new Ed25519 signing key for the hub on the cadence in NEURON_KEY_ROTATION_CRON
-(default: quarterly, 1 Jan/Apr/Jul/Oct at 04:00). The old keys stop signing but stay in
-the JWKS (`/.well-known/jwks.json`) until what they signed expires
-(`signature_lifetime_days`), so consumers keep verifying older manifests. A re-run of the
-same interval finds the key it made and rotates nothing; each rotation is audited. One per
+(default: quarterly, 1 Jan/Apr/Jul/Oct at 04:00) and re-signs every partition manifest
+with it, so consumers verifying with the current JWKS verify every partition. The old key
+stops signing and stays in the JWKS (`/.well-known/jwks.json`) for
+`signature_lifetime_days` (90) for what is short-lived. A re-run of the same interval finds
+the key it made, rotates nothing and re-signs only what still carries an older signature;
+each rotation and re-signing is audited. One per
 community in a subdistrict suite (each community's hub has its own keys).
 """
 

@@ -4,7 +4,9 @@
 # Content-Digest and the partition's signed manifest. docs/consumers.md walks through it;
 # the hub's tests run it against a real hub.
 #
-#   HUB=http://127.0.0.1:8700      the hub
+#   HUB=https://127.0.0.1:8700     the hub
+#   HUB_CA=hub.crt                 the hub's TLS certificate, from its operator (optional: without
+#                                  it curl trusts the system's CAs)
 #   KEY_ID=district-0a1b2c3d       your key id, as the hub registered it
 #   KEY=district.pem               your Ed25519 private key (PEM)
 #   HUB_X=...                      the hub's public key ("x" of its JWK), from the hub's letter:
@@ -34,7 +36,7 @@ signed_get() {
     "$authority" "$path" "$query" "$params" > "$work/request-base"
   sig=$(openssl pkeyutl -sign -inkey "$KEY" -rawin -in "$work/request-base" | base64 -w0)
   request_signature="neuron=:$sig:"
-  curl -sS -o "$work/body" -D "$work/head" -H "Accept-Encoding: identity" \
+  curl -sS ${HUB_CA:+--cacert "$HUB_CA"} -o "$work/body" -D "$work/head" -H "Accept-Encoding: identity" \
     -H "Signature-Input: neuron=$params" -H "Signature: $request_signature" "$HUB$path${query:+?$query}"
   verify_response
 }

@@ -57,6 +57,18 @@ class InboxSettings(BaseModel):
     keep_processed_hours: int = Field(24, ge=1)  # raw pushes (encrypted) kept after processing
     gap_grace_seconds: int = Field(120, ge=1)  # a missing sequence number may still arrive (retries)
     sweep_seconds: int = Field(30, ge=1)  # how often silent devices and open gaps are looked for
+    # CTWing's open API (AEP), to re-fetch what its cool-down or the inbox's own outage kept from
+    # being pushed (connectors/carrier/ctwing_api.py). Empty URL: no re-fetch.
+    ctwing_api_url: str = ""  # e.g. https://ag-api.ctwing.cn
+    ctwing_app_key: str = ""
+    ctwing_app_secret: SecretStr = SecretStr("")
+    ctwing_master_key: SecretStr = SecretStr("")  # the product's MasterKey (one for the community's products)
+    # A device the inbox has never heard from is re-fetched this far back at start.
+    refetch_lookback_seconds: int = Field(6 * 3600, ge=60)
+    # After the inbox starts, everything is re-fetched again this much later: an outage long enough
+    # to trip CTWing's 1-minute cool-down leaves it running after the inbox is back.
+    refetch_again_after_seconds: int = Field(75, ge=1)
+    refetch_retry_seconds: int = Field(10, ge=1)  # a failed re-fetch is tried again this much later
 
     @field_validator("onenet_aes_key")
     @classmethod

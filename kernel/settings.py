@@ -181,8 +181,10 @@ class Settings(BaseSettings):
     vault_retention_days: int = Field(30, ge=1)
     quarantine_retention_days: int = Field(90, ge=1)
     # How long a rotated signing key stays in the JWKS after it stopped signing (issue 17:
-    # bounded, not ten years; docs/security.md says why 400 days).
-    signature_lifetime_days: int = Field(400, ge=1, le=730)
+    # bounded, not ten years). Rotation re-signs every manifest with the new key, so only
+    # short-lived signatures (answers, relay messages, consumers' stored copies) need the old
+    # key: one rotation period (the DAG's quarter); docs/security.md says why.
+    signature_lifetime_days: int = Field(90, ge=1, le=730)
     # The period within which one consumer's pseudonym of an identifier stays the same (policies may override).
     pseudonym_epoch: Literal["month", "quarter", "year"] = "quarter"
     failure_budget: float = Field(0.05, ge=0, le=1)

@@ -350,10 +350,18 @@ def keys_rotate(
         bool, typer.Option("--master-secret", help="Also start a new master-secret version.")
     ] = False,
 ) -> None:
-    """Start a new signing key; old public keys stay in the JWKS until what they signed expires."""
+    """Start a new signing key and re-sign every manifest with it (the old key stays in the JWKS a while)."""
     from neuron.housekeeping import keys_rotate as rotate
 
     console.print_json(json.dumps(rotate(_hub(), master_secret), ensure_ascii=False, default=str))
+
+
+@keys_app.command("resign")
+def keys_resign() -> None:
+    """Re-sign every partition manifest with the active signing key (rotation does it too)."""
+    from neuron.housekeeping import keys_resign as resign
+
+    console.print_json(json.dumps(resign(_hub()), ensure_ascii=False, default=str))
 
 
 @retention_app.command("run")

@@ -1,4 +1,4 @@
-"""What `neuron keys show|rotate` and `neuron retention run` do, as plain functions the
+"""What `neuron keys show|rotate|resign` and `neuron retention run` do, as plain functions the
 command line wires up: they return what to print, and never a secret."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from privacy.master import list_master_versions, rotate_master_secret
 from privacy.tls import jwks_fingerprint
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
+from warehouse.manifests import resign_manifests
 from warehouse.retention import run_retention
 
 
@@ -52,7 +53,9 @@ def keys_rotate(settings: Settings, master_secret: bool = False) -> dict[str, An
     """Rotate the signing key (older ones stay in the JWKS) and, if asked, the master secret.
 
     Each rotation is an audit entry. A new master secret changes every pseudonym from the
-    next batch on: rotate it at the turn of a pseudonym epoch.
+    next batch on: rotate it at the turn of a pseudonym epoch. Every partition's manifest is
+    then re-signed with the new key (`keys_resign`), so a consumer verifying with the current
+    JWKS verifies everything after the retired key has left it.
     """
     now = datetime.now(UTC)
     key = rotate_signing_key(settings, now)
@@ -61,7 +64,18 @@ def keys_rotate(settings: Settings, master_secret: bool = False) -> dict[str, An
         done["master_secret_version"] = rotate_master_secret(settings, now)
     with session_scope(settings.control_url) as session:
         append_audit(session, actor="hub", action="keys", outcome="rotated", detail=done, at=now)
+    done["manifests_resigned"] = keys_resign(settings)["resigned"]
     return done
+
+
+def keys_resign(settings: Settings) -> dict[str, Any]:
+    """Re-sign with the active key every manifest another key signed (idempotent; audited).
+
+    Rotation runs it; run it again after a publish that raced a rotation, or to finish one
+    that was interrupted.
+    """
+    done = resign_manifests(settings)
+    return {"signing_key": done.signing_key, "resigned": done.resigned, "already_current": done.current}
 
 
 def retention_run(settings: Settings) -> dict[str, Any]:

@@ -51,3 +51,30 @@ def dead_letters(consumer: Annotated[str | None, typer.Option(help="Only this co
         row = [str(d["failed_at"]), d["consumer"], d["channel"], str(d["feed"] or ""), d["entity_id"]]
         table.add_row(*row, d["error_type"], str(d["status"]), str(d["attempts"]))
     console.print(table)
+
+
+@push_app.command("resend")
+def resend(
+    consumer: Annotated[str | None, typer.Option(help="Only this consumer's dead letters.")] = None,
+    letter: Annotated[
+        list[int] | None, typer.Option("--id", help="Only these dead letters (see dead-letters).")
+    ] = None,
+) -> None:
+    """Send the open dead letters again now (audited as a push); those taken are resolved."""
+    from peers.ngsi_ld.consumer import ConsumerPush
+    from peers.ngsi_ld.resend import resend_dead_letters
+
+    setup_logging()
+    settings = load_settings()
+    pushes = [p for p in settings.push.ngsi_ld if consumer is None or p.name == consumer]
+    if not pushes:
+        console.print(f"no push.ngsi_ld consumer {consumer or ''} is configured in the hub's TOML", markup=False)
+        raise typer.Exit(code=1)
+    try:
+        for push in pushes:
+            done = resend_dead_letters(ConsumerPush(settings, push), "cli", ids=letter or None)
+            counts = f"{done.letters} dead letters re-sent, {done.resolved} taken, {done.still_dead} refused again"
+            console.print(f"{push.name}: {counts}", markup=False)
+    except NeuronError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None

@@ -105,10 +105,11 @@ def rotate_signing_key_if_due(settings: Settings, due_before: datetime) -> dict[
     was written) finds the fresh key and rotates nothing, so the task is idempotent. Older
     public keys stay in the JWKS until what they signed expires (privacy/keys.py).
     """
-    from neuron.housekeeping import keys_rotate
+    from neuron.housekeeping import keys_resign, keys_rotate
     from privacy.keys import HubKeys
 
     active = HubKeys.load(settings).active_signing_key
     if active.created >= due_before:
-        return {"rotated": False, "signing_key": active.kid}
+        # A re-run still re-signs what a publish racing the rotation signed with the old key.
+        return {"rotated": False, "signing_key": active.kid, "manifests_resigned": keys_resign(settings)["resigned"]}
     return {"rotated": True, **keys_rotate(settings)}

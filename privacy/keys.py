@@ -33,10 +33,11 @@ from privacy.master import load_master_secrets, write_secret
 
 HKDF_SALT = b"neuron-hub/v1"
 SIGNING_KEY_LIFETIME = timedelta(days=365)
-# How long a retired signing key stays in the JWKS (issue 17: it was 3650 days). 400 days
-# covers the longest consumer retention but open data's (365 days) plus a month of slack;
-# see docs/security.md for the choice.
-DEFAULT_SIGNATURE_LIFETIME = timedelta(days=400)
+# How long a retired signing key stays in the JWKS (issue 17: it was 3650 days). Rotation
+# re-signs every partition manifest with the new key (warehouse/manifests.py), so the old key
+# is needed only for what is short-lived or already verified: one quarter, the rotation DAG's
+# cadence, so the JWKS holds the active key and at most one retired one. docs/security.md.
+DEFAULT_SIGNATURE_LIFETIME = timedelta(days=90)
 # How often a long-running process looks whether `neuron keys rotate` changed the keys.
 RELOAD_SECONDS = 1.0
 

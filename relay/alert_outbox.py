@@ -14,24 +14,9 @@ import json
 from typing import Any
 
 from relay.lifecycle import LifecycleEvent
+from warehouse.alarm_history import ALARM_STATE_FIELDS
 
 TOPIC = "ngsi-ld/Alert"  # the outbox's topic column; not an MQTT topic
-FIELDS = (
-    "alarm_id",
-    "community_id",
-    "family",
-    "category",
-    "severity",
-    "state",
-    "raised_at",
-    "acknowledged_at",
-    "acknowledged_by",
-    "cleared_at",
-    "escalated",
-    "updates",
-    "building",
-    "unit",
-)
 
 
 def alert_outboxes(settings: Any) -> list[str]:
@@ -43,5 +28,5 @@ def alert_outboxes(settings: Any) -> list[str]:
 def alert_state(event: LifecycleEvent) -> str:
     """The alarm as it is after `event`, as JSON (times ISO 8601, UTC)."""
     alarm = event.alarm
-    row = {name: getattr(alarm, name) for name in FIELDS}
+    row = {name: getattr(alarm, name) for name in ALARM_STATE_FIELDS}
     return json.dumps({k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}, sort_keys=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import binascii
 import hmac
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -21,7 +23,7 @@ from typing import Any
 
 from kernel.relay_settings import Upstream
 from privacy.jws import ALGORITHM
-from privacy.keys import SigningKey
+from privacy.keys import RELOAD_SECONDS, HubKeys, SigningKey
 from privacy.seal import RELAY_FEED, Recipient, seal
 from relay.alarms import device_is_direct
 from relay.lifecycle import Alarm, LifecycleEvent
@@ -53,6 +55,35 @@ class Signer:
     def sign(self, payload: dict[str, Any]) -> str:
         signing_input = f"{self._header}.{_b64(_CANONICAL.encode(payload).encode())}"
         return f"{signing_input}.{_b64(self.key.private.sign(signing_input.encode()))}"
+
+
+class LiveSigner(Signer):
+    """A Signer that follows `neuron keys rotate` without a restart (issue 17).
+
+    At most once a second (RELOAD_SECONDS) it asks the hub's keys for the active signing key,
+    which re-reads the signing index when its mtime moved; a new kid gets a new Signer, swapped
+    in as one reference (a message signed meanwhile on another thread uses the old key and
+    header together, never one with the other). The relay's hot path pays a monotonic clock
+    read per message, nothing more.
+    """
+
+    def __init__(self, keys: HubKeys, clock: Callable[[], float] = time.monotonic) -> None:
+        self._current = Signer(keys.active_signing_key)
+        self._keys, self._clock = keys, clock
+        self._checked = clock()
+
+    @property
+    def key(self) -> SigningKey:  # type: ignore[override]  # read-only here: the current Signer's
+        return self._current.key
+
+    def sign(self, payload: dict[str, Any]) -> str:
+        now = self._clock()
+        if now - self._checked >= RELOAD_SECONDS:
+            self._checked = now
+            key = self._keys.active_signing_key
+            if key.kid != self._current.key.kid:
+                self._current = Signer(key)
+        return self._current.sign(payload)
 
 
 @lru_cache(maxsize=4096)  # an event's moments repeat across its consumers' messages and the batch

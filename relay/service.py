@@ -49,6 +49,7 @@ from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
 from relay.messages import (
+    LiveSigner,
     Route,
     SealCache,
     Signer,
@@ -134,7 +135,7 @@ class Relay:
         self.keys = keys or HubKeys.load(settings)
         self.device_tokens = DeviceTokens(self.keys)
         self.id_key = relay_id_key(self.keys)
-        self.signer = Signer(self.keys.active_signing_key)
+        self.signer: Signer = LiveSigner(self.keys)  # follows a rotation without a restart
         self.routes = self._routes()
         self._upstreams = {route.upstream.name: route.upstream for route in self.routes}
         self.acks = AckVerifier(settings.control_url)

@@ -2,15 +2,30 @@
 take it, shared by the export API's `viid` format (api/format_viid.py) and the cascade to the upper
 VIID platform (peers/viid/). See docs/formats.md for the whole mapping and its limits.
 
-The plate is never more than the consumer's policy grants: `PlateNo` carries the published
-`plate_no` exactly as the policy treated it (sealed to the consumer's key, its pseudonym, or a
-mask); a policy that drops the plate gives no `PlateNo`. Published partitions never hold a raw
-plate (a policy cannot `keep` a direct identifier), and as a last line of defence a value that
-reads like a raw plate stops the response instead of leaving the hub.
+The plate is never more than the consumer's policy grants: the published `plate_no` exactly as
+the policy treated it (sealed to the consumer's key, its pseudonym, or a mask); a policy that
+drops the plate gives no `PlateNo`. Published partitions never hold a raw plate (a policy cannot
+`keep` a direct identifier), and as a last line of defence a value that reads like a raw plate
+stops the response instead of leaving the hub.
+
+`PlateNo` is string(15) (GA/T 1400.3 A.11). A treated plate that fits (a mask) goes there as it
+is. One that does not — a plate sealed to public security's key is ~100 characters, a
+pseudonym may be longer than 15 — goes whole into `PlateNoSealed`, a member of our own beside
+the standard's, and `PlateNo` carries a 15-character alias of it (`plate_alias`). Ambiguous in
+the standard: its object schemas name their members but define no extension member, and
+neither forbids others; the platforms we know of (and our peer, simulator/viid_records.py)
+ignore members they do not know. We chose an extra member over bending PlateNo's length or
+squeezing the value into a descriptive field (PlateDescribe is string(64), too short), and
+over sending clear plates: public security's policy entitles it to the plate sealed only
+(config/policies/public_security.yaml), and that holds on this channel too. The alias is
+keyed: it is derived from the treated value, which only the hub's keys make (sealing and
+pseudonyms are keyed), so it names the same vehicle the same way for that consumer, in a
+recipient-key period, and nothing else; the key holder opens `PlateNoSealed` for the plate.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
@@ -56,6 +71,17 @@ IMAGE, MOTOR_VEHICLE = "02", "02"  # the sub-type digits of SourceID and MotorVe
 # [unverified]; 119 is the type of the one gate device seen in a public usage document
 # (34020000001190000001), so gates are numbered with it.
 TOLLGATE = "119"
+
+PLATE_NO_MAX = 15  # A.11: PlateNo is string(15)
+SEALED_PLATE = "PlateNoSealed"  # our member for a treated plate longer than that (module doc)
+ALIAS_PREFIX = "NH"  # never how a real plate starts (a province's character), so never taken for one
+
+
+def plate_alias(treated: str) -> str:
+    """A 15-character stand-in for a treated plate too long for PlateNo: "NH" + 13 base32 characters
+    (65 bits) of its SHA-256. Keyed in effect: only the hub's keys make the treated value."""
+    digest = base64.b32encode(hashlib.sha256(treated.encode()).digest()).decode()
+    return ALIAS_PREFIX + digest[: PLATE_NO_MAX - len(ALIAS_PREFIX)]
 
 
 @dataclass(frozen=True)
@@ -163,7 +189,11 @@ def motor_vehicle(record: Pass) -> dict[str, Any]:
     if record.plate is not None:
         if raw_plate().search(record.plate):
             raise IntegrityError("a raw plate reached the VIID renderer: the response is withheld")
-        vehicle["PlateNo"] = record.plate
+        if len(record.plate) <= PLATE_NO_MAX:
+            vehicle["PlateNo"] = record.plate
+        else:  # sealed or a long pseudonym: whole in our member, an alias within PlateNo's length
+            vehicle["PlateNo"] = plate_alias(record.plate)
+            vehicle[SEALED_PLATE] = record.plate
     vehicle["VehicleColor"] = OTHER_COLOR
     # The box of the vehicle in the capture image: required for automatic capture, but no image
     # ever leaves the hub, so the box is empty.

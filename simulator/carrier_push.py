@@ -23,6 +23,9 @@ Square, derived from the same community seed as the MQTT simulator, with Luhn-va
 
 Run it: `python -m simulator.carrier_push --ctwing-url … --onenet-url … --onenet-token … --rate 50
 --duration 10 --truth truth.jsonl`. Last line: `carrier push: N sent, A accepted (HTTP 200), R retried`.
+With `--ctwing-app-key KEY` (secret in CTWING_APP_SECRET) it also serves CTWing's history API
+(simulator/ctwing_api.py) over every uplink, pushed or lost to the cool-down, `--linger` seconds
+past the last push.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from simulator.community import Community
+from simulator.ctwing_api import CtwingPlatform
 from simulator.devices import DeviceFleet
 
 CTWING_TENANT = "2000031187"
@@ -371,8 +375,11 @@ class CtwingBreaker:
 class CarrierPusher:
     """Pushes deliveries at the configured rate with the carriers' retry rules; records ground truth."""
 
-    def __init__(self, cfg: PushConfig, truth: IO[str] | None = None) -> None:
+    def __init__(self, cfg: PushConfig, truth: IO[str] | None = None, platform: CtwingPlatform | None = None) -> None:
         self.cfg, self.truth = cfg, truth
+        # The platform's store behind its history API (simulator/ctwing_api.py): it holds every uplink
+        # a device sent, pushed or not, so what a cool-down kept back can be fetched again.
+        self.platform = platform
         self.stats = PushStats()
         self.breaker = CtwingBreaker(cfg)
         self._jobs: queue.Queue[Delivery | None] = queue.Queue()
@@ -443,6 +450,8 @@ class CarrierPusher:
             if wait > 0:
                 time.sleep(wait)
             self.stats.sent += 0 if d.dup else 1
+            if d.carrier == "ctwing" and not d.dup and self.platform is not None:
+                self.platform.record(json.loads(d.body))  # received from the device, pushed or not
             if d.carrier == "ctwing" and self.breaker.cooling():
                 d.result = "lost_cooldown"  # not pushed at all during the cool-down
                 self._settle(d)
@@ -582,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--truth", type=argparse.FileType("w", encoding="utf-8"), default=None)
     p.add_argument("--registry-out", type=argparse.FileType("w", encoding="utf-8"), default=None)
+    # CTWing's history API (simulator/ctwing_api.py): what the inbox re-fetches after a cool-down.
+    p.add_argument("--ctwing-app-key", default="", help="serve the history API with this app key")
+    p.add_argument("--ctwing-app-secret", default=os.environ.get("CTWING_APP_SECRET", ""))
+    p.add_argument("--ctwing-master-key", default=os.environ.get("CTWING_MASTER_KEY", ""))
+    p.add_argument("--linger", type=float, default=0.0, help="keep serving the history API this long after")
     a = p.parse_args(argv)
     cfg = PushConfig(
         ctwing_url=a.ctwing_url, onenet_url=a.onenet_url, onenet_token=a.onenet_token,
@@ -596,7 +610,11 @@ def main(argv: list[str] | None = None) -> int:
         a.registry_out.write(registry_csv(devices))
         a.registry_out.close()
     carriers = {"ctwing"} if a.ctwing_url else set()
-    pusher = CarrierPusher(cfg, a.truth)
+    platform = None
+    if a.ctwing_app_key:
+        platform = CtwingPlatform(a.ctwing_app_key, a.ctwing_app_secret, a.ctwing_master_key).start()
+        print(f"carrier push: CTWing history API at {platform.url}", file=sys.stderr)
+    pusher = CarrierPusher(cfg, a.truth, platform)
     if a.onenet_url and (a.onenet_skip_verify or pusher.verify_onenet()):
         carriers.add("onenet")
     elif a.onenet_url:
@@ -614,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         a.truth.close()
     print(f"carrier push: {s.sent} sent, {s.accepted} accepted (HTTP 200), {s.retried} retried")
+    if platform is not None:
+        time.sleep(a.linger)  # the inbox may still be fetching what the cool-down kept back
+        platform.stop()
     return 0
 
 

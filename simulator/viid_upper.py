@@ -66,7 +66,7 @@ class UpperConfig:
     registration_ttl: float = 300.0  # one vendor documents ~5 minutes, refreshed by keepalives
     strict_content_type: bool = True  # 415 on anything but application/VIID+JSON
     image_required: bool = False  # the hub sends no images: waived by agreement (see GAT1400-cascade.md §5)
-    plate_opener: Callable[[str], str | None] | None = None  # opens a PlateNo sealed to its key
+    plate_opener: Callable[[str], str | None] | None = None  # opens a PlateNoSealed sealed to its key
     fail_every: int = 0  # every Kth notification request: HTTP 500, nothing stored
     drop_every: int = 0  # every Mth: stored, then the connection is closed without an answer
 

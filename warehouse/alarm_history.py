@@ -11,7 +11,10 @@ from kernel.settings import Settings
 from warehouse.control import engine_for
 from warehouse.models import RelayAlarm
 
-CONSOLE_FIELDS = (
+# An alarm's state as the `safety.alarms` feed carries it: columns of RelayAlarm, no room, no
+# device, nothing sealed. The one list of them: the relay's NGSI-LD alert outbox writes these
+# (relay/alert_outbox.py), and the console shows them down to the building.
+ALARM_STATE_FIELDS = (
     "alarm_id",
     "community_id",
     "family",
@@ -23,8 +26,12 @@ CONSOLE_FIELDS = (
     "acknowledged_by",
     "cleared_at",
     "escalated",
+    "updates",
     "building",
+    "unit",
 )
+BELOW_BUILDING = frozenset({"unit"})  # what the console leaves out: it shows what the district sees
+CONSOLE_FIELDS = tuple(name for name in ALARM_STATE_FIELDS if name not in BELOW_BUILDING)
 
 
 def alarm_list(settings: Settings, since: datetime | None = None, limit: int = 500) -> list[dict[str, Any]]:

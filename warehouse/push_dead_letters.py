@@ -6,9 +6,10 @@ importing the pusher (peers/ngsi_ld writes them).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from kernel.settings import Settings
 from warehouse.control import engine_for
@@ -29,6 +30,7 @@ def dead_letters(control_url: str, consumer: str | None = None, limit: int = 200
         NgsiLdDeadLetter.title,
         NgsiLdDeadLetter.attempts,
         NgsiLdDeadLetter.failed_at,
+        NgsiLdDeadLetter.resend_requested_at,
     ]
     query = select(*columns).where(NgsiLdDeadLetter.resolved_at.is_(None))
     if consumer is not None:
@@ -55,3 +57,18 @@ def console_dead_letters(settings: Settings) -> list[dict[str, Any]]:
     for row in rows:
         row["http_status"] = row.pop("status")  # `status` is the console's own (a state it translates)
     return rows
+
+
+def request_resend(control_url: str, now: datetime | None = None) -> int:
+    """Mark every open dead letter for a re-send (the console's button); how many were marked.
+
+    The console does not reach the brokers: `neuron push` re-sends what is marked at its next
+    round (peers/ngsi_ld/resend.py) and audits it; the caller audits the request.
+    """
+    marked = (
+        update(NgsiLdDeadLetter)
+        .where(NgsiLdDeadLetter.resolved_at.is_(None), NgsiLdDeadLetter.resend_requested_at.is_(None))
+        .values(resend_requested_at=now or datetime.now(UTC))
+    )
+    with engine_for(control_url).begin() as conn:
+        return int(conn.execute(marked).rowcount or 0)

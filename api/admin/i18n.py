@@ -224,6 +224,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "推送至城市大脑（NGSI-LD）未被接收的条目",
         "NGSI-LD push: entities the consumers' brokers would not take",
     ),
+    "push.resend": ("重新推送全部未接收条目", "Send every open dead letter again"),
+    "push.resend_requested": (
+        "已请求重新推送：推送服务将在下一轮发送，结果记入审计日志。",
+        "Re-send requested: the push sends them at its next round; the outcome is in the audit log.",
+    ),
     "col.consumer": ("接收方", "Consumer"),
     "col.channel": ("通道", "Channel"),
     "col.feed": ("数据集", "Feed"),

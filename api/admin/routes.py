@@ -41,6 +41,7 @@ from schemas.feeds import load_feeds
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
 from warehouse.quality_rules import period
+from warehouse.push_dead_letters import request_resend
 
 router = APIRouter()
 
@@ -289,7 +290,7 @@ def consent_page(request: Request) -> Response:
 
 
 @router.get("/quality", response_class=HTMLResponse)
-def quality_page(request: Request) -> Response:
+def quality_page(request: Request, done: str | None = None) -> Response:
     who = principal(request)
     settings = console_of(request).settings
     return page(
@@ -300,7 +301,20 @@ def quality_page(request: Request) -> Response:
         period=period(settings.timezone, console_of(request).now()).label,
         alarms=overview.alarms(settings),
         dead_letters=overview.push_dead_letters(settings),
+        done=done if done == "resend" else None,
     )
+
+
+@router.post("/push/resend")
+async def resend_dead_letters(request: Request) -> Response:
+    """Ask `neuron push` to send every open dead letter again (the console never reaches a broker)."""
+    who = await run_in_threadpool(principal, request)
+    await form_of(request, who, admin=True)
+    console = console_of(request)
+    marked = await run_in_threadpool(request_resend, console.settings.control_url, console.now())
+    detail = {"dead_letters": marked}
+    await run_in_threadpool(_audit, request, f"console:{who.name}", "console_push_resend", "requested", detail)
+    return redirect(f"{BASE}/quality?done=resend")
 
 
 def refused_page(request: Request, exc: Exception) -> Response:

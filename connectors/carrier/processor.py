@@ -14,7 +14,14 @@ transaction per step, so a killed inbox resumes where it stopped and repeats not
 - readings wait in `pending_rows` and are landed every `land_interval_ms` as one file per stream
   and window, named by the rows' ids, so landing again after a crash rewrites the same file;
 - alarms (smoke, gas, an open or tilted cover) go to the `outbox`, which `alarms_out` publishes on
-  the community broker as the device would have: the collector lands them and the relay relays them.
+  the community broker as the device would have: the collector lands them and the relay relays them;
+- what CTWing did not push (its 1-minute cool-down after a failing receiver, or the inbox's own
+  outage) is re-fetched through its history API (`ctwing_api`) and processed like a push: for a
+  device whose sequence numbers skip (a gap), and for every CTWing device when the processor
+  starts and again `refetch_again_after_seconds` later (a cool-down outlives the outage that
+  tripped it). Re-fetched uplinks carry no sequence number, so CTWing data reports are
+  de-duplicated by (device, platform timestamp) as well: a re-fetched uplink that was also
+  pushed, or pushed later by a retry, is a duplicate.
 
 Device state and events are keyed by a pseudonym of the device (HMAC under a key derived from the
 master secret): the inbox file holds no raw identifier outside its encrypted columns.
@@ -39,12 +46,13 @@ from typing import IO, Any
 
 from connectors import collector_landing as landing
 from connectors.carrier import onenet
+from connectors.carrier.ctwing_api import CtwingHistory
 from connectors.carrier.decoders import CTWING_DECODERS, ONENET_DECODERS, DecodeError, Reading
 from connectors.carrier.devices import DeviceRegister, HubDevice
 from connectors.carrier.store import InboxFiles, KeySource, Sealer, connect, transaction
 from connectors.collector_progress import write_writer_watermark
 from connectors.mqtt import REJECTS
-from kernel.errors import ConfigError
+from kernel.errors import ConfigError, RetriableError
 from kernel.inbox_settings import InboxSettings
 
 log = logging.getLogger(__name__)
@@ -71,6 +79,7 @@ class ProcessorStats:
     alarms: int = 0
     landed_rows: int = 0
     landed_files: int = 0
+    refetched: int = 0  # uplinks fetched again through CTWing's history API (duplicates included)
     events: dict[str, int] = field(default_factory=dict)
 
 
@@ -103,6 +112,7 @@ class Processor:
         topic_prefix: str = "neuron",
         clock: Any = time.time,
         safe_through: Callable[[], int] | None = None,
+        history: CtwingHistory | None = None,
     ) -> None:
         """`safe_through`: the store's `safe_through_us` when the store is in this process (the
         processor then writes the landing watermark); None in a process of its own, where the
@@ -128,6 +138,13 @@ class Processor:
         self._last_prune = float("-inf")
         self._started_us = int(self.clock() * 1_000_000)
         self.outbox_ready = threading.Event()
+        # Re-fetch through CTWing's history API: devices due (hub device id → from ms) and when every
+        # CTWing device is due (at start, after the inbox's own outage, and once more after a cool-down).
+        self.history = history
+        self._refetch: dict[str, int | None] = {}
+        started = self.clock()
+        self._refetch_all_at = [started, started + config.refetch_again_after_seconds] if history else []
+        self._refetch_not_before = float("-inf")
 
     # --- identities -------------------------------------------------------------------------
 
@@ -165,6 +182,8 @@ class Processor:
         # Before reading: anything pushed later is stamped after it.
         through_us = self.safe_through() if self.safe_through is not None else None
         done = self._process_new()
+        if self.history is not None:
+            self._refetch_due()
         now = time.monotonic()
         if force_land or now - self._last_land >= self.config.land_interval_ms / 1000:
             self._land_pending()
@@ -242,6 +261,15 @@ class Processor:
         step.seen[key] = received_us
         return False
 
+    def _seen_any(self, step: _Step, keys: list[bytes], received_us: int) -> bool:
+        """Whether any of a message's keys was processed before; if not, all of them are recorded."""
+        if any(k in step.seen or self.conn.execute("SELECT 1 FROM seen WHERE key = ?", (k,)).fetchone() for k in keys):
+            self.stats.duplicates += 1
+            return True
+        for k in keys:
+            step.seen[k] = received_us
+        return False
+
     def _ctwing(self, step: _Step, m: dict[str, Any], body: bytes, received_us: int) -> None:
         self.stats.messages += 1
         kind, device_key = m.get("messageType"), str(m.get("deviceId"))
@@ -269,7 +297,10 @@ class Processor:
         else:  # -1 or "": the standard's fallback key (type, time, content)
             content = hashlib.sha256(json.dumps(m.get("payload"), sort_keys=True).encode()).hexdigest()
             key_text = f"ct|{device_key}|{kind}|{m.get('timestamp')}|{content}"
-        if self._seen(step, self._key(key_text), received_us):
+        ts = m.get("timestamp")
+        # Also by (device, platform time): a re-fetched uplink has no sequence number (ctwing_api).
+        keys = [self._key(key_text)] + ([self._key(f"ct|{device_key}|ts|{ts}")] if isinstance(ts, int) else [])
+        if self._seen_any(step, keys, received_us):
             return
         if device is None:
             self._reject(step, "ctwing", body, received_us, "deviceId and IMEI are not in the device register")
@@ -285,6 +316,9 @@ class Processor:
             self._reject(step, "ctwing", body, received_us, str(exc))
             return
         self._reading(step, device, reading, received_us, key_text, sn if usable else None)
+        if isinstance(ts, int):
+            st = self._states[self._tokens[device.device_id]]
+            st["ts"] = max(st.get("ts") or 0, ts)
 
     def _onenet(self, step: _Step, parsed: dict[str, Any], body: bytes, received_us: int) -> None:
         msg: Any = parsed.get("msg")
@@ -407,6 +441,11 @@ class Processor:
         elif sn > high:
             for k in range(high + 1, sn):
                 missing[str(k)] = received_us
+            if sn > high + 1 and self.history is not None:
+                # A gap: what CTWing did not push may be in its history. From the newest uplink
+                # before the gap (or the lookback, for a device with no platform time yet).
+                device = self._by_token[token]
+                self._refetch.setdefault(device.device_id, st.get("ts"))
             st["sn"] = sn
         else:
             missing.pop(str(sn), None)  # a late (reordered or retried) uplink fills its gap
@@ -439,6 +478,48 @@ class Processor:
     def _event(self, step: _Step, at_us: int, token: str | None, event: str, detail: dict[str, Any] | None) -> None:
         self.stats.events[event] = self.stats.events.get(event, 0) + 1
         step.events.append((at_us, token, event, json.dumps(detail) if detail else None))
+
+    # --- re-fetching what CTWing did not push ------------------------------------------------
+
+    def _refetch_due(self) -> None:
+        now = self.clock()
+        if self._refetch_all_at and now >= self._refetch_all_at[0]:
+            self._refetch_all_at.pop(0)
+            for device in self.register.devices:
+                if device.carrier == "ctwing":
+                    st = self._states.get(self._tokens[device.device_id]) or {}
+                    self._refetch[device.device_id] = st.get("ts")
+        if not self._refetch or now < self._refetch_not_before:
+            return
+        by_id = {d.device_id: d for d in self.register.devices}
+        end_ms = int(now * 1000) + 1  # exclusive: everything the platform holds up to now
+        lookback_ms = self.config.refetch_lookback_seconds * 1000
+        for device_id, since in list(self._refetch.items()):
+            device = by_id[device_id]
+            begin_ms = since if since is not None else end_ms - lookback_ms
+            try:
+                assert self.history is not None
+                items = self.history.uplinks(device.product_id, device.carrier_device_id, begin_ms, end_ms)
+            except RetriableError as exc:  # the platform is down or refuses: try again later
+                log.warning("carrier inbox: re-fetch postponed (%s)", exc)
+                self._refetch_not_before = now + self.config.refetch_retry_seconds
+                return
+            self._refetched(device, items)
+            del self._refetch[device_id]
+
+    def _refetched(self, device: HubDevice, items: list[dict[str, Any]]) -> None:
+        """Process re-fetched uplinks as the data reports CTWing would have pushed (in time order)."""
+        step = _Step()
+        received_us = int(self.clock() * 1_000_000)
+        for item in sorted(items, key=_platform_time):
+            self.stats.refetched += 1
+            message = {"messageType": "dataReport", "deviceId": device.carrier_device_id,
+                       "productId": device.product_id, "timestamp": item.get("timestamp"),
+                       "serviceId": item.get("serviceId", ""), "upPacketSN": -1, "payload": item.get("payload"),
+                       "refetched": True}  # fmt: skip
+            body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+            self._ctwing(step, message, body, received_us)
+        self._commit(step, None)
 
     # --- landing, watermark, sweeps ---------------------------------------------------------
 
@@ -526,7 +607,14 @@ class Processor:
         self.conn.close()
         for conn in self.shards:
             conn.close()
+        if self.history is not None:
+            self.history.close()
         self._lock.close()  # releases the processor lock
+
+
+def _platform_time(item: dict[str, Any]) -> int:
+    ts = item.get("timestamp")
+    return ts if isinstance(ts, int) else 0
 
 
 def _exclusive(state_path: Path, wait_seconds: float = 60.0) -> IO[bytes]:

@@ -28,6 +28,7 @@ from typing import Any
 import uvicorn
 
 from connectors.carrier.alarms_out import AlarmPublisher
+from connectors.carrier.ctwing_api import CtwingHistory
 from connectors.carrier.devices import DeviceRegister
 from connectors.carrier.processor import Processor, write_watermark
 from connectors.carrier.receiver import InboxApp
@@ -61,8 +62,13 @@ def _processor(settings: Settings, files: InboxFiles, keys: KeySource, safe_thro
     if not len(register):
         log.warning("carrier inbox: the device register is empty (`neuron inbox devices FILE.csv`)")
     prefix = settings.mqtt.topic_prefix
+    history = None
+    if config.ctwing_api_url:  # re-fetch what CTWing's cool-down kept back (connectors/carrier/ctwing_api.py)
+        history = CtwingHistory(config.ctwing_api_url, config.ctwing_app_key,
+                                config.ctwing_app_secret.get_secret_value(),
+                                config.ctwing_master_key.get_secret_value())  # fmt: skip
     return Processor(config, files, register, keys, landing_root(settings), settings.community_id, prefix,
-                     safe_through=safe_through)  # fmt: skip
+                     safe_through=safe_through, history=history)  # fmt: skip
 
 
 def _publisher(settings: Settings, files: InboxFiles, keys: KeySource, ready: threading.Event) -> AlarmPublisher:

@@ -38,6 +38,7 @@ class Round:
     fields: list[str] = field(default_factory=list)
     entities: int = 0
     error: str | None = None  # the exception's class when the round stopped early
+    resend: dict[str, Any] | None = None  # a re-send of dead letters: who asked, how many (resend.py)
 
     @property
     def outcome(self) -> str:
@@ -99,6 +100,8 @@ class ConsumerPush:
                 "dead_letters": len(history.dead),
                 "body_digests": history.digests,
             }
+        if done.resend is not None:
+            detail["resend"] = done.resend
         if done.error:
             detail["error"] = done.error
         record = AuditRecord(

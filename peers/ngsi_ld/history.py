@@ -218,6 +218,8 @@ class History:
                 # Refused for its content: not stored; a dead letter, and out of the ledger.
                 error = EntityError(series_id, refused.kind, refused.status, "temporal write refused")
                 entity = {"id": series_id, "type": items[0].series_type, **_attrs(pending)}
+                if items[0].context:  # what a re-send needs to write it the same way (peers/ngsi_ld/resend.py)
+                    entity["@context"] = items[0].context
                 outcome.dead.append(DeadLetter(entity, error, attempt))
                 self.store.forget([i.key for i in pending])
                 return

@@ -21,6 +21,7 @@ from kernel.settings import Settings
 from peers.ngsi_ld.alerts import kept_fields, push_alerts
 from peers.ngsi_ld.consumer import ConsumerPush
 from peers.ngsi_ld.feeds import push_feeds
+from peers.ngsi_ld.resend import resend_dead_letters
 
 log = logging.getLogger(__name__)
 FATAL_PAUSE_SECONDS = 60.0
@@ -45,6 +46,7 @@ def push_once(settings: Settings) -> PushStats:
             while (settled := push_alerts(consumer, kept)) > 0:
                 stats.alert_rows += settled
         stats.feed_entities += push_feeds(consumer)
+        resend_dead_letters(consumer, "console", requested_only=True)
     return stats
 
 
@@ -95,6 +97,8 @@ def run_push(settings: Settings, stop_event: threading.Event | None = None) -> P
 def _feeds_round(stats: PushStats, consumer: ConsumerPush) -> int:
     n = push_feeds(consumer)
     stats.feed_entities += n
+    # Dead letters an admin asked the console to re-send (the console does not reach the brokers).
+    resend_dead_letters(consumer, "console", requested_only=True)
     return n
 
 

@@ -11,10 +11,11 @@ leave this module; rows that break the contract are skipped with a reason naming
 batch pipeline quarantines the same rows from the same vendor).
 
 Ambiguity: A.11 gives PlateNo as string(15); a plate sealed to public security's key is ~100
-characters (`nhs2.<key id>.<base64url>`, privacy/seal.py). The policy entitles the platform to the plate only
-sealed, so PlateNo carries the sealed value, which the platform opens with its private key before
-applying the 15-character rule (the simulated upper does exactly that); an upper that cannot is a
-deployment agreement to make, not a reason to send the raw plate.
+characters (`nhs2.<key id>.<base64url>`, privacy/seal.py). The policy entitles the platform to the
+plate only sealed (so not the clear plate, which would fit), so the sealed value rides in our own
+member `PlateNoSealed` and PlateNo carries its 15-character keyed alias (schemas/viid.py
+`plate_alias`, docs/formats.md): every object keeps the standard's length, and the key holder
+opens the plate.
 """
 
 from __future__ import annotations

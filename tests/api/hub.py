@@ -1,7 +1,9 @@
 """A private hub for the API tests: settings under a temporary home, the test's own sharing
 policies (so the API's tests do not follow edits of config/policies), consumers with freshly
 generated keys (never written to disk), published partitions, and the API served by a real
-uvicorn server on loopback.
+uvicorn server on loopback, over HTTPS with the hub's own certificate (as `neuron serve` serves it:
+issue 17), which every client of the tests pins (`ca`, `trusted`). A test that checks plain-HTTP
+behaviour builds its own plain server.
 
 PLAN publishes, for feed traffic.vehicle_flow_hourly, in seq order:
   1 district         day 2026-11-20 v1  (superseded by seq 4)
@@ -35,9 +37,10 @@ from api.app import SERVER_OPTIONS, create_app
 from api.client import HubClient
 from api.consumers import register_consumer
 from api.signing import sign_request
+from api.transport import tls_options
 from kernel.settings import ApiSettings, Settings
 from privacy.keys import HubKeys, SigningKey, init_keys
-from privacy.tls import jwks_fingerprint
+from privacy.tls import ensure_certificate, hub_certificate, jwks_fingerprint
 from tests.api.lake import Published, publish
 from warehouse.migrations import migrate
 
@@ -58,6 +61,17 @@ DISPLAY_NAMES = {
     "public_security": ("公安", "Public security"),
     "open_data": ("开放数据", "Open data"),
 }
+# The certificate each test hub serves, by origin (`https://127.0.0.1:port`): what the tests' clients
+# pin (send, trusted). Nothing else is trusted: not the system's CAs, never verification off.
+TRUSTED: dict[str, str] = {}
+
+
+def trusted(url: str) -> str | bool:
+    """What a client of `url` verifies the channel with: the hub's certificate, else the system's CAs."""
+    parts = url.split("/", 3)
+    return TRUSTED.get("/".join(parts[:3]), True)
+
+
 # Limits no test reaches by accident; the tests of limits build hubs with their own.
 ROOMY = ApiSettings(rate_per_second=1000, rate_burst=10_000, anonymous_rate_per_second=1000, anonymous_burst=10_000)
 
@@ -150,6 +164,11 @@ class LiveHub:
     published: list[Published]
     signing_key: SigningKey
     jwks: dict[str, Any] = field(default_factory=dict)
+    ca: Path | None = None  # the hub's certificate, pinned by its clients (None: plain HTTP)
+
+    def get(self, path: str, **options: Any) -> requests.Response:
+        """A plain GET of `path` (unsigned), the channel verified against the hub's certificate."""
+        return requests.get(self.url + path, timeout=10, verify=trusted(self.url), **options)
 
     def admit(self, url: str) -> None:
         """Accept requests signed for `url` too (a proxy in front of the hub, as its public name)."""
@@ -171,6 +190,7 @@ class LiveHub:
         """A client of the consumer, pinned to the hub's JWKS unless `jwks=None` is passed."""
         identity = self.identities[consumer]
         options.setdefault("jwks", self.jwks)
+        options.setdefault("ca", self.ca)
         if options["jwks"] is None:  # fetched from the hub: pinned by its fingerprint instead
             options.setdefault("jwks_fingerprint", jwks_fingerprint(self.jwks))
         return HubClient(url or self.url, identity.key_id, identity.private_key, **options)
@@ -190,9 +210,9 @@ class LiveHub:
 
 
 def send(request: requests.PreparedRequest) -> requests.Response:
-    """Send a prepared request as it is."""
+    """Send a prepared request as it is (to a test hub: its certificate pinned)."""
     with requests.Session() as session:
-        return session.send(request, timeout=10, allow_redirects=False)
+        return session.send(request, timeout=10, allow_redirects=False, verify=trusted(str(request.url)))
 
 
 PLAN = [
@@ -206,8 +226,9 @@ PLAN = [
 
 
 @contextmanager
-def running_hub(home: Path, options: ApiSettings = ROOMY, control_url: str = "") -> Iterator[LiveHub]:
-    """A hub under `home` with the PLAN published, three consumers, and the API being served."""
+def running_hub(home: Path, options: ApiSettings = ROOMY, control_url: str = "", tls: bool = True) -> Iterator[LiveHub]:
+    """A hub under `home` with the PLAN published, three consumers, and the API being served
+    (over HTTPS with the certificate `neuron init` makes, unless `tls=False`)."""
     settings = hub_settings(home, control_url)
     init_keys(settings)
     migrate(settings.control_url)
@@ -215,7 +236,16 @@ def running_hub(home: Path, options: ApiSettings = ROOMY, control_url: str = "")
     published = [publish(settings, key, *step) for step in PLAN]
     identities = {name: new_identity(settings, name) for name in ("district", "public_security", "open_data")}
     app = create_app(settings, options=options)
-    with ServerThread(app) as server:
-        hub = LiveHub(settings, app, server.url, identities, published, key)
-        hub.jwks = requests.get(server.url + "/.well-known/jwks.json", timeout=10).json()
-        yield hub
+    ca = None
+    if tls:
+        ensure_certificate(settings)
+        ca = hub_certificate(settings).certfile
+    with ServerThread(app, tls=tls_options(settings) if tls else None) as server:
+        if ca is not None:
+            TRUSTED[server.url] = str(ca)
+        try:
+            hub = LiveHub(settings, app, server.url, identities, published, key, ca=ca)
+            hub.jwks = hub.get("/.well-known/jwks.json").json()
+            yield hub
+        finally:
+            TRUSTED.pop(server.url, None)

@@ -1,13 +1,20 @@
 """A man in the middle for the tests: forwards requests to the hub over loopback and, when
-told to, alters responses, replays an earlier one, answers 503, or cuts connections."""
+told to, alters responses, replays an earlier one, answers 503, or cuts connections.
+
+It is an attacker who has broken the channel: it speaks plain HTTP to the client and HTTPS to
+the hub (trusting the hub's certificate), so what it does to answers is what only the hub's
+signatures can catch."""
 
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from tests.api.hub import trusted
 
 Headers = list[tuple[str, str]]
 Answer = tuple[int, Headers, bytes]
@@ -21,6 +28,8 @@ class TamperingProxy:
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        ca = trusted(upstream) if parts.scheme == "https" else None
+        self._tls = ssl.create_default_context(cafile=ca if isinstance(ca, str) else None) if ca else None
         self.tamper: Tamper | None = None
         self.replay: Answer | None = None  # answered instead of the hub's response
         self.unavailable = 0  # answer this many requests with 503 + Retry-After: 0 first
@@ -77,7 +86,11 @@ class TamperingProxy:
             return  # then hang up without an answer
         # Forwarded as sent, Host included: the client signed the authority it addressed.
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
-        connection = http.client.HTTPConnection(*self.upstream, timeout=10)
+        connection = (
+            http.client.HTTPSConnection(*self.upstream, timeout=10, context=self._tls)
+            if self._tls is not None
+            else http.client.HTTPConnection(*self.upstream, timeout=10)
+        )
         try:
             connection.request("GET", handler.path, headers=headers)
             response = connection.getresponse()

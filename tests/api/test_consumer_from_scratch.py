@@ -39,6 +39,8 @@ def run(hub: LiveHub, url: str, tmp_path: Path) -> subprocess.CompletedProcess[s
         "FEED": FEED,
         "OUT": str(tmp_path / "pulled"),
     }
+    if hub.ca is not None:
+        env["HUB_CA"] = str(hub.ca)  # the channel pinned to the hub's certificate
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
 
 

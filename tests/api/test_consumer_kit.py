@@ -62,6 +62,7 @@ def pins(hub: LiveHub) -> set[str]:
 
 def kit(hub: LiveHub, consumer: str = "district", url: str | None = None, **options: object) -> Hub:
     identity = hub.identities[consumer]
+    options.setdefault("ca", hub.ca)  # the channel pinned to the hub's certificate
     return Hub(url or hub.url, identity.key_id, identity.private_key, pins(hub), **options)  # type: ignore[arg-type]
 
 
@@ -114,7 +115,10 @@ def test_the_pulled_folder_is_one_dataset_for_pandas_pyarrow_duckdb_and_polars(
 def test_only_a_pinned_key_is_trusted_never_the_first_one_seen(fresh_hub: LiveHub, tmp_path: Path) -> None:
     identity = fresh_hub.identities["district"]
     other = thumbprint({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})
-    with Hub(fresh_hub.url, identity.key_id, identity.private_key, {other}) as hub, pytest.raises(IntegrityError):
+    with (
+        Hub(fresh_hub.url, identity.key_id, identity.private_key, {other}, ca=fresh_hub.ca) as hub,
+        pytest.raises(IntegrityError),
+    ):
         pull(hub, FEED, tmp_path)
     assert not (tmp_path / FEED).exists()
 
@@ -256,6 +260,7 @@ def test_the_installed_kit_pulls_and_verifies_from_a_real_hub(
     pin_args = [a for line in printed.splitlines() for a in ("--pin", line.split("\t")[1])]
     out = tmp_path / "pulled"
     pull_args = ["pull", FEED, "--hub", fresh_hub.url, "--key-id", identity.key_id, "--private-key", str(key)]
+    pull_args += ["--ca", str(fresh_hub.ca)]
     done = subprocess.run([tool, *pull_args, *pin_args, "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "17 rows verified" in done.stdout
@@ -324,6 +329,7 @@ def test_a_refusal_and_an_unreachable_hub_are_one_line_and_their_own_exit_code(
         )
     )
     common = ["--key-id", identity.key_id, "--private-key", str(key), "--out", str(tmp_path / "out")]
+    common += ["--ca", str(fresh_hub.ca)]
     pin_args = [a for p in pins(fresh_hub) for a in ("--pin", p)]
     assert main(["pull", "no.such_feed", "--hub", fresh_hub.url, *common, *pin_args]) == 4
     assert "refused the request (404)" in capsys.readouterr().err

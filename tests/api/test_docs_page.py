@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.api.hub import LiveHub
 
@@ -35,8 +34,8 @@ setTimeout(() => {
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_the_docs_script_renders_every_operation_and_the_signature_profile(live_hub: LiveHub, tmp_path: Path) -> None:
-    document = requests.get(f"{live_hub.url}/openapi.json", timeout=10).json()
-    script = requests.get(f"{live_hub.url}/docs/docs.js", timeout=10).text
+    document = live_hub.get("/openapi.json").json()
+    script = live_hub.get("/docs/docs.js").text
     (tmp_path / "openapi.json").write_text(json.dumps(document))
     (tmp_path / "docs.js").write_text(script)
     (tmp_path / "harness.js").write_text(HARNESS)

@@ -95,7 +95,13 @@ def test_the_client_waits_as_told_and_then_gets_through(limited_hub: LiveHub, cl
 
     identity = limited_hub.identities["district"]
     with HubClient(
-        limited_hub.url, identity.key_id, identity.private_key, limited_hub.jwks, now=clock, sleep=sleep
+        limited_hub.url,
+        identity.key_id,
+        identity.private_key,
+        limited_hub.jwks,
+        now=clock,
+        sleep=sleep,
+        ca=limited_hub.ca,
     ) as c:
         statuses = [len(c.catalog()) for _ in range(5)]
     assert statuses == [1] * 5
@@ -159,7 +165,9 @@ def test_a_partition_streams_in_bounded_memory(limited_hub: LiveHub, clock: Mova
     partition_id, size = big_partition(limited_hub, 300_000)
     assert size > 16 * 1024 * 1024
     identity = limited_hub.identities["district"]
-    with HubClient(limited_hub.url, identity.key_id, identity.private_key, limited_hub.jwks, now=clock) as client:
+    with HubClient(
+        limited_hub.url, identity.key_id, identity.private_key, limited_hub.jwks, now=clock, ca=limited_hub.ca
+    ) as client:
         tracemalloc.start()
         try:
             download = client.download_partition(FEED, partition_id, tmp_path / "big.parquet")

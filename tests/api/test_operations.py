@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from api.client import verify_response
 from api.streaming import PartitionFile
@@ -64,7 +63,7 @@ def test_answers_leak_no_configuration(live_hub: LiveHub) -> None:
 
 
 def test_every_route_is_documented_and_versioned(live_hub: LiveHub) -> None:
-    document = requests.get(f"{live_hub.url}/openapi.json", timeout=10).json()
+    document = live_hub.get("/openapi.json").json()
     routes = {route.path for route in live_hub.app.routes if getattr(route, "include_in_schema", False)}
     assert routes == set(document["paths"])
     data = {path for path in routes if path not in {"/healthz", "/metrics", "/.well-known/jwks.json"}}

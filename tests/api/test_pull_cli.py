@@ -20,10 +20,13 @@ from tests.api.test_pull import published_rows, stored_rows
 HELD_LIMIT = 120  # seconds: an upper bound for a stuck test, never a measure of speed
 
 
-def pull_command(hub_url: str, key_id: str, key_file: Path, jwks_file: Path, out: Path) -> list[str]:
+def pull_command(
+    hub_url: str, key_id: str, key_file: Path, jwks_file: Path, out: Path, ca: Path | None = None
+) -> list[str]:
     return [
         *(sys.executable, "-m", "neuron.cli", "pull", FEED, "--hub", hub_url, "--key-id", key_id),
         *("--private-key", str(key_file), "--jwks", str(jwks_file), "--out", str(out)),
+        *(("--ca", str(ca)) if ca else ()),
     ]
 
 
@@ -58,7 +61,7 @@ def test_pull_killed_after_the_first_partition_resumes_with_exactly_the_publishe
     assert state["versions"] == {first.partition_key: first.version}
 
     resumed = subprocess.run(
-        pull_command(fresh_hub.url, identity.key_id, key_file, jwks_file, out),
+        pull_command(fresh_hub.url, identity.key_id, key_file, jwks_file, out, fresh_hub.ca),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

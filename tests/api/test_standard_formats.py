@@ -433,7 +433,8 @@ def test_vehicle_passes_are_viid_motor_vehicles_with_the_plate_sealed(
     assert len({v["MotorVehicleID"] for v in vehicles}) == 2
     # Only the platform's own key opens the plate; the raw plate is nowhere in the body.
     opened = [
-        open_sealed(v["PlateNo"], police_key, "plate_no", consumer="public_security", feed=PASSES) for v in vehicles
+        open_sealed(v["PlateNoSealed"], police_key, "plate_no", consumer="public_security", feed=PASSES)
+        for v in vehicles
     ]
     assert opened == PLATES
     assert find_leaks(PLATES, [("viid", response.content.decode())]) == []

@@ -62,7 +62,7 @@ def test_key_rotation_is_due_once_per_interval(tmp_path: Path) -> None:
     rotated = rotate_signing_key_if_due(settings, due)
     assert rotated["rotated"] and rotated["signing_key"] != first.kid
     again = rotate_signing_key_if_due(settings, due)  # a re-run of the same interval
-    assert again == {"rotated": False, "signing_key": rotated["signing_key"]}
+    assert again == {"rotated": False, "signing_key": rotated["signing_key"], "manifests_resigned": 0}
     jwks = {k["kid"] for k in HubKeys.load(settings).jwks()["keys"]}
     assert jwks == {first.kid, rotated["signing_key"]}  # the old public key stays listed
 

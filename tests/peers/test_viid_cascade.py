@@ -20,6 +20,7 @@ from api.admin.shared import ExportFilter, list_exports
 from peers.viid.protocol import OK
 from peers.viid.run import BackgroundViid
 from privacy.seal import PREFIX
+from schemas.viid import plate_alias
 from simulator.viid_upper import UpperConfig
 from tests.peers.viid_rig import Rig, viid_rig
 from warehouse.audit import verify_chain
@@ -59,7 +60,9 @@ def test_passes_reach_the_upper_as_the_policy_entitles(tmp_path: Path, migrated_
         assert (upper.duplicates, upper.malformed) == (0, 0)
         raw = {r["plate_no"] for r in rig.live.records()}
         vehicles = list(upper.vehicles.values())
-        assert all(v["PlateNo"].startswith(PREFIX + ".") and v["PlateNo"] not in raw for v in vehicles)
+        assert all(v["PlateNoSealed"].startswith(PREFIX + ".") and v["PlateNo"] not in raw for v in vehicles)
+        # GA/T 1400's PlateNo is string(15): an alias of the sealed plate, which rides in PlateNoSealed.
+        assert all(len(v["PlateNo"]) <= 15 and v["PlateNo"] == plate_alias(v["PlateNoSealed"]) for v in vehicles)
         apes, gates = rig.upper.directory(hub.viid.server.url)
         assert {v["DeviceID"] for v in vehicles} <= {a["ApeID"] for a in apes}
         assert {v["TollgateID"] for v in vehicles} <= {g["TollgateID"] for g in gates}

@@ -22,6 +22,7 @@ from privacy.policy import load_policies
 from privacy.seal import open_sealed, seal
 from schemas.contract import load_contract
 from schemas.feeds import load_feeds
+from schemas.viid import plate_alias
 from tests.conftest import make_settings
 from tests.peers.viid_rig import pem
 from warehouse.recipients import recipients_by_policy, register_encryption_key
@@ -78,8 +79,11 @@ def test_the_plate_is_sealed_as_the_published_feed_seals_it(hub: Settings) -> No
     recipient = recipients_by_policy(hub)["public_security"]
     hub_key = HubKeys.load(hub).derive("seal", "public_security")
     published = seal("沪A12345", recipient, hub_key, "plate_no", feed=FEED)
-    assert vehicle["PlateNo"] == published  # the value the publisher puts in the feed
-    assert open_sealed(vehicle["PlateNo"], police, "plate_no", consumer="public_security", feed=FEED) == "沪A12345"
+    assert vehicle["PlateNoSealed"] == published  # the value the publisher puts in the feed
+    assert vehicle["PlateNo"] == plate_alias(published) and len(vehicle["PlateNo"]) == 15  # A.11: string(15)
+    assert (
+        open_sealed(vehicle["PlateNoSealed"], police, "plate_no", consumer="public_security", feed=FEED) == "沪A12345"
+    )
     assert vehicle["PassTime"] == "20261207200001" and len(vehicle["TollgateID"]) == 20
     assert passes[0].record_key != GOOD["record_id"] and len(passes[0].record_key) == 64
 
@@ -93,3 +97,28 @@ def test_a_policy_that_does_not_grant_the_feed_is_refused(hub: Settings) -> None
     policy = load_policies(hub.policies_dir)["district"]
     with pytest.raises(ConfigError, match=r"does not grant traffic\.vehicle_passes"):
         PassView(hub, HubKeys.load(hub), policy, load_feeds()[FEED], None)
+
+
+@pytest.mark.parametrize(
+    "treated",
+    [
+        "沪A***45",  # a mask: fits, sent as it is
+        "p_" + "0123456789abcdef" * 2,  # a pseudonym longer than 15
+        "nhs2.public_security-1a2b3c4d." + "A" * 90,  # the shape of a sealed plate
+    ],
+)
+def test_every_vehicle_object_keeps_plateno_within_the_standards_length(treated: str) -> None:
+    from datetime import UTC, date, datetime
+
+    from schemas.viid import PLATE_NO_MAX, SEALED_PLATE, Pass, motor_vehicle
+    from simulator.viid_records import vehicle_problems
+
+    record = Pass("music-square", "G1", "in", datetime(2026, 12, 7, 12, tzinfo=UTC), date(2026, 12, 7), treated,
+                  None, False)  # fmt: skip
+    vehicle = motor_vehicle(record)
+    assert 0 < len(vehicle["PlateNo"]) <= PLATE_NO_MAX
+    if len(treated) <= PLATE_NO_MAX:
+        assert vehicle["PlateNo"] == treated and SEALED_PLATE not in vehicle
+    else:  # the whole treated value beside it, PlateNo its stable alias
+        assert vehicle[SEALED_PLATE] == treated and vehicle["PlateNo"] == plate_alias(treated)
+    assert vehicle_problems(vehicle, image_required=False) == []  # the upper's A.11 checks

@@ -78,7 +78,7 @@ class Rig:
         opener = plate_opener(self.police)
         with self.upper.lock:
             vehicles = list(self.upper.received.vehicles.values())
-        return Counter((str(opener(v["PlateNo"])), str(v["PassTime"])) for v in vehicles)
+        return Counter((str(opener(v.get("PlateNoSealed", v["PlateNo"]))), str(v["PassTime"])) for v in vehicles)
 
 
 def hub_settings(home: Path, vendor_url: str, upper_url: str, control_url: str = "", **viid: Any) -> Settings:

@@ -61,3 +61,5 @@ class NgsiLdDeadLetter(Base):
     payload: Mapped[str] = mapped_column(Text)  # the entity as rendered under the policy, for a re-drive
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # An admin asked, in the console, for a re-send; `neuron push` does it at its next round.
+    resend_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from api.admin.accounts import add_admin
 from api.app import create_console_app
-from tests.api.hub import LiveHub, ServerThread, running_hub
+from tests.api.hub import LiveHub, ServerThread, running_hub, trusted
 from tests.api.lake import FEED
 from warehouse.consent import record_consent
 from warehouse.control import session_scope
@@ -50,14 +50,17 @@ class Browser:
     def __init__(self, url: str) -> None:
         self.url = url
         self.session = requests.Session()
+        # The API's port is HTTPS with the hub's certificate. Passed with each request: a session's
+        # own `verify` gives way to REQUESTS_CA_BUNDLE when the environment sets it.
+        self.verify = trusted(url)
 
     def get(self, path: str, **options: Any) -> requests.Response:
         options.setdefault("allow_redirects", False)
-        return self.session.get(self.url + path, timeout=30, **options)
+        return self.session.get(self.url + path, timeout=30, verify=self.verify, **options)
 
     def post(self, path: str, data: dict[str, str], **options: Any) -> requests.Response:
         options.setdefault("allow_redirects", False)
-        return self.session.post(self.url + path, data=data, timeout=30, **options)
+        return self.session.post(self.url + path, data=data, timeout=30, verify=self.verify, **options)
 
     def csrf(self, path: str = "/") -> str:
         """The CSRF token of a form on the page at `path`."""

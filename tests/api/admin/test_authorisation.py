@@ -26,8 +26,8 @@ from warehouse.models import AuditEntry
 
 PAGES = ["/", "/shared", "/shared/{export}", "/policies", "/consumers", "/audit", "/audit/archive", "/consent"]
 PAGES += ["/quality"]
-ACTIONS = ["/consumers/open_data/revoke", "/consumers/open_data/keys", "/logout"]
-ADMIN_ACTIONS = ["/consumers/open_data/revoke", "/consumers/open_data/keys"]
+ACTIONS = ["/consumers/open_data/revoke", "/consumers/open_data/keys", "/push/resend", "/logout"]
+ADMIN_ACTIONS = ["/consumers/open_data/revoke", "/consumers/open_data/keys", "/push/resend"]
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def _pull(args: argparse.Namespace) -> int:
     from neuron_consumer.pull import pull
 
     key = load_signing_key(args.private_key)
-    with Hub(args.hub, args.key_id, key, _pins(args.pin), consumer=args.consumer) as hub:
+    with Hub(args.hub, args.key_id, key, _pins(args.pin), consumer=args.consumer, ca=args.ca) as hub:
         for feed in args.feeds:
             result = pull(hub, feed, args.out)
             count, where = len(result.partitions), args.out / feed
@@ -90,7 +90,7 @@ def _ballot_proof(args: argparse.Namespace) -> int:
     from neuron_consumer.keys import load_signing_key
 
     key = load_signing_key(args.private_key)
-    with Hub(args.hub, args.key_id, key, _pins(args.pin), consumer=args.consumer) as hub:
+    with Hub(args.hub, args.key_id, key, _pins(args.pin), consumer=args.consumer, ca=args.ca) as hub:
         proof = hub.ballot_proof(args.receipt)  # signed by the hub; still checked offline by verify-ballot
     print(json.dumps(proof, ensure_ascii=False, indent=1))
     return 0
@@ -108,6 +108,7 @@ def _thumbprint(args: argparse.Namespace) -> int:
     return 0
 
 
+CA_HELP = "the hub's TLS certificate (hub.crt from its operator); default: the system's CAs"
 PIN_HELP = "RFC 7638 thumbprint of a hub key to trust (repeat; or NEURON_HUB_PINS=a,b)"
 
 
@@ -123,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     pull.add_argument("--pin", action="append", metavar="THUMBPRINT", help=PIN_HELP)
     pull.add_argument("--consumer", help="the policy name your key was registered under (default: from the key id)")
     pull.add_argument("--out", type=Path, default=Path("pulled"), help="the folder (default: pulled)")
+    pull.add_argument("--ca", type=Path, help=CA_HELP)
     pull.set_defaults(run=_pull)
 
     verify = sub.add_parser("verify", help="check a pulled folder against its signed manifests (offline)")
@@ -156,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
     fetch.add_argument("--private-key", type=Path, required=True)
     fetch.add_argument("--pin", action="append", metavar="THUMBPRINT", help=PIN_HELP)
     fetch.add_argument("--consumer")
+    fetch.add_argument("--ca", type=Path, help=CA_HELP)
     fetch.set_defaults(run=_ballot_proof)
 
     thumb = sub.add_parser(

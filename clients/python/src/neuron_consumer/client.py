@@ -92,6 +92,7 @@ class Hub:
         window_seconds: int = 300,
         now: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] | None = None,
+        ca: str | Path | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ConsumerError(f"the hub URL must start with http:// or https://, not {base_url!r}")
@@ -107,6 +108,8 @@ class Hub:
         self.sleep = sleep or wait
         self._private_key = private_key
         self._session = requests.Session()
+        if ca is not None:  # the hub's own certificate (hub.crt), as its operator gave it: the channel pinned
+            self._session.verify = str(ca)
         self._keys: dict[str, Ed25519PublicKey] | None = None
         self.jwks: dict[str, Any] | None = None
 
