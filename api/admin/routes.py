@@ -40,8 +40,8 @@ from kernel.errors import NeuronError
 from schemas.feeds import load_feeds
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
-from warehouse.quality_rules import period
 from warehouse.push_dead_letters import request_resend
+from warehouse.quality_rules import period
 
 router = APIRouter()
 
