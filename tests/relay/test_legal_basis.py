@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from kernel.errors import ConfigError
+from kernel.push_settings import NgsiLdPush, PushSettings
 from kernel.relay_settings import RelaySettings, Upstream
 from kernel.settings import Settings
 from privacy.deidentify import staging_key
@@ -48,7 +49,7 @@ CONSENTING, REFUSING = (
 )
 
 
-def hub(tmp_path: Path, police_fall: str = "consent") -> Settings:
+def hub(tmp_path: Path, police_fall: str = "consent", **overrides: Any) -> Settings:
     """A hub whose police upstream gets falls on `police_fall`, the district's on vital interest."""
     policies = tmp_path / "policies"
     shutil.copytree(REPO_ROOT / "config" / "policies", policies)
@@ -62,7 +63,7 @@ def hub(tmp_path: Path, police_fall: str = "consent") -> Settings:
             Upstream(name="public_security", tls=False, topic="police/{district}/{community}/alarm/{category}"),
         ],
     )
-    settings = make_settings(tmp_path / "hub", policies_dir=policies, relay=relay)
+    settings = make_settings(tmp_path / "hub", policies_dir=policies, relay=relay, **overrides)
     init_keys(settings)
     migrate(settings.control_url)
     token = household_token(settings, CONSENTING)
@@ -74,16 +75,18 @@ def household_token(settings: Settings, device: Device) -> str:
     return pseudonym(staging_key(HubKeys.load(settings), "household"), str(device.info["household_id"]))
 
 
-def inbound(device: Device, n: int = 0) -> Inbound:
-    message = alarm(FLEET, device, n, "raised", START, alarm_type="fall")
+def inbound(device: Device, n: int = 0, alarm_type: str = "fall") -> Inbound:
+    message = alarm(FLEET, device, n, "raised", START, alarm_type=alarm_type)
     payload = json.dumps(message.payload).encode()
     return Inbound(None, message.topic, payload, time.time(), cast(Any, None), n, 1, 0)
 
 
-def relayed(settings: Settings, devices: list[Device]) -> tuple[dict[str, set[str]], list[dict[str, Any]]]:
+def relayed(
+    settings: Settings, devices: list[Device], alarm_type: str = "fall"
+) -> tuple[dict[str, set[str]], list[dict[str, Any]]]:
     """The upstreams each device's fall alarm is queued for, and the lifecycle rows recorded."""
     relay = Relay(settings)
-    relay._process([inbound(d, i) for i, d in enumerate(devices)])
+    relay._process([inbound(d, i, alarm_type) for i, d in enumerate(devices)])
     queued = relay._commits.get_nowait()
     assert queued is not None
     commit, _ = queued
@@ -91,7 +94,7 @@ def relayed(settings: Settings, devices: list[Device]) -> tuple[dict[str, set[st
     tokens = {household_token(settings, d): d.device_id for d in devices}
     reached: dict[str, set[str]] = {d.device_id: set() for d in devices}
     for row in commit.outbox:
-        if row["destination"] in ("district", "public_security"):
+        if row["destination"] in ("district", "public_security", "ngsi-ld:district"):
             reached[tokens[household_of[row["alarm_id"]]]].add(row["destination"])
     return reached, commit.events
 
@@ -112,6 +115,20 @@ def test_consent_given_later_lets_the_next_alarm_through_on_consent(tmp_path: Pa
     record_consent(settings, household_token(settings, REFUSING), "elderly_care", True, "platform", contracts=[])
     reached, _ = relayed(settings, [REFUSING])
     assert reached[REFUSING.device_id] == {"district", "public_security"}
+
+
+def test_a_consumers_ngsi_ld_alerts_follow_its_safety_alarms_basis(tmp_path: Path) -> None:
+    """The district's context broker gets Alert entities as its safety.alarms would: an SOS on
+    consent only from the household that opted in (falls it does not get there at all)."""
+    push = PushSettings(ngsi_ld=[NgsiLdPush(name="district", broker_url="http://127.0.0.1:9", alerts=True)])
+    settings = hub(tmp_path, push=push)
+    policy = settings.policies_dir / "district.yaml"
+    text = policy.read_text(encoding="utf-8").replace("category: [fall, sos, heart_rate]", "category: [fall]")
+    policy.write_text(text.replace("basis: {smoke: consent, gas: consent}", "basis: consent"), encoding="utf-8")
+    reached, _ = relayed(settings, [CONSENTING, REFUSING], alarm_type="sos")
+    assert "ngsi-ld:district" in reached[CONSENTING.device_id]
+    assert "ngsi-ld:district" not in reached[REFUSING.device_id]
+    assert "district" not in reached[REFUSING.device_id]  # the relay's SOS basis is consent too
 
 
 def test_an_upstream_whose_policy_states_no_relay_basis_is_refused_in_one_line(tmp_path: Path) -> None:
