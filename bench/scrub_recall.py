@@ -13,6 +13,7 @@ Throughput is texts per second over the set, best of three, old against new.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +23,18 @@ from typing import Any
 
 DATA = Path(__file__).resolve().parent / "data" / "scrub_labelled.jsonl"
 HELDOUT = Path(__file__).resolve().parent / "data" / "scrub_heldout.jsonl"
+# Written later, each after a change of the scrubber, and measured once when written: the
+# figures of that first measurement are the honest ones (FIRST_MEASURED); today's are given too.
+LATER_HELDOUT = {
+    "heldout3": Path(__file__).resolve().parent / "data" / "scrub_heldout3.jsonl",
+    "heldout4": Path(__file__).resolve().parent / "data" / "scrub_heldout4.jsonl",
+}
+FIRST_MEASURED = {
+    "heldout3": "**0.926 overall** (200/216), names 0.885 (115/130), rooms 37/38, every other kind 1.0; look-alikes"
+    " kept 0.988 (159/161)",
+    "heldout4": "**0.916 overall** (87/95), names 0.912 (52/57), rooms 0.833 (15/18), every other kind 1.0;"
+    " look-alikes kept 0.983 (59/60)",
+}
 KINDS = [
     "NAME",
     "ID_NUMBER",
@@ -152,9 +165,25 @@ def run() -> dict[str, Any]:
             "missed": s.missed,
             "texts": len(heldout),
         }
+    results["later"] = {}
+    for name, path in LATER_HELDOUT.items():
+        later = load(path)
+        results["later"][name] = {}
+        for label in ("before (production, no roster)", "+ roster (as in production)"):
+            s = score(later, configs[label])
+            results["later"][name][label] = {
+                "recall": {k: (s.found[k], s.exact[k], s.total[k]) for k in KINDS},
+                "overall": s.recall(),
+                "keep": s.keep_rate(),
+                "kept": sum(s.kept.values()),
+                "lookalikes": sum(s.lookalikes.values()),
+                "missed": s.missed,
+                "texts": len(later),
+            }
     results["rate_before"] = _rate(rows, configs["before (production, no roster)"])
     results["rate_now"] = _rate(rows, configs["+ roster (as in production)"])
     results["rate_no_jieba"] = _rate(rows, configs["+ name patterns"])
+    results["load"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     return results
 
 
@@ -194,29 +223,59 @@ def report(r: dict[str, Any]) -> str:
     before, after = held["before (production, no roster)"], held["+ roster (as in production)"]
     lines += [
         "",
-        f"**Held-out set** ({after['texts']} texts, bench/data/scrub_heldout/): the table above is the development"
-        " set, on which the recognisers were tuned, so it flatters them. heldout.txt (97 texts) was written after the"
-        " recognisers were first frozen and measured once: **0.893 overall, names 0.817** (67/82), passports 3/4,"
-        " cards 3/4, rooms 36/37, every other kind 1.0. The name finder was then generalised from those failure"
-        " classes (not from the strings), and heldout2.txt (52 texts) written afterwards and measured once: **0.964"
-        " overall, names 0.956** (43/45), rooms 15/16, every other kind 1.0. Today, on both held-out files:",
+        "**Held-out sets** (bench/data/scrub_heldout*/): the table above is the development set, on which the"
+        " recognisers were tuned, so it flatters them. Each held-out file was written after a change of the scrubber"
+        " and measured once, as written; its misses were then generalised (by failure class, never by string), which"
+        " makes it a development set too, and the next file was written afterwards. heldout.txt (97 texts): **0.893"
+        " overall, names 0.817**. heldout2.txt (52 texts): **0.964, names 0.956**. Both, before this round: 0.972"
+        " (7 misses: a bare room number beside another room, a room before a part of the home, given names and"
+        " nicknames with no surname, a rare surname before 女士, a cue word before a wordy surname).",
         "",
-        "| kind | labelled | before | now |",
-        "|---|---|---|---|",
+        "Per file, the floor (the scrubber as production ran it before issue 16) and today's scrubber:",
+        "",
+        "| kind | " + " | ".join(f"{n} labelled | floor | now" for n in ["heldout 1+2", *r["later"]]) + " |",
+        "|---|" + "---|---|---|" * (1 + len(r["later"])),
+    ]
+    sets = [
+        (before, after),
+        *((v["before (production, no roster)"], v["+ roster (as in production)"]) for v in r["later"].values()),
     ]
     for k in KINDS:
-        f0, _, total = before["recall"][k]
-        f1 = after["recall"][k][0]
-        lines.append(f"| {k} | {total} | {f0 / total:.3f} | {f1 / total:.3f} |" if total else f"| {k} | 0 | – | – |")
+        cells = []
+        for b, a in sets:
+            f0, _, total = b["recall"][k]
+            f1 = a["recall"][k][0]
+            cells.append(f"{total} | {f0 / total:.3f} | {f1 / total:.3f}" if total else "0 | – | –")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| **overall** | "
+        + " | ".join(
+            f"{sum(v[2] for v in a['recall'].values())} | **{b['overall']:.3f}** | **{a['overall']:.3f}**"
+            for b, a in sets
+        )
+        + " |"
+    )
+    lines.append("| look-alikes kept | " + " | ".join(f"| {b['keep']:.3f} | {a['keep']:.3f}" for b, a in sets) + " |")
     lines += [
-        f"| **overall** | {sum(v[2] for v in after['recall'].values())} | **{before['overall']:.3f}** |"
-        f" **{after['overall']:.3f}** |",
-        f"| look-alikes kept | | {before['keep']:.3f} | {after['keep']:.3f} |",
         "",
-        f"Missed on the held-out set now ({len(after['missed'])}): "
-        + "; ".join(f"{m.split(chr(9))[0]} `{m.split(chr(9))[1]}`" for m in after["missed"])
-        + ".",
+        "**On text it was not tuned on, the scrubber does not meet the goal** (recall ≥ 0.99 overall and ≥ 0.95 per"
+        " kind): the last two files, each measured once as written, gave 0.926 and 0.916 overall, names 0.885 and"
+        " 0.912, rooms 0.974 and 0.833; every other kind 1.0 on both, look-alikes kept ≥ 0.98. The 1.000 figures"
+        " above are on files whose misses were generalised afterwards, so they flatter it like the development set."
+        " What still escapes: given names and nicknames with no surname outside a cue (小宝, 豆豆), surnames missing"
+        " from the list (荀, 汝), foreign names in Chinese characters (伊万), rooms written with a Chinese floor"
+        " (二楼二零三) or after 我家 with no other cue.",
     ]
+    for name, v in r["later"].items():
+        a = v["+ roster (as in production)"]
+        lines += [
+            "",
+            f"**{name}** ({a['texts']} texts, {sum(x[2] for x in a['recall'].values())} identifiers,"
+            f" {a['lookalikes']} look-alikes), first measured when written: {FIRST_MEASURED[name]}. Missed now"
+            f" ({len(a['missed'])}): "
+            + ("; ".join(f"{m.split(chr(9))[0]} `{m.split(chr(9))[1]}`" for m in a["missed"]) or "none")
+            + ".",
+        ]
     now = configs["+ roster (as in production)"]
     lines += [
         "",
@@ -227,8 +286,8 @@ def report(r: dict[str, Any]) -> str:
         f"Throughput over the set (best of 3): before {r['rate_before']:,.0f} texts/s; now {r['rate_now']:,.0f} texts/s"
         f" with jieba and the roster ({r['rate_before'] / r['rate_now']:.1f}× slower), {r['rate_no_jieba']:,.0f}"
         " texts/s without jieba. jieba's segmentation is most of the cost; scrub_column scrubs each distinct text"
-        " once, and a community's day has a few hundred texts. The machine is shared by other jobs: absolute rates"
-        " move from run to run, the ratio less so.",
+        " once, and a community's day has a few hundred texts. The machine is shared by other jobs (load average"
+        f" {r['load']} on 2 cores at the end of this run): absolute rates move from run to run, the ratio less so.",
         "",
         f"Missed in the production configuration ({len(now['missed'])}):",
         "",

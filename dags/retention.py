@@ -2,7 +2,9 @@
 
 Daily: deletes raw-vault objects and the drop folders' sealed exports past
 `vault_retention_days` (sealing any an older hub left in clear), quarantine rows past
-`quarantine_retention_days` and work files a failed run left, and appends one audit-log
+`quarantine_retention_days`, work files a failed run left, service logs past
+`service_log_retention_days` and this Airflow's own logs (task tries, scheduler, DAG
+processor: its `[logging] base_log_folder`) past `task_log_retention_days`, and appends one audit-log
 entry per purge or seal (what, when, under which retention), so community admins can check
 that raw data does not outlive its promise (docs/privacy-lifecycle.md).
 One per community in a subdistrict suite. The task opens the DuckDB warehouse, so it takes
@@ -36,10 +38,16 @@ def retention_dag(community: str | None) -> DAG:
     def retention() -> None:
         @task(pool=duckdb_pool(community))
         def purge() -> dict[str, Any]:
+            from pathlib import Path
+
+            from airflow.configuration import conf
+
             from neuron.tasks import run_stage
             from warehouse.retention import run_retention
 
-            return run_stage(run_retention, community=community).summary()
+            # This Airflow's own log folder, wherever its deployment put it.
+            task_logs = Path(conf.get("logging", "base_log_folder"))
+            return run_stage(run_retention, None, task_logs, community=community).summary()
 
         purge()
 

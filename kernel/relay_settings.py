@@ -113,6 +113,9 @@ class RelaySettings(BaseModel):
     inflight_per_upstream: int = Field(1000, ge=1)  # published, not yet acknowledged by the upstream
     # How often the rooms of the households are read again from the platform (relay/rooms.py).
     rooms_refresh_seconds: float = Field(600, gt=0)
+    # How often the households' consents are read again from the consent store (relay/consent.py):
+    # an in-home alarm sent on consent goes only from households that opted in.
+    consent_refresh_seconds: float = Field(60, gt=0)
     seen_retention_hours: float = Field(48, gt=0)  # msg_ids remembered to drop redeliveries
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no /metrics endpoint

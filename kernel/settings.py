@@ -180,6 +180,12 @@ class Settings(BaseSettings):
     policies_dir: Path = REPO_ROOT / "config" / "policies"
     vault_retention_days: int = Field(30, ge=1)
     quarantine_retention_days: int = Field(90, ge=1)
+    # Logs (warehouse/log_retention.py): `neuron up`'s service logs, one file per day, and
+    # Airflow's task, scheduler and DAG-processor logs. Long enough to investigate an incident
+    # reported a week later; no longer, since a log tells when each device and consumer acted.
+    service_log_retention_days: int = Field(14, ge=1)
+    task_log_retention_days: int = Field(30, ge=1)
+    airflow_log_dir: Path | None = None  # default: <state>/airflow/logs, where `neuron up` puts them
     # How long a rotated signing key stays in the JWKS after it stopped signing (issue 17:
     # bounded, not ten years). Rotation re-signs every manifest with the new key, so only
     # short-lived signatures (answers, relay messages, consumers' stored copies) need the old

@@ -6,7 +6,8 @@ configured, the alarm relay (`neuron relay`). Each child:
 
 - runs in its own process group, so a stop reaches its workers too;
 - has every output line prefixed with its name on our stdout and kept in
-  `<state>/logs/<name>.log`;
+  `<state>/logs/<name>.log`, rolled over daily to `<name>.log.YYYY-MM-DD` so that
+  `neuron retention run` can forget whole days (kernel/daily_log.py);
 - is restarted when it crashes, after a backoff that doubles (1 s … 60 s) and resets once
   it has stayed up for a minute;
 - has a health check (an HTTP endpoint, or being alive) whose changes are logged, and which
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
+from kernel.daily_log import DailyLog
 from kernel.errors import FatalError
 from kernel.settings import Settings
 from neuron import ports as proc_ports
@@ -170,18 +172,17 @@ class Supervisor:
         )
         child.started = time.monotonic()
         child.healthy = None
-        log = open(self.log_dir / f"{service.name}.log", "a", encoding="utf-8")  # noqa: SIM115 (closed by the pump)
+        log = DailyLog(self.log_dir / f"{service.name}.log")  # closed by the pump
         thread = threading.Thread(target=self._pump, args=(service.name, child.proc.stdout, log), daemon=True)
         thread.start()
         self._threads.append(thread)
         self.say(service.name, f"started (pid {child.proc.pid}): {' '.join(service.argv[:4])}")
 
-    def _pump(self, name: str, stream: IO[str] | None, log: IO[str]) -> None:
+    def _pump(self, name: str, stream: IO[str] | None, log: DailyLog) -> None:
         assert stream is not None
         with log:
             for line in stream:
                 log.write(line)
-                log.flush()
                 self.say(name, line)
 
     def start(self) -> None:

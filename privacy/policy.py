@@ -26,6 +26,23 @@ from schemas.feeds import Feed, load_feeds
 DEFAULT_K = 5
 OperatorSpec = str | dict[str, Any]
 
+# The legal basis of a path carrying in-home devices' data (system 6; issue 16, item 3).
+# Consent (PIPL Art. 13(1)(1)): only households that opted in to the function. Vital interest
+# (Art. 13(1)(4), protecting life and health in an emergency): every household, and only for a
+# live alarm whose delay could cost a life: smoke, gas, a fall.
+Basis = Literal["consent", "vital_interest"]
+BasisSpec = Basis | dict[str, Basis]
+VITAL_INTEREST_CATEGORIES = frozenset({"smoke", "gas", "fall"})
+# The relay's alarm categories from in-home devices and the consent function that covers each
+# (relay/alarms.py classifies; tests/privacy/test_legal_basis.py keeps the two in step).
+RELAY_IN_HOME: dict[str, str] = {
+    "smoke": "smoke_gas",
+    "gas": "smoke_gas",
+    "fall": "elderly_care",
+    "sos": "elderly_care",
+    "heart_rate": "elderly_care",
+}
+
 
 class FeedGrant(BaseModel):
     """One feed granted to a consumer and the operator applied to each field."""
@@ -37,11 +54,27 @@ class FeedGrant(BaseModel):
     # Rows never given to this consumer, by a field's values (e.g. the district's alarms without
     # the wristbands' health alarms, which it receives only as the care feed's k-anonymous counts).
     exclude: dict[str, list[str]] = {}
+    # Feeds of in-home devices' data: the legal basis, for the whole feed or per category.
+    basis: BasisSpec | None = None
 
     @cached_property
     def operators(self) -> dict[str, Operator]:
         """The fields' operators, parsed (the policy was checked when loaded)."""
         return {name: parse_operator(spec) for name, spec in self.fields.items()}
+
+
+class RelayGrant(BaseModel):
+    """The live alarms the relay sends this consumer's upstream: the basis per in-home category."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    basis: BasisSpec
+
+
+def _basis_of(spec: BasisSpec | None, category: str | None) -> Basis | None:
+    if spec is None or isinstance(spec, str):
+        return spec
+    return spec.get(category or "")
 
 
 class Policy(BaseModel):
@@ -60,6 +93,7 @@ class Policy(BaseModel):
     retention_days: int = Field(ge=1)
     pseudonym_epoch: Literal["month", "quarter", "year"] | None = None
     feeds: dict[str, FeedGrant]
+    relay: RelayGrant | None = None  # live alarms through the relay (an upstream names this policy)
     source: str = ""  # the file it came from, for error messages
 
     @property
@@ -89,6 +123,15 @@ class Policy(BaseModel):
 
     def grants(self, feed: str) -> bool:
         return feed in self.feeds
+
+    def feed_basis(self, feed: str, category: str | None = None) -> Basis | None:
+        """The legal basis this policy states for a feed's in-home rows (of `category`)."""
+        grant = self.feeds.get(feed)
+        return None if grant is None else _basis_of(grant.basis, category)
+
+    def relay_basis(self, category: str) -> Basis | None:
+        """The legal basis stated for the relay's live alarms of an in-home `category` (None: none)."""
+        return None if self.relay is None else _basis_of(self.relay.basis, category)
 
     def operator(self, feed: str, field: str) -> Operator:
         """The operator applied to a field (`drop` for a field the policy does not name)."""
@@ -166,6 +209,55 @@ def check_policy(policy: Policy, feeds: dict[str, Feed], lines: dict[tuple[str, 
             for count in feed.counts:
                 if grant.operators.get(count, parse_operator("drop")).name not in ("aggregate", "drop"):
                     raise fail((*where, "fields", count), f"{feed_name}.{count}: under k, counts need aggregate")
+        problem = _feed_basis_problem(feed, grant)
+        if problem:
+            raise fail((*where, "basis") if (*where, "basis") in lines else where, problem)
+    if policy.relay is not None:
+        problem = _basis_problem("relay", policy.relay.basis, sorted(RELAY_IN_HOME))
+        if problem:
+            raise fail(("relay", "basis"), problem)
+
+
+def _feed_basis_problem(feed: Feed, grant: FeedGrant) -> str | None:
+    """What is wrong with the basis a grant states for a feed (None: nothing)."""
+    name = feed.name
+    if feed.in_home is None:
+        return None if grant.basis is None else f"feeds.{name}: carries no in-home data; remove `basis`"
+    if feed.in_home.by is None:
+        if grant.basis != "consent":
+            stated = "states no legal basis" if grant.basis is None else "may go on consent only"
+            return (
+                f"feeds.{name} carries in-home devices' data (system 6) and {stated}: "
+                f"add `basis: consent` under feeds.{name}"
+            )
+        return None
+    excluded = set(grant.exclude.get(feed.in_home.by, []))
+    needed = [c for c in feed.in_home.categories if c not in excluded]
+    return _basis_problem(f"feeds.{name}", grant.basis, needed, feed.in_home.categories)
+
+
+def _basis_problem(where: str, spec: BasisSpec | None, needed: list[str], known: list[str] | None = None) -> str | None:
+    """What is wrong with a per-category basis: a category it carries without one, vital
+    interest for an alarm that is not live-and-life-threatening, or an unknown category."""
+    known = known if known is not None else needed
+    given = {} if spec is None else ({c: spec for c in needed} if isinstance(spec, str) else spec)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        return f"{where}: basis names unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}"
+    missing = [c for c in needed if c not in given]
+    if missing:
+        example = ", ".join(f"{c}: consent" for c in missing)
+        add = f"`basis: {{{example}}}` under {where}" if spec is None else f"`{example}` to {where}.basis"
+        return (
+            f"{where} carries in-home alarms ({', '.join(missing)}) with no legal basis stated: add {add} "
+            "(consent, or vital_interest for a live smoke, gas or fall alarm)"
+        )
+    vital = sorted(c for c in needed if given[c] == "vital_interest" and c not in VITAL_INTEREST_CATEGORIES)
+    if vital:
+        return (
+            f"{where}: {', '.join(vital)} may go on consent only (vital interest covers live smoke, gas, fall alarms)"
+        )
+    return None
 
 
 def load_policy_file(path: Path, feeds: dict[str, Feed] | None = None) -> Policy:

@@ -134,6 +134,13 @@ def bare_landline(value: str, text: str = "", start: int = 0) -> bool:
 
 
 _ROOM_NUMBER = rf"(?:[1-9]\d{{2,3}}(?!\d)|[{_CN}]{{3,4}}(?![{_CN}]))"
+# A number shaped like a flat: a floor (1–39) and a flat on it (01–12), as 501, 1203, 3302.
+ROOM_SHAPED = r"(?:[1-9]|[1-3]\d)(?:0[1-9]|1[0-2])(?!\d)"
+# Parts of a home and the people living in one, which a room number stands before.
+_HOME_WORDS = (
+    "卫生间|厕所|厨房|阳台|客厅|卧室|主卧|次卧|书房|房间|门口|大门|窗户|窗台|天花板|吊顶|地板|墙面|水管|马桶|空调外机"
+    "|漏水|渗水|跳闸|租客|房东|住的|那户|这户|老人|阿姨|大爷|奶奶|爷爷|小孩|孩子"
+)
 _BUILDING = rf"(?:\d{{1,3}}|[{_CN}]{{1,3}})"
 _UNIT = rf"(?:\d{{1,2}}|[{_CN}]{{1,2}})\s*单元\s*"
 _QQ_WORDS = r"(?:QQ|qq|Qq|扣扣|企鹅|[Qq]号)"
@@ -233,8 +240,11 @@ RECOGNISERS: list[Recogniser] = [
             rf"|(?<![\d\-A-Za-z.:/])\d{{1,3}}-\d{{1,2}}-[1-9]\d{{2,3}}(?![\d\-])"
             # 501室; 楼上602, 隔壁1203, 住五零一; 802的, 501家
             rf"|(?<![\d{_CN}]){_ROOM_NUMBER}\s*室"
-            rf"|(?:楼上|楼下|隔壁|对门|对面|住在|住|家是|放)\s*(?P<v>{_ROOM_NUMBER})"
+            rf"|(?:楼上|楼下|隔壁|对门|对面|住在|住|家是|放)(?:是|就是|的是)?\s*(?P<v>{_ROOM_NUMBER})"
             rf"|(?<![\d{_CN}.\-])[1-9]\d{{2,3}}(?=的|家|住户|业主|邻居)"
+            # A room-shaped number (floor, then flat 01–12) before a part of a home or one who
+            # lives there: "1203卫生间漏水", "1802租客", "702阳台".
+            rf"|(?<![\d{_CN}.\-:/A-Za-z]){ROOM_SHAPED}(?=\s?(?:{_HOME_WORDS}))"
         ),
         references=True,
     ),

@@ -12,6 +12,7 @@ chosen widens it, so no tail is left in the clear.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -21,7 +22,7 @@ import pyarrow as pa
 from privacy.names import NAME, find_names
 from privacy.normalise import normalise
 from privacy.operators import map_unique
-from privacy.recognisers import PRIORITY, RECOGNISERS, Finding
+from privacy.recognisers import PRIORITY, RECOGNISERS, ROOM_SHAPED, Finding
 
 MIN_NAME_LENGTH = 2  # a one-character "name" would scrub ordinary words
 
@@ -63,6 +64,7 @@ def find_identifiers(
     adds the names found without one (privacy/names.py), `segmenter` jieba's among them."""
     folded = normalise(text)
     found = [f for r in RECOGNISERS for f in r.find(folded)]
+    found += other_rooms(folded, found)
     if names is not None:
         found += names.find(folded)
     if unlisted_names:
@@ -77,6 +79,31 @@ def find_identifiers(
             # Overlapping findings: hide their union rather than leave a tail in the clear.
             chosen[-1] = Finding(chosen[-1].start, finding.end, chosen[-1].kind)
     return chosen
+
+
+_BARE_ROOM = re.compile(
+    rf"(?<![\d.:/\-A-Za-z零〇一二两三四五六七八九十第]){ROOM_SHAPED}"
+    r"(?![年月日号元块角折期届条页路弄分秒点时楼层栋幢单户人位个只件台次岁斤米克升度%℃:.\-/\d])"
+)
+_ROOM_DIGITS = re.compile(r"\d{3,4}(?=\D*$)")
+
+
+def other_rooms(text: str, found: list[Finding]) -> list[Finding]:
+    """Bare numbers shaped like the text's rooms: where a text names a room ("我家是1801"),
+    another number of the same shape is another flat ("他要送的是1701", "1801和1802")."""
+    lengths = {
+        len(m.group())
+        for f in found
+        if f.kind == "ROOM" and (m := _ROOM_DIGITS.search(text[f.start : f.end].rstrip("室 ")))
+    }
+    if not lengths:
+        return []
+    taken = [(f.start, f.end) for f in found]
+    return [
+        Finding(m.start(), m.end(), "ROOM")
+        for m in _BARE_ROOM.finditer(text)
+        if len(m.group()) in lengths and not any(s < m.end() and m.start() < e for s, e in taken)
+    ]
 
 
 def scrub_text(text: str, names: NameMatcher | None = None) -> str:

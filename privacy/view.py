@@ -1,6 +1,7 @@
 """A consumer's view of a feed: its sharing policy applied to mart rows at publish time.
 
-In order: rows of households that have not consented are dropped (feeds under consent);
+In order: rows of households that have not consented are dropped (feeds under consent, and
+the in-home rows a policy sends on the basis of consent, not vital interest: issue 16);
 each field the policy names goes through its operator (a direct field's raw-value
 treatment comes from the staging column made for this consumer at de-identification);
 counts under k get small-cell and complementary suppression; a microdata view under k is
@@ -46,6 +47,8 @@ class ViewContext:
     community: str = ""
     timezone: str = "Asia/Shanghai"
     recipients: Mapping[str, Recipient] = field(default_factory=dict)  # for seal_to on non-direct fields
+    # Household tokens that opted in, per consent function: for in-home rows sent on consent.
+    consents: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def epoch_of(day: date, period: str) -> str:
@@ -63,6 +66,7 @@ def consumer_view(rows: pa.Table, feed: Feed, policy: Policy, ctx: ViewContext) 
         household = rows.column(feed.household_field or "")
         allowed = pa.array(sorted(ctx.consenting or ()), pa.string())
         rows = rows.filter(pc.fill_null(pc.is_in(household, value_set=allowed), False))
+    rows = _on_their_basis(rows, feed, policy, ctx)
     grant = policy.feeds[feed.name]
     for name, values in grant.exclude.items():
         excluded = pc.is_in(rows.column(name), value_set=pa.array(values, pa.string()))
@@ -103,6 +107,26 @@ def consumer_view(rows: pa.Table, feed: Feed, policy: Policy, ctx: ViewContext) 
             raise PublishBlocked(f"feed {feed.name} for {policy.consumer}: {check.report()}")
     check_across_feeds(feed, policy, view)
     return view
+
+
+def _on_their_basis(rows: pa.Table, feed: Feed, policy: Policy, ctx: ViewContext) -> pa.Table:
+    """The rows without in-home rows (by category) that go on consent from a household that has
+    not opted in to their function. Vital-interest categories keep every household's rows; a
+    category without a stated basis counts as consent (the policy check refuses it anyway)."""
+    in_home = feed.in_home
+    if in_home is None or in_home.by is None or in_home.household_field is None or not rows.num_rows:
+        return rows
+    category = rows.column(in_home.by)
+    household = rows.column(in_home.household_field)
+    keep = pa.array([True] * rows.num_rows)
+    for value in in_home.categories:
+        if policy.feed_basis(feed.name, value) == "vital_interest":
+            continue
+        consenting = pa.array(sorted(ctx.consents.get(in_home.function_of(value) or "", ())), pa.string())
+        this = pc.fill_null(pc.equal(category, value), False)
+        opted_in = pc.fill_null(pc.is_in(household, value_set=consenting), False)
+        keep = pc.and_(keep, pc.or_(pc.invert(this), opted_in))
+    return rows.filter(keep)
 
 
 def _staged(rows: pa.Table, name: str, staged: str, tokens: pa.Array) -> pa.Array:

@@ -49,6 +49,8 @@ class Alarm:
     escalated: bool = False
     updates: int = 0
     events: int = 0
+    # An in-home device's household, as the hub's staging token (consent is recorded by it).
+    household: str | None = None
     # Entitled consumers' sealed identifiers ({upstream: {field: sealed}}), stored with the alarm.
     sealed: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
     # Raw identifiers, in memory only, for sealing to entitled consumers (after a restart, `sealed`
@@ -99,6 +101,7 @@ class LifecycleEvent:
             "unit": a.unit,
             "room_no": a.room_no,
             "device_id": a.device_id,
+            "household": a.household,
             "detected_at": a.detected_at,
             "event_time": self.event_time,
             "actor": self.actor,
@@ -124,6 +127,7 @@ class Lifecycles:
         id_key: bytes,
         room_of: Callable[[DeviceAlarm], str | None] = lambda _: None,
         store_room: Callable[[str], str] | None = None,
+        household_of: Callable[[DeviceAlarm], str | None] = lambda _: None,
     ) -> None:
         self.deadline_for = deadline_for
         self.id_key = id_key  # the key of alarm ids (relay/alarms.py relay_id_key)
@@ -133,6 +137,7 @@ class Lifecycles:
         # sealing; `room_no` holds what the database may keep (encrypted by `store_room`).
         self.room_of = room_of
         self.store_room = store_room
+        self.household_of = household_of  # an in-home alarm's household token (consent)
         self.by_key: dict[tuple[str, str], Alarm] = {}
         self.by_id: dict[str, Alarm] = {}
         self.earliest: datetime | None = None  # the nearest deadline: scans only when it has passed
@@ -216,6 +221,8 @@ class Lifecycles:
             current.raw, current.readings = self._raw(d), dict(d.readings)
             if current.room_no is None:
                 current.room_no = self._stored_room(current.raw)
+            if current.household is None:
+                current.household = self.household_of(d)
             return self._event(current, "updated", d.event_time, "device", now)
         raw = self._raw(d)
         alarm = Alarm(
@@ -234,6 +241,7 @@ class Lifecycles:
             last_event_time=d.event_time,
             raw=raw,
             readings=dict(d.readings),
+            household=self.household_of(d),
         )
         self._deadline(alarm, now)
         self._track(alarm)

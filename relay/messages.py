@@ -15,8 +15,8 @@ import binascii
 import hmac
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from kernel.relay_settings import Upstream
 from privacy.jws import ALGORITHM
 from privacy.keys import RELOAD_SECONDS, HubKeys, SigningKey
+from privacy.policy import Basis
 from privacy.seal import RELAY_FEED, Recipient, seal
 from relay.alarms import device_is_direct
 from relay.lifecycle import Alarm, LifecycleEvent
@@ -139,6 +140,8 @@ class Route:
     seal_key: bytes  # the hub's key for deterministic sealing to this consumer
     rules_fingerprint: str = ""  # of the upstream's relay rules, computed once
     seals: SealCache | None = None  # shared by the relay's routes; None: no cache across restarts
+    # The policy's legal basis per in-home category (relay/consent.py decides per alarm).
+    basis: Mapping[str, Basis] = field(default_factory=dict)
 
     def wants(self, category: str) -> bool:
         cats = self.upstream.categories

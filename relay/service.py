@@ -31,7 +31,7 @@ from kernel.logging import flush_logs
 from kernel.relay_settings import RelaySettings
 from kernel.settings import Settings
 from privacy.keys import HubKeys
-from privacy.policy import load_policies
+from privacy.policy import RELAY_IN_HOME, Basis, load_policies
 from privacy.room_cipher import RoomCipher
 from relay.acks import AckVerifier
 from relay.alarms import (
@@ -45,6 +45,7 @@ from relay.alarms import (
 )
 from relay.alert_outbox import TOPIC as ALERT_TOPIC
 from relay.alert_outbox import alert_outboxes, alert_state
+from relay.consent import ConsentGate, HouseholdTokens
 from relay.destinations import Destination, connect, upstream_client, wait_for
 from relay.intake import Intake
 from relay.lifecycle import LifecycleEvent, Lifecycles
@@ -63,11 +64,28 @@ from relay.rooms import RoomDirectory
 from relay.store import Commit, Pending, RelayStore
 from transport.mqtt import acknowledge, connect_persistent, mqtt_client
 from transport.mqtt_socket import BufferedClient
+from warehouse.consent import consenting_households
 from warehouse.recipients import recipients_by_policy
 
 log = logging.getLogger(__name__)
 COMMUNITY = "community"  # the destination name of the community broker (quarantine, property manager)
 Clock = Callable[[], datetime]
+
+
+def _relay_basis(upstream: str, categories: list[str] | None, policy: Any) -> dict[str, Basis]:
+    """The basis the upstream's policy states per in-home category it receives; ConfigError (one
+    line: file, what to add) when it receives such alarms and the policy states none."""
+    wanted = [c for c in RELAY_IN_HOME if categories is None or c in categories]
+    basis = {c: b for c in wanted if (b := policy.relay_basis(c)) is not None}
+    missing = [c for c in wanted if c not in basis]
+    if missing:
+        raise ConfigError(
+            f"{policy.source or policy.consumer}:1: relay upstream {upstream!r} receives in-home alarms "
+            f"({', '.join(missing)}) but the policy states no legal basis for them: add "
+            "`relay: {basis: {smoke: vital_interest, gas: vital_interest, fall: vital_interest, sos: consent, "
+            "heart_rate: consent}}` (consent, or vital_interest for a live smoke, gas or fall alarm)"
+        )
+    return basis
 
 
 def _receive_maximum(properties: Any) -> int | None:
@@ -136,6 +154,9 @@ class Relay:
         self.device_tokens = DeviceTokens(self.keys)
         self.id_key = relay_id_key(self.keys)
         self.signer: Signer = LiveSigner(self.keys)  # follows a rotation without a restart
+        self.consents = ConsentGate(
+            lambda function: consenting_households(settings, function), self.config.consent_refresh_seconds
+        )
         self.routes = self._routes()
         self._upstreams = {route.upstream.name: route.upstream for route in self.routes}
         self.acks = AckVerifier(settings.control_url)
@@ -145,6 +166,7 @@ class Relay:
         self.outbox_of = {name: name + suffix for name in [COMMUNITY, *(r.upstream.name for r in self.routes)]}
         self.metrics = RelayMetrics(self.depth)
         self.alert_outboxes = alert_outboxes(settings)  # consumers' NGSI-LD brokers (neuron push sends them)
+        self.alert_basis = self._alert_basis()
         self.rooms = RoomDirectory(settings.platform, self.community_id, self.config.rooms_refresh_seconds)
         self.room_cipher = RoomCipher(self.keys, self.community_id)
         self.lifecycles = Lifecycles(
@@ -154,6 +176,7 @@ class Relay:
             self.id_key,
             room_of=lambda alarm: self.rooms.room_of(alarm.identifiers.get("household_id")),
             store_room=self.room_cipher.encrypt,
+            household_of=HouseholdTokens(self.keys),
         )
         for stream in FAMILY_STREAMS.values():
             _ = contract_shape(stream)  # parsed now, not by the first alarm of each family (~50 ms of YAML)
@@ -219,8 +242,23 @@ class Relay:
                 log.warning("relay: %s has no encryption key registered; its sealed fields are left out", up.name)
             seal_key = self.keys.derive("seal", policy.consumer)
             rules = up.rules_fingerprint()
-            routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key, rules, self.seals))
+            basis = _relay_basis(up.name, up.categories, policy)
+            routes.append(Route(up, policy.fingerprint, policy.version, recipient, seal_key, rules, self.seals, basis))
         return routes
+
+    def _alert_basis(self) -> dict[str, dict[str, Basis | None]]:
+        """Per NGSI-LD alert outbox, the basis its consumer's policy states for `safety.alarms`'
+        in-home categories: the Alert entities carry what that feed would."""
+        pushes = getattr(getattr(self.settings, "push", None), "ngsi_ld", None) or []
+        policies = load_policies(self.settings.policies_dir)
+        out: dict[str, dict[str, Basis | None]] = {}
+        for push in pushes:
+            if push.alerts:
+                policy = policies.get(push.policy_name)
+                out[push.alert_outbox] = {
+                    c: None if policy is None else policy.feed_basis("safety.alarms", c) for c in RELAY_IN_HOME
+                }
+        return out
 
     def _destination(self, name: str, client: BufferedClient) -> Destination:
         dest = Destination(
@@ -350,7 +388,9 @@ class Relay:
         district = self.settings.district
         common = event_fields(event, district)
         for route in self.routes:
-            if route.wants(event.alarm.category):
+            if route.wants(event.alarm.category) and self.consents.allows(
+                event.alarm, route.basis.get(event.alarm.category)
+            ):
                 payload = consumer_payload(event, route, district, common)
                 sealed = payload.get("sealed")
                 if sealed and event.alarm.sealed.get(route.upstream.name) != sealed:
@@ -370,6 +410,9 @@ class Relay:
         if self.alert_outboxes:
             state = alert_state(event)
             for outbox in self.alert_outboxes:
+                basis = self.alert_basis.get(outbox, {}).get(event.alarm.category)
+                if not self.consents.allows(event.alarm, basis):
+                    continue
                 commit.outbox.append(
                     {
                         "destination": outbox,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from kernel.errors import ConfigError
 from schemas.contract import Description, FieldType, PrivacyClass
@@ -48,6 +48,39 @@ class Total(BaseModel):
     parts: list[str]
 
 
+ConsentFunction = Literal["smoke_gas", "elderly_care"]
+
+
+class InHome(BaseModel):
+    """A feed carrying data of in-home devices (system 6): every consumer's policy must state the
+    legal basis of it (privacy/policy.py), and rows under consent go only for households that
+    opted in to the function (warehouse/consent.py).
+
+    `consent` names the function whose opt-in covers the rows: one for the whole feed, or, with
+    `by`, one per value of that field (an alarm's category: smoke and gas are `smoke_gas`, a
+    fall `elderly_care`); rows with other values are not in-home data. `household_field` is the
+    mart column with the household's staging token, to check consent row by row; without it
+    the mart counts only consenting households itself (care.elderly_daily).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = None
+    consent: ConsentFunction | dict[str, ConsentFunction]
+    household_field: str | None = None
+
+    def function_of(self, value: str | None = None) -> ConsentFunction | None:
+        """The consent function covering a row (by its `by` field's value)."""
+        if isinstance(self.consent, str):
+            return self.consent
+        return self.consent.get(value or "")
+
+    @property
+    def categories(self) -> list[str]:
+        """The `by` field's values that are in-home data (empty for a whole-feed declaration)."""
+        return [] if isinstance(self.consent, str) else sorted(self.consent)
+
+
 class Feed(BaseModel):
     """A curated feed built by a mart and published per consumer."""
 
@@ -69,6 +102,7 @@ class Feed(BaseModel):
     # Rows of households that have not opted in to this function are never published.
     consent: Literal["smoke_gas", "elderly_care"] | None = None
     household_field: str | None = None  # the mart column with the household's staging token
+    in_home: InHome | None = None  # system 6 data: the legal basis each policy states (issue 16)
     # The GB/T 45574-2025 category of the feed's personal fields (direct, quasi, sensitive), for
     # the de-identification report of each release; a field may name its own.
     sensitive_category: SensitiveCategory | None = None
@@ -83,6 +117,12 @@ class Feed(BaseModel):
                 raise ValueError(f"{name!r} is named as a count but is not a count field")
         if self.consent and not self.household_field:
             raise ValueError("a feed under consent needs household_field")
+        if self.in_home is not None:
+            if isinstance(self.in_home.consent, dict) and not (self.in_home.by and self.in_home.household_field):
+                raise ValueError("in_home: consent per value needs `by` and `household_field`")
+            for column in (self.in_home.by, self.in_home.household_field):
+                if column is not None and column not in names:
+                    raise ValueError(f"in_home: {column!r} is not a field")
         return self
 
     def field_names(self) -> list[str]:

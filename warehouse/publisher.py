@@ -130,6 +130,7 @@ def publish_feed(
         raise ConfigError(f"feed {feed.name}: mart {feed.mart} lacks field(s) {', '.join(sorted(missing))}")
     watermark = feed_watermark(settings, feed)
     consenting = consenting_households(settings, feed.consent) if feed.consent else None
+    consents = _in_home_consents(settings, feed)
     recipients = recipients_by_policy(settings)
     written: list[Published] = []
     blocked: list[str] = []
@@ -143,7 +144,7 @@ def publish_feed(
             day = next((v for k in ("day", "month") if isinstance(v := values.get(k), date)), None)
             day = day or datetime.now(UTC).date()
             epoch = epoch_of(day, period)
-            ctx = ViewContext(keys, epoch, consenting, settings.community_name, settings.timezone, recipients)
+            ctx = ViewContext(keys, epoch, consenting, settings.community_name, settings.timezone, recipients, consents)
             try:
                 view = consumer_view(rows, feed, policy, ctx)
                 held = _earlier_versions(settings, feed, policy, key)
@@ -191,6 +192,14 @@ def _audit_refusal(settings: Settings, feed: Feed, policy: Policy, key: str, out
             policy_fingerprint=policy.fingerprint,
             detail={"consumer": policy.consumer, "partition": key, "reason": reason},
         )
+
+
+def _in_home_consents(settings: Settings, feed: Feed) -> dict[str, frozenset[str]]:
+    """The households that opted in, per consent function the feed's in-home rows fall under."""
+    if feed.in_home is None or feed.in_home.by is None:
+        return {}
+    functions = {feed.in_home.function_of(c) for c in feed.in_home.categories}
+    return {f: frozenset(consenting_households(settings, f)) for f in sorted(x for x in functions if x)}
 
 
 def _partitions(feed: Feed, mart: pa.Table) -> list[tuple[dict[str, Any], pa.Table]]:

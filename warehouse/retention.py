@@ -7,6 +7,7 @@ to forget is gone.
 
 Run by `neuron retention run` and daily by the `retention` DAG. It opens the warehouse
 to delete quarantine rows, so it takes the DuckDB writer slot like any other writer.
+Service logs and Airflow's logs go after their own retentions (warehouse/log_retention.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from warehouse import vault
 from warehouse.audit import append_audit
 from warehouse.control import session_scope
 from warehouse.drop_ledger import ControlDropLedger
+from warehouse.log_retention import airflow_log_dir, purge_old_files, service_log_dir
 from warehouse.staging import warehouse
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class RetentionReport:
     drop_files_sealed: list[str] = field(default_factory=list)  # source/file, left in clear by an older hub
     drop_files: list[str] = field(default_factory=list)  # source/file, sealed exports past retention
     work_batches: list[str] = field(default_factory=list)  # work folders a failed run left
+    service_logs: list[str] = field(default_factory=list)  # `neuron up`'s log files (a service's day)
+    task_logs: list[str] = field(default_factory=list)  # Airflow's log files (a task try, a scheduler day)
 
     def summary(self) -> dict[str, Any]:
         """Counts only: safe for logs and XCom."""
@@ -53,6 +57,8 @@ class RetentionReport:
             "drop_files_sealed": len(self.drop_files_sealed),
             "drop_files": len(self.drop_files),
             "work_batches": len(self.work_batches),
+            "service_logs": len(self.service_logs),
+            "task_logs": len(self.task_logs),
         }
 
 
@@ -94,8 +100,9 @@ def purge_quarantine(settings: Settings, before: datetime) -> dict[str, int]:
     return {batch: int(n) for batch, n in counts}
 
 
-def run_retention(settings: Settings, now: datetime | None = None) -> RetentionReport:
-    """Purge expired vault objects and old quarantine rows; one audit entry per purge."""
+def run_retention(settings: Settings, now: datetime | None = None, task_log_dir: Path | None = None) -> RetentionReport:
+    """Purge expired vault objects, old quarantine rows and old logs; one audit entry per purge.
+    `task_log_dir`: Airflow's log folder, as the running Airflow says (default: the hub's)."""
     now = now or datetime.now(UTC)
     report = RetentionReport()
     # A hub made before files were created private gets its state closed here too.
@@ -110,6 +117,11 @@ def run_retention(settings: Settings, now: datetime | None = None) -> RetentionR
         before = now - timedelta(days=settings.vault_retention_days)
         report.drop_files += [f"{drop.source}/{f}" for f in drop.purge_kept(before)]
     report.work_batches = purge_work(settings, now - WORK_RETENTION)
+    report.service_logs = purge_old_files(
+        service_log_dir(settings), now - timedelta(days=settings.service_log_retention_days)
+    )
+    task_logs = task_log_dir or airflow_log_dir(settings)
+    report.task_logs = purge_old_files(task_logs, now - timedelta(days=settings.task_log_retention_days))
     with session_scope(settings.control_url) as session:
         for object_id in report.vault_objects:
             append_audit(
@@ -140,9 +152,18 @@ def run_retention(settings: Settings, now: datetime | None = None) -> RetentionR
         for name in report.work_batches:
             detail = {"store": "work", "batch": name, "retention_days": WORK_RETENTION.days}
             append_audit(session, actor="hub", action="purge", outcome="purged", detail=detail, at=now)
+        # One entry per store and run: a day of Airflow is hundreds of task logs.
+        for store, files, days in (
+            ("service_logs", report.service_logs, settings.service_log_retention_days),
+            ("task_logs", report.task_logs, settings.task_log_retention_days),
+        ):
+            if files:
+                detail = {"store": store, "files": len(files), "retention_days": days}
+                append_audit(session, actor="hub", action="purge", outcome="purged", detail=detail, at=now)
     log.info(
         "retention: %(vault_objects)d vault object(s), %(quarantine_rows)d quarantine row(s), "
-        "%(drop_files)d drop file(s), %(work_batches)d work folder(s) purged; "
+        "%(drop_files)d drop file(s), %(work_batches)d work folder(s), %(service_logs)d service log(s), "
+        "%(task_logs)d task log(s) purged; "
         "%(drop_files_sealed)d drop file(s) sealed",
         report.summary(),
     )

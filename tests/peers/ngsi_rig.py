@@ -31,7 +31,11 @@ def write_policy(folder: Path) -> Path:
     grants: dict[str, Any] = {
         AIR: {"fields": dict.fromkeys(feeds[AIR].field_names(), "keep")},
         ASSETS: {"fields": dict.fromkeys(feeds[ASSETS].field_names(), "keep")},
-        ALARMS: {"fields": {f: "keep" for f in feeds[ALARMS].field_names() if f not in ("unit", "room_no")}},
+        ALARMS: {
+            "fields": {f: "keep" for f in feeds[ALARMS].field_names() if f not in ("unit", "room_no", "household")},
+            "basis": {"smoke": "vital_interest", "gas": "vital_interest", "fall": "vital_interest"}
+            | {"sos": "consent", "heart_rate": "consent"},
+        },
     }
     folder.mkdir(parents=True, exist_ok=True)
     body = {"consumer": "district", "version": 1, "title": "district (test)", "retention_days": 30}

@@ -80,6 +80,29 @@ def test_each_form_is_found_and_hidden(text: str, kind: str, value: str) -> None
 
 
 @pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("我家是2302，快递老放到2301门口", "ROOM", "2301"),  # a bare number shaped like the text's room
+        ("903厨房的油烟管道坏了", "ROOM", "903"),  # a room before a part of the home
+        ("楼上是五零二，天天半夜剁肉", "ROOM", "五零二"),
+        ("家政阿姨桂兰明天不来了", "NAME", "桂兰"),  # a given name after a role word
+        ("收旧家电的，淑芬 13817265540", "NAME", "淑芬"),  # a contact entry before a phone number
+        ("找红姐拿团购的菜", "NAME", "红姐"),  # a 姐/哥 nickname
+        ("谢谢禚女士送的月饼", "NAME", "禚女士"),  # a surname too rare for the list, before 女士
+        ("请问慕容清到了没有", "NAME", "慕容清"),  # a compound surname wherever it stands
+        ("业主单立新，电话找物业要", "NAME", "单立新"),  # a wordy surname after a role word
+    ],
+)
+def test_the_forms_the_held_out_sets_missed_are_hidden(text: str, kind: str, value: str) -> None:
+    """The classes the held-out sets missed (issue 16, third round), in other words than theirs:
+    a finding of the kind covers the value (the segmenter may take a character more)."""
+    start = text.index(value)
+    end = start + len(value)
+    assert any(f.kind == kind and f.start <= start and end <= f.end for f in find_identifiers(text)), found(text)
+    assert value not in scrub_text(text)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "缴费成功，金额¥1,280.00，交易单号4200002216202612071234567890",
@@ -92,6 +115,8 @@ def test_each_form_is_found_and_hidden(text: str, kind: str, value: str) -> None
         "取件码6-2-3308，验证码836251",
         "谁家的小黄狗在6号楼下面叫了一上午",
         "这张卡：请查收",
+        "我家小孩初三了，该女士说的那位先生是谁",
+        "共1202户，订单1203号，2025年的账单",
     ],
 )
 def test_look_alikes_stay(text: str) -> None:

@@ -32,7 +32,11 @@ alarms AS (
         coalesce(bool_or(state = 'escalated'), false) AS escalated,
         count(*) FILTER (WHERE state = 'updated') AS updates,
         first(building ORDER BY event_time, recorded_at, event_id) FILTER (WHERE building IS NOT NULL) AS building,
-        first(unit ORDER BY event_time, recorded_at, event_id) FILTER (WHERE unit IS NOT NULL) AS unit
+        first(unit ORDER BY event_time, recorded_at, event_id) FILTER (WHERE unit IS NOT NULL) AS unit,
+        -- An in-home alarm's household token: the publisher checks its consent where a policy
+        -- sends the category on consent (never published itself).
+        first(household ORDER BY event_time, recorded_at, event_id) FILTER (WHERE household IS NOT NULL)
+            AS household
     FROM events
     GROUP BY community_id, alarm_id
 ),

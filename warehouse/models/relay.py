@@ -25,6 +25,8 @@ class RelayAlarm(Base):
     family: Mapped[str] = mapped_column(String(50))
     category: Mapped[str] = mapped_column(String(50))
     device_id: Mapped[str] = mapped_column(String(100))  # the hub's token for in-home devices
+    # An in-home device's household as the hub's staging token (the consent store's key), for consent.
+    household: Mapped[str | None] = mapped_column(String(100), nullable=True)
     severity: Mapped[str] = mapped_column(String(20))  # the highest reached
     state: Mapped[str] = mapped_column(String(20))
     building: Mapped[str | None] = mapped_column(String(20), nullable=True)
@@ -60,6 +62,7 @@ class AlarmLifecycleEvent(Base):
     unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
     room_no: Mapped[str | None] = mapped_column(String(120), nullable=True)  # encrypted (relay/rooms.py)
     device_id: Mapped[str] = mapped_column(String(100))
+    household: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the hub's token (consent)
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(100))

@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from kernel.settings import Settings
-from privacy.deidentify import deidentify, staging_derivations
+from privacy.deidentify import deidentify, staging_derivations, staging_key
 from privacy.keys import HubKeys, init_keys
 from privacy.policy import Policy, load_policies
+from privacy.pseudonymise import pseudonym
 from schemas.contract import Contract, load_contract
 from schemas.feeds import load_feeds
 from tests.conftest import make_settings
@@ -78,6 +79,7 @@ ALARM_LIFECYCLE = Contract.model_validate(
             _field("unit", "string", "quasi"),
             _field("room_no", "string", "direct", identifier="room"),
             _field("device_id", "string", "public"),
+            _field("household", "string", "public"),  # the hub's token (consent), null for public devices
             _field("detected_at", "timestamp", "quasi"),
             _field("event_time", "timestamp", "quasi"),
             _field("actor", "string", "public"),
@@ -313,3 +315,18 @@ ALARM_EVENTS = [
     event("ev9", "ALM-3", "raised", "2026-11-19T15:00:00", "high"),  # 23:00 local: the 19th
 ]
 ALARM_EVENTS_RECORDED_TWICE = [ALARM_EVENTS[6]]
+# The household of each in-home alarm: the smoke detector's opted in to smoke_gas, the fallen
+# wearer's to elderly care. The relay records it as the hub's token (`with_households`).
+ALARM_HOUSEHOLDS = {"ALM-1": WEARERS[8][1], "ALM-3": WEARERS[1][1]}
+
+
+def household_token(settings: Settings, household: str) -> str:
+    return pseudonym(staging_key(HubKeys.load(settings), "household"), household)
+
+
+def with_households(settings: Settings, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events as the relay records them: an in-home alarm's household as the hub's token."""
+    return [
+        {**e, "household": household_token(settings, h) if (h := ALARM_HOUSEHOLDS.get(e["alarm_id"])) else None}
+        for e in events
+    ]

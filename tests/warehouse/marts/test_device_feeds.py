@@ -31,6 +31,7 @@ from tests.leaks import find_leaks, jws_payloads, texts_of_lake
 from tests.warehouse.marts.fixtures_devices import (
     ALARM_EVENTS,
     ALARM_EVENTS_RECORDED_TWICE,
+    ALARM_HOUSEHOLDS,
     CONSUMERS,
     ELDERLY_CARE,
     ENVIRONMENT,
@@ -45,11 +46,14 @@ from tests.warehouse.marts.fixtures_devices import (
     at,
     consumer_partitions,
     env,
+    household_token,
     new_hub,
     stage,
     tokens,
     versions,
+    with_households,
 )
+from warehouse.consent import Function, record_consent
 from warehouse.recipients import register_encryption_key
 
 ENV, INFRA, CARE, ALARMS = "env.air_quality_hourly", "infra.assets_status", "care.elderly_daily", "safety.alarms"
@@ -77,8 +81,13 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     stage(settings, "elderly_care", "w1", ELDERLY_CARE)
     stage(settings, "platform_consent", "w1", PLATFORM_CONSENT)
     stage(settings, "platform_consent", "w2", PLATFORM_CONSENT_WITHDRAWN)
-    stage(settings, "alarm_lifecycle", "w1", ALARM_EVENTS)
-    stage(settings, "alarm_lifecycle", "w2", ALARM_EVENTS_RECORDED_TWICE)
+    # The platform's consents as its connector records them (staged here without the pipeline).
+    in_home: list[tuple[str, Function]] = [("ALM-1", "smoke_gas"), ("ALM-3", "elderly_care")]
+    for alarm_id, function in in_home:
+        token = household_token(settings, ALARM_HOUSEHOLDS[alarm_id])
+        record_consent(settings, token, function, True, "platform", contracts=[])
+    stage(settings, "alarm_lifecycle", "w1", with_households(settings, ALARM_EVENTS))
+    stage(settings, "alarm_lifecycle", "w2", with_households(settings, ALARM_EVENTS_RECORDED_TWICE))
     assert {"30_env_air_quality_hourly", "31_infra_assets_status", "32_care_elderly_daily", "33_safety_alarms"} <= set(
         pipeline.build(settings)
     )
@@ -197,12 +206,13 @@ def room_token(settings: Settings, room: str) -> str:
 def alarm_rows(settings: Settings) -> list[tuple[Any, ...]]:
     return [
         (C, D19, "ALM-3", "wristband", "fall", "high", "raised", at("2026-11-19T15:00:00"), None, None, None,
-         None, None, False, 0, "5", "1", room_token(settings, ROOMS["ALM-3"])),
+         None, None, False, 0, "5", "1", household_token(settings, ALARM_HOUSEHOLDS["ALM-3"]),
+         room_token(settings, ROOMS["ALM-3"])),
         (C, D20, "ALM-2", "fence", "fence_intrusion", "medium", "acknowledged", at("2026-11-19T16:10:00"),
-         at("2026-11-19T16:12:05.600000"), "district", None, 125, None, False, 0, None, None, None),
+         at("2026-11-19T16:12:05.600000"), "district", None, 125, None, False, 0, None, None, None, None),
         (C, D20, "ALM-1", "home-safety", "smoke", "critical", "cleared", at("2026-11-20T02:00:00"),
          at("2026-11-20T02:04:30"), "public_security", at("2026-11-20T02:20:00"), 270, 1200, True, 1, "3", "2",
-         room_token(settings, ROOMS["ALM-1"])),
+         household_token(settings, ALARM_HOUSEHOLDS["ALM-1"]), room_token(settings, ROOMS["ALM-1"])),
     ]  # fmt: skip
 
 
@@ -233,7 +243,7 @@ def test_alarms_with_their_lifecycle_at_each_consumers_level(hub: Settings) -> N
         ]
         for day, day_rows in published(hub, "public_security", ALARMS).items()
     }
-    with_rooms = [(*r[:-1], ROOMS.get(r[2])) for r in expected]
+    with_rooms = [(*r[:-2], ROOMS.get(r[2])) for r in expected]  # no household: only to check consent
     assert opened == {D19: with_rooms[:1], D20: with_rooms[1:]}
     assert published(hub, "open_data", ALARMS) == {}
 
