@@ -264,7 +264,7 @@ class Labels:
             return self.feed(str(value))
         if column in ("acknowledged_by", "actor", "source"):
             return self.actor(str(value))
-        if column in ("family", "category", "channel"):
+        if column in ("family", "category", "channel", "function"):
             from api.admin import i18n
 
             key = f"{column}.{value}"

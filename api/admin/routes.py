@@ -199,7 +199,13 @@ def policies_page(request: Request) -> Response:
         (policy, policies.feed_rules(policy), policies.history(console.settings.control_url, policy.consumer))
         for _, policy in sorted(loaded.items())
     ]
-    return page(request, "policies.html", who, policies=shown, problems=problems)
+    # The legal basis of every path carrying in-home devices' data (issue 16 item 3), per consumer.
+    from privacy.basis import basis_table
+
+    bases: dict[str, list[Any]] = {}
+    for row in basis_table(loaded, console.settings.relay.upstreams):
+        bases.setdefault(row.consumer, []).append(row)
+    return page(request, "policies.html", who, policies=shown, problems=problems, bases=bases)
 
 
 @router.get("/consumers", response_class=HTMLResponse)

@@ -243,3 +243,23 @@ def test_the_quality_page_lists_the_ngsi_ld_dead_letters(admin: Browser, console
     assert [row[1:] for row in rows] == [
         ["区数据办", "更新推送", "—", entity["id"], "Streetlight", "BadRequestData", "400", "1"]
     ]
+
+
+def test_policies_show_the_legal_basis_of_every_in_home_path(admin: Browser, console: ConsoleHub) -> None:
+    """Issue 16 item 3: per consumer and path (feed or live relay), each in-home category's basis."""
+    from kernel.settings import REPO_ROOT
+
+    path: Path = console.hub.settings.policies_dir / "district.yaml"
+    original = path.read_text(encoding="utf-8")
+    try:
+        path.write_text((REPO_ROOT / "config" / "policies" / "district.yaml").read_text(encoding="utf-8"))
+        page = admin.get("/policies").text
+    finally:
+        path.write_text(original, encoding="utf-8")
+    section = page.split('id="basis-district"', 1)[1].split("</table>", 1)[0]
+    rows = {key: basis for basis, key in re.findall(r'<tr class="basis-([a-z_]+)" data-key="([^"]+)">', section)}
+    # The care feed goes on consent only; a live smoke alarm on vital interest, an SOS on consent.
+    assert rows["feed:care.elderly_daily/*"] == "consent"
+    assert rows["relay:district/smoke"] == "vital_interest"
+    assert rows["relay:district/sos"] == "consent"
+    assert "住户同意" in section and "重大利益（生命安全）" in section and "居家养老看护服务" in section
