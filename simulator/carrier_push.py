@@ -1,7 +1,7 @@
 """A faithful peer for the carriers' IoT platforms: China Telecom CTWing/AEP subscription pushes and
 China Mobile OneNET HTTP pushes, delivering Music Square's NB-IoT detectors and manhole covers.
 
-Built from ../shared/standards/carrier-iot-push.md and its sources (CTWing push rules dyts/103,
+Built from docs/standards/carrier-iot-push.md and its sources (CTWing push rules dyts/103,
 the OneNET HTTP-push developer manual and the official OneNET receiver samples), never from the
 hub's receiver. What the platforms do, and so what this peer does:
 

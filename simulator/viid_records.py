@@ -1,6 +1,6 @@
 """What the upper VIID platform checks in a MotorVehicleObject (GA/T 1400.3 A.11) and a
 SubscribeNotificationObject (A.20), written from the standard's tables as summarised in
-../shared/standards/GAT1400-cascade.md §4.2, §5 and §6 — not from the hub's renderer.
+docs/standards/GAT1400-cascade.md §4.2, §5 and §6 — not from the hub's renderer.
 """
 
 from __future__ import annotations

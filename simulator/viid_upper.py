@@ -1,5 +1,5 @@
 """A public-security upper VIID platform (视图库, GA/T 1400.4) on loopback, for tests, benchmarks
-and the demo: built from the standard as summarised in ../shared/standards/GAT1400-cascade.md
+and the demo: built from the standard as summarised in docs/standards/GAT1400-cascade.md
 (§3 system interfaces, §4 cascade, §8 peer behaviour), never from the hub's client.
 
 Server side (the lower platform calls it):

@@ -9,5 +9,5 @@ per product (`decoders`), map the carrier's device to the hub's (`devices`), de-
 sequence gaps and silent devices, land the readings where the MQTT streams read theirs
 (`connectors.collector_landing`, so the `home_safety` and `manhole_covers` ingest picks them up
 unchanged) and publish alarms on the community broker (`alarms_out`), where the relay takes them
-like any device's alarm. The protocols: ../shared/standards/carrier-iot-push.md.
+like any device's alarm. The protocols: docs/standards/carrier-iot-push.md.
 """

@@ -2,7 +2,7 @@
 
 CTWing retries a failed push at most three times and then puts a failing receiver into a
 1-minute cool-down in which nothing is pushed: "lost unless fetched by API" (dyts/103, via
-../shared/standards/carrier-iot-push.md §1). The API is the AEP open API's device-status history,
+docs/standards/carrier-iot-push.md §1). The API is the AEP open API's device-status history,
 `POST <api>/aep_device_status/getDeviceStatusHisInPage` (version 20190928013337) with
 `productId`, `deviceId`, `begin_timestamp`, `end_timestamp` (ms), `page_size`, `page_timestamp`,
 answering `code`, `msg`, `deviceStatusList` and `page_timestamp` (empty: last page). Every call is

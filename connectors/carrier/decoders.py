@@ -71,7 +71,7 @@ GAS_FRAME = struct.Struct(">BBHBBbB")  # AA | kind | %LEL×10 | level | battery 
 
 def ctwing_gas_frame(message: dict[str, Any]) -> Reading:
     """Transparent gas detector: base64 payload.APPdata, the vendor's 8-byte frame (see
-    ../shared/standards/carrier-iot-push.md §4): level 1 or 2 raises a gas alarm."""
+    docs/standards/carrier-iot-push.md §4): level 1 or 2 raises a gas alarm."""
     payload = message.get("payload")
     app = payload.get("APPdata") if isinstance(payload, dict) else None
     if not isinstance(app, str):

@@ -1,6 +1,6 @@
 """GA/T 1400.4 conventions the cascade needs: media type, times, status objects, business ids.
 
-Summarised from the standard's public implementations in ../shared/standards/GAT1400-cascade.md
+Summarised from the standard's public implementations in docs/standards/GAT1400-cascade.md
 (§2 transport, §4 objects, §6 ids).
 """
 
