@@ -277,9 +277,14 @@ class LiveCommunity:
             while not self._stop.wait(60):
                 self.say(f"simulated {self.clock.now():%Y-%m-%d %H:%M}; {self.published} device messages published")
         finally:
-            self._stop.set()
-            for thread in self._threads:
-                thread.join(timeout=10)
-            for close in reversed(self._closers):
-                close()
-            self.write_truth()
+            self.close()
+
+    def close(self) -> None:
+        """Stop every system (what start() began, in reverse), then write the truth a last time."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+        self.write_truth()
