@@ -17,6 +17,10 @@ never run before it has ended (the runner waits): the MQTT landing and the relay
 are complete only up to now.
 
     [{"cadence": "0 0 * * *", "dags": ["vehicle_passes"], "ends": ["2026-11-21T00:00+08:00"]}]
+
+A group may also be given later: `{"dags": [...], "later": "PATH"}` makes the runner wait,
+once the groups before it have run, for PATH to hold that group (the demo writes it once
+the device day has landed, while Airflow already runs the other streams).
 """
 
 from __future__ import annotations
@@ -143,7 +147,35 @@ class Group:
         return cls(data.get("cadence"), list(data["dags"]), [datetime.fromisoformat(e) for e in data["ends"]])
 
 
-def plan_command(plan_file: Path, groups: list[Group], publish: bool = True) -> list[str]:
+@dataclass(frozen=True)
+class LaterGroup:
+    """A group whose cadence and windows are known only later: written to `path` then."""
+
+    dags: list[str]
+    path: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dags": self.dags, "later": str(self.path)}
+
+    def give(self, group: Group) -> None:
+        """Hand the runner the group (atomically: it never reads half a file)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(group.to_json()))
+        os.replace(tmp, self.path)
+
+    def wait(self, poll: float = 0.5) -> Group:
+        import time
+
+        while not self.path.exists():
+            time.sleep(poll)
+        return Group.from_json(json.loads(self.path.read_text()))
+
+
+def _plan_entry(data: dict[str, Any]) -> Group | LaterGroup:
+    return LaterGroup(list(data["dags"]), Path(data["later"])) if "later" in data else Group.from_json(data)
+
+
+def plan_command(plan_file: Path, groups: list[Group | LaterGroup], publish: bool = True) -> list[str]:
     """Write `groups` to `plan_file` and return the command that runs them in a child process."""
     plan_file.write_text(json.dumps([g.to_json() for g in groups]))
     cmd = [sys.executable, "-m", "neuron.airflow_runner", "--plan", str(plan_file)]
@@ -160,7 +192,7 @@ def _wait_until(end: datetime) -> None:
         time.sleep(delay + 1)
 
 
-def run_plan(groups: list[Group], publish: bool) -> int:
+def run_plan(plan: list[Group | LaterGroup], publish: bool) -> int:
     """Run each group's DAGs at each of its logical dates (parsed under its cadence), then the
     publish DAG of every feed; returns the number of failed runs."""
     from airflow.dag_processing.dagbag import DagBag
@@ -168,11 +200,14 @@ def run_plan(groups: list[Group], publish: bool) -> int:
     from neuron.dag_factory import publish_dag_id
     from schemas.feeds import load_feeds
 
-    total = sum(len(g.dags) * len(g.ends) for g in groups)
+    total = sum(len(g.dags) * (len(g.ends) if isinstance(g, Group) else 1) for g in plan)
     failures = done = 0
     days: set[str] = set()
     bag = None
-    for group in groups:
+    for entry in plan:
+        if isinstance(entry, LaterGroup):
+            _progress(event="later", dags=len(entry.dags))
+        group = entry.wait() if isinstance(entry, LaterGroup) else entry
         # Read at parse time by the DAG files (and by each dag.test()'s re-sync of the bundle).
         if group.cadence:
             os.environ["NEURON_DAG_CADENCE"] = group.cadence
@@ -227,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_airflow()
     _progress(event="ready")
     if args.plan is not None:
-        groups = [Group.from_json(g) for g in json.loads(args.plan.read_text())]
-        failures = run_plan(groups, args.publish)
+        failures = run_plan([_plan_entry(g) for g in json.loads(args.plan.read_text())], args.publish)
     else:
         failures = run_windows(args.dag, args.end, args.hours, args.publish)
     return 1 if failures else 0

@@ -29,7 +29,9 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +47,7 @@ from sqlalchemy import func, select
 
 from kernel.errors import FatalError
 from kernel.settings import Settings, load_settings
-from neuron.airflow_runner import PROGRESS, Group, plan_command
+from neuron.airflow_runner import PROGRESS, Group, LaterGroup, plan_command
 from simulator import demo_day
 
 if TYPE_CHECKING:
@@ -122,30 +124,45 @@ def _public_security_keys(settings: Settings, home: Path) -> str:
     return register_encryption_key(settings, POLICE_CONSUMER, _public_pem(sealing))
 
 
-def _run_airflow(console: Console, home: Path, env: dict[str, str], groups: list[Group]) -> None:
-    """The plan through Airflow in a child process, with a progress bar per stage."""
+def _run_airflow(
+    console: Console,
+    home: Path,
+    env: dict[str, str],
+    groups: list[Group | LaterGroup],
+    beside: Callable[[Progress], None] | None = None,
+) -> dict[str, float]:
+    """The plan through Airflow in a child process, with a progress bar per stage (`beside`
+    is started with the progress display once Airflow is); returns the seconds each stage
+    took (Airflow's start, ingest, publish)."""
     from schemas.feeds import load_feeds
 
     log_path = home / "logs" / "airflow.log"
     log_path.parent.mkdir(exist_ok=True)
     cmd = plan_command(home / "logs" / "plan.json", groups)
-    runs = sum(len(g.dags) * len(g.ends) for g in groups)
+    runs = sum(len(g.dags) * (len(g.ends) if isinstance(g, Group) else 1) for g in groups)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with open(log_path, "w") as log, Progress(*columns, console=console) as progress:
         ingest = progress.add_task("Airflow: preparing metadata DB", total=runs)
         publish = progress.add_task("publish DAGs (every feed)", total=len(load_feeds()), start=False)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        if beside is not None:
+            beside(progress)
         assert proc.stdout is not None
         failed: list[str] = []
+        marks = {"start": time.monotonic()}
         for line in proc.stdout:
             if not line.startswith(PROGRESS):
                 continue
             event = json.loads(line.removeprefix(PROGRESS))
+            marks.setdefault(event["event"], time.monotonic())
+            marks[f"last {event['event']}"] = time.monotonic()
             ok = event.get("state") in ("success", "DagRunState.SUCCESS")
             if event["event"] == "ready":
                 progress.update(ingest, description="ingest DAGs (one window per stream)")
             elif event["event"] == "wait":
                 progress.update(ingest, description=f"waiting {event['seconds']} s for the window to end")
+            elif event["event"] == "later":
+                progress.update(ingest, description="ingest DAGs: waiting for the device day to land")
             elif event["event"] == "run":
                 failed += [] if ok else [event["dag"]]
                 progress.update(ingest, completed=event["done"], description=f"ingest DAGs: {event['dag']}")
@@ -155,6 +172,13 @@ def _run_airflow(console: Console, home: Path, env: dict[str, str], groups: list
                 progress.update(publish, advance=1, description=f"publish DAGs: {event['feed']}")
         if proc.wait() != 0:
             raise FatalError(f"DAG run(s) failed ({', '.join(failed) or 'see the log'}); see {log_path}")
+    ready = marks.get("ready", marks["start"])
+    ingested = marks.get("last run", ready)
+    return {
+        "airflow start": ready - marks["start"],
+        "ingest DAGs": ingested - ready,
+        "publish DAGs": marks.get("last publish", ingested) - ingested,
+    }
 
 
 def _summary(console: Console, settings: Settings) -> None:
@@ -209,6 +233,7 @@ def _start_simulator(home: Path, day: date | None, tz: str, tokens: dict[str, st
         intercom_token=tokens["intercom"],
         drop=home / "drops" / "door_access",
         truth=home / "simulator" / "truth.json",
+        ngsi_ld_port=0,  # the city brain's NGSI-LD broker too (the district's push)
         start=start,
     )
     live = LiveCommunity(options, say=lambda _: None)
@@ -218,26 +243,51 @@ def _start_simulator(home: Path, day: date | None, tz: str, tokens: dict[str, st
 
 def _batch_day(
     console: Console, home: Path, settings: Settings, env: dict[str, str], live: LiveCommunity, day: date
-) -> None:
-    """The device day through the collector and the relay, then every DAG through Airflow."""
+) -> dict[str, float]:
+    """The device day through the collector and the relay, while Airflow already runs the
+    day streams; then the received streams' DAGs and every publish DAG. Returns the seconds
+    each stage took."""
     from connectors.mqtt import landing_root
 
     hub_env = {**env, "NEURON_HOME": str(home)}
     logs = settings.state_path / "logs"
-    collector, relay = (demo_day.HubProcess(c, hub_env, logs) for c in ("collect", "relay"))
-    try:
-        with console.status("devices: publishing the day's messages (collector and relay running)"):
-            t = time.monotonic()
+    tz = ZoneInfo(settings.timezone)
+    later = LaterGroup(demo_day.received_streams(), home / "logs" / "received-group.json")
+    stages: dict[str, float] = {}
+    failed: list[BaseException] = []
+
+    def device_day(progress: Progress) -> None:
+        task = progress.add_task("devices: publishing the day (collector, relay running)", total=None)
+        t = time.monotonic()
+        try:
             sent = demo_day.publish_device_day(live, day)
-            published = datetime.now(ZoneInfo(settings.timezone))
+            published = datetime.now(tz)
             if not demo_day.wait_landed(landing_root(settings), published + timedelta(seconds=3)):
                 raise FatalError(f"the collector landed nothing in 2 minutes; see {logs / 'collect-batch-day.log'}")
-        console.print(f"devices: {sent:,} messages of {day} published and landed in {time.monotonic() - t:.0f} s")
-        received_end = demo_day.next_minute(datetime.now(ZoneInfo(settings.timezone)))
-        _run_airflow(console, home, env, demo_day.plan(day, settings.timezone, received_end))
+            stages["device day"] = time.monotonic() - t
+            progress.update(task, total=sent, completed=sent, description=f"devices: {day}'s messages landed")
+            later.give(demo_day.received_group(demo_day.next_minute(datetime.now(tz)), settings.timezone))
+        except BaseException as exc:
+            failed.append(exc)
+            later.give(Group(None, [], []))  # the runner must not wait for a group that never comes
+
+    collector, relay = (demo_day.HubProcess(c, hub_env, logs) for c in ("collect", "relay"))
+    threads: list[threading.Thread] = []
+
+    def beside(progress: Progress) -> None:
+        threads.append(threading.Thread(target=device_day, args=(progress,), name="device-day", daemon=True))
+        threads[0].start()
+
+    try:
+        stages |= _run_airflow(console, home, env, [demo_day.day_group(day, settings.timezone), later], beside)
     finally:
+        for thread in threads:
+            thread.join()
         relay.stop()
         collector.stop()
+    if failed:
+        raise failed[0]
+    return stages
 
 
 def run_demo(
@@ -298,12 +348,14 @@ def run_demo(
             sealed_to = _public_security_keys(settings, home)
             admin_password = _demo_admin(settings)
             console.print(f"public security's encryption key {sealed_to}: plates and in-home devices sealed to it")
-            _batch_day(console, home, settings, env, live, day)
+            stages = {"hub and simulator setup": time.monotonic() - started}
+            stages |= _batch_day(console, home, settings, env, live, day)
             live.write_truth()
             _summary(console, settings)
             for up in upstreams.values():
                 console.print(f"{up.name}'s broker received {up.watcher.count} alarm messages ({up.watcher.path})")
             console.print(f"batch day done in {time.monotonic() - started:.0f} s")
+            console.print("stages: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in stages.items()))
             if serve_api:
                 _try_next(console, settings, settings.api.port, airflow_port, home, admin_password, upstreams, live)
                 _run_up(settings, env, airflow_port)
@@ -350,6 +402,11 @@ def _try_next(
         lines.append(
             f"# {up.name}'s alarms arriving at its broker (signed JWS; all kept in {up.watcher.path}):\n"
             f"mosquitto_sub -h {up.broker.host} -p {up.broker.port} -t '{up.topic}' -v"
+        )
+    if live is not None and live.ngsi_ld_url:
+        lines.append(
+            f"curl -s '{live.ngsi_ld_url}/ngsi-ld/v1/entities?type=Alert'   # the district's alarms in the city"
+            " brain's NGSI-LD broker (`neuron push`)"
         )
     lines += [
         f"curl -s --cacert {ca} {hub}/.well-known/jwks.json     # the hub's public keys",

@@ -53,15 +53,18 @@ def received_streams() -> list[str]:
     return [name for name, spec in STREAMS.items() if spec.family not in DAY_FAMILIES]
 
 
-def plan(day: date, tz: str, received_end: datetime) -> list[Group]:
-    """The batch day's windows: a daily one per day stream (the simulated day), then one per
-    received stream (the 24 h up to `received_end`, a whole local minute)."""
+def day_group(day: date, tz: str) -> Group:
+    """The day streams' windows: one daily window each, the simulated day."""
+    return Group(
+        DAY_CADENCE, day_streams(), [datetime.combine(day + timedelta(days=1), datetime.min.time(), ZoneInfo(tz))]
+    )
+
+
+def received_group(received_end: datetime, tz: str) -> Group:
+    """The received streams' windows: the 24 h up to `received_end` (a whole local minute),
+    as a daily cron at that minute makes a manual run's data interval."""
     local = received_end.astimezone(ZoneInfo(tz))
-    day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), ZoneInfo(tz))
-    return [
-        Group(DAY_CADENCE, day_streams(), [day_end]),
-        Group(f"{local.minute} {local.hour} * * *", received_streams(), [local]),
-    ]
+    return Group(f"{local.minute} {local.hour} * * *", received_streams(), [local])
 
 
 def next_minute(after: datetime) -> datetime:
@@ -164,6 +167,10 @@ def write_hub_toml(path: Path, live: LiveCommunity, upstreams: dict[str, Upstrea
         # Plain MQTT: the consumers' brokers are private ones on this machine's loopback.
         values = {"name": name, "port": up.broker.port, "tls": False, **(police if name == "public_security" else {})}
         lines += ["[[relay.upstreams]]", *(f"{k} = {_toml(v)}" for k, v in values.items()), ""]
+    if live.ngsi_ld_url:
+        # The city brain's context broker: the district's feeds as NGSI-LD entities and its
+        # alarms as Alert entities, pushed by `neuron push` (started by `neuron up`).
+        lines += ["[[push.ngsi_ld]]", 'name = "district"', f"broker_url = {_toml(live.ngsi_ld_url)}", ""]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))

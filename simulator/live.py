@@ -122,6 +122,7 @@ class LiveCommunity:
         self._closers: list[Callable[[], None]] = []
         self._threads: list[threading.Thread] = []
         self.urls: dict[str, str] = {}
+        self.ngsi_ld_url: str | None = None  # the city brain's NGSI-LD broker, when served
 
     # --- the systems -------------------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class LiveCommunity:
             from simulator.ngsi_broker import start_broker
 
             ngsi = start_broker(port=o.ngsi_ld_port)
+            self.ngsi_ld_url = ngsi.url
             self._closers.append(ngsi.stop)
             self.urls["ngsi-ld"] = f"{ngsi.url}  (broker_url of a [[push.ngsi_ld]] entry)"
         yesterday = self.clock.start.date() - timedelta(days=1)
