@@ -228,6 +228,11 @@ def run_plan(plan: list[Group | LaterGroup], publish: bool) -> int:
                     event="run", dag=dag_id, window_end=end.isoformat(), state=str(run.state), done=done, total=total
                 )
     if publish and bag is not None:
+        # Every dag.test() re-syncs the DAG files to the metadata DB as they parse now: back to
+        # each stream's own schedule, so a scheduler started next (`neuron up`) runs the suite's
+        # cadence, not the plan's last one.
+        os.environ.pop("NEURON_DAG_CADENCE", None)
+        bag = DagBag(dag_folder=str(DAGS_FOLDER))
         for feed in sorted(load_feeds()):
             dag_id = publish_dag_id(feed)
             if dag_id not in bag.dags:

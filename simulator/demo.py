@@ -355,7 +355,8 @@ def run_demo(
             for up in upstreams.values():
                 console.print(f"{up.name}'s broker received {up.watcher.count} alarm messages ({up.watcher.path})")
             console.print(f"batch day done in {time.monotonic() - started:.0f} s")
-            console.print("stages: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in stages.items()))
+            stage_times = ", ".join(f"{name} {secs:.0f} s" for name, secs in stages.items())
+            console.print(f"stages: {stage_times}", soft_wrap=True, highlight=False)
             if serve_api:
                 _try_next(console, settings, settings.api.port, airflow_port, home, admin_password, upstreams, live)
                 _run_up(settings, env, airflow_port)
