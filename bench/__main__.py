@@ -17,7 +17,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BENCHMARKS: dict[str, str] = {
     "pipeline_week": "Pipeline throughput, a simulated week (issue 2)",
-    "demo_time": "Demo wall time (issue 2)",
+    "demo_time": "Demo: the whole community's batch day, and the live hub's CPU and memory (issues 2, 18)",
     "pseudonymise": "Pseudonymisation and free-text scrubbing against Presidio (issue 4)",
     "collector": "MQTT collector, broker to landed batches at QoS 1 (issue 3)",
     "community_day": "A community-day of every source stream, ingested (issue 3)",

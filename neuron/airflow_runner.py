@@ -8,6 +8,19 @@ configuration once, at import). Progress goes to stdout as `NEURON-PROGRESS` JSO
 Airflow's own logs go wherever the parent sends stderr.
 
     python -m neuron.airflow_runner --dag vehicle_passes --end 2026-11-21T00:00+08:00 --hours 24 --publish
+
+A plan (`--plan FILE`, JSON) runs groups of DAGs each on its own cadence instead: a group
+names a cron (NEURON_DAG_CADENCE while its DAGs are parsed: a manual run's data interval
+is the last whole interval of that cron before the run's logical date), its DAGs and the
+logical dates to run them at; `--publish` then runs every feed's publish DAG. A window is
+never run before it has ended (the runner waits): the MQTT landing and the relay's records
+are complete only up to now.
+
+    [{"cadence": "0 0 * * *", "dags": ["vehicle_passes"], "ends": ["2026-11-21T00:00+08:00"]}]
+
+A group may also be given later: `{"dags": [...], "later": "PATH"}` makes the runner wait,
+once the groups before it have run, for PATH to hold that group (the demo writes it once
+the device day has landed, while Airflow already runs the other streams).
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,14 +131,129 @@ def run_windows(dag_ids: list[str], first_end: datetime, hours: int, publish: bo
     return failures
 
 
+@dataclass(frozen=True)
+class Group:
+    """DAGs run on one cadence: each once per logical date in `ends`."""
+
+    cadence: str | None  # a cron for NEURON_DAG_CADENCE; None: each stream's own schedule
+    dags: list[str]
+    ends: list[datetime]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cadence": self.cadence, "dags": self.dags, "ends": [e.isoformat() for e in self.ends]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Group:
+        return cls(data.get("cadence"), list(data["dags"]), [datetime.fromisoformat(e) for e in data["ends"]])
+
+
+@dataclass(frozen=True)
+class LaterGroup:
+    """A group whose cadence and windows are known only later: written to `path` then."""
+
+    dags: list[str]
+    path: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dags": self.dags, "later": str(self.path)}
+
+    def give(self, group: Group) -> None:
+        """Hand the runner the group (atomically: it never reads half a file)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(group.to_json()))
+        os.replace(tmp, self.path)
+
+    def wait(self, poll: float = 0.5) -> Group:
+        import time
+
+        while not self.path.exists():
+            time.sleep(poll)
+        return Group.from_json(json.loads(self.path.read_text()))
+
+
+def _plan_entry(data: dict[str, Any]) -> Group | LaterGroup:
+    return LaterGroup(list(data["dags"]), Path(data["later"])) if "later" in data else Group.from_json(data)
+
+
+def plan_command(plan_file: Path, groups: list[Group | LaterGroup], publish: bool = True) -> list[str]:
+    """Write `groups` to `plan_file` and return the command that runs them in a child process."""
+    plan_file.write_text(json.dumps([g.to_json() for g in groups]))
+    cmd = [sys.executable, "-m", "neuron.airflow_runner", "--plan", str(plan_file)]
+    return cmd + (["--publish"] if publish else [])
+
+
+def _wait_until(end: datetime) -> None:
+    """Sleep until `end` has passed: a window is complete only once it is over."""
+    import time
+
+    delay = (end - datetime.now(end.tzinfo)).total_seconds()
+    if delay > 0:
+        _progress(event="wait", until=end.isoformat(), seconds=round(delay, 1))
+        time.sleep(delay + 1)
+
+
+def run_plan(plan: list[Group | LaterGroup], publish: bool) -> int:
+    """Run each group's DAGs at each of its logical dates (parsed under its cadence), then the
+    publish DAG of every feed; returns the number of failed runs."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from neuron.dag_factory import publish_dag_id
+    from schemas.feeds import load_feeds
+
+    total = sum(len(g.dags) * (len(g.ends) if isinstance(g, Group) else 1) for g in plan)
+    failures = done = 0
+    days: set[str] = set()
+    bag = None
+    for entry in plan:
+        if isinstance(entry, LaterGroup):
+            _progress(event="later", dags=len(entry.dags))
+        group = entry.wait() if isinstance(entry, LaterGroup) else entry
+        # Read at parse time by the DAG files (and by each dag.test()'s re-sync of the bundle).
+        if group.cadence:
+            os.environ["NEURON_DAG_CADENCE"] = group.cadence
+        else:
+            os.environ.pop("NEURON_DAG_CADENCE", None)
+        bag = DagBag(dag_folder=str(DAGS_FOLDER))
+        if bag.import_errors:
+            _progress(event="import_errors", errors=list(bag.import_errors))
+            return total
+        for end in group.ends:
+            _wait_until(end)
+            for dag_id in group.dags:
+                run = bag.dags[dag_id].test(logical_date=end)
+                failures += not _succeeded(run)
+                days.update(_loaded_days(run))
+                done += 1
+                _progress(
+                    event="run", dag=dag_id, window_end=end.isoformat(), state=str(run.state), done=done, total=total
+                )
+    if publish and bag is not None:
+        # Every dag.test() re-syncs the DAG files to the metadata DB as they parse now: back to
+        # each stream's own schedule, so a scheduler started next (`neuron up`) runs the suite's
+        # cadence, not the plan's last one.
+        os.environ.pop("NEURON_DAG_CADENCE", None)
+        bag = DagBag(dag_folder=str(DAGS_FOLDER))
+        for feed in sorted(load_feeds()):
+            dag_id = publish_dag_id(feed)
+            if dag_id not in bag.dags:
+                continue
+            run = bag.dags[dag_id].test(run_conf={"days": sorted(days)})
+            failures += not _succeeded(run)
+            _progress(event="publish", dag=dag_id, feed=feed, state=str(run.state))
+    return failures
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: prepare Airflow, run the windows, exit non-zero on any failure."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dag", required=True, action="append", help="an ingest DAG (repeatable)")
-    parser.add_argument("--end", required=True, type=datetime.fromisoformat, help="end of the first window")
+    parser.add_argument("--dag", action="append", help="an ingest DAG (repeatable)")
+    parser.add_argument("--end", type=datetime.fromisoformat, help="end of the first window")
+    parser.add_argument("--plan", type=Path, help="a JSON plan of groups (instead of --dag/--end/--hours)")
     parser.add_argument("--hours", type=int, default=1)
     parser.add_argument("--publish", action="store_true", help="then publish the feeds built from these streams")
     args = parser.parse_args(argv)
+    if args.plan is None and not (args.dag and args.end):
+        parser.error("give --plan, or --dag and --end")
     # dag.test() serialises the DAG into the bundle of the configured DAGs folder: it must
     # be ours. Set before Airflow is first imported (it reads its configuration once).
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
@@ -137,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     prepare_airflow()
     _progress(event="ready")
-    failures = run_windows(args.dag, args.end, args.hours, args.publish)
+    if args.plan is not None:
+        failures = run_plan([_plan_entry(g) for g in json.loads(args.plan.read_text())], args.publish)
+    else:
+        failures = run_windows(args.dag, args.end, args.hours, args.publish)
     return 1 if failures else 0
 
 

@@ -138,9 +138,12 @@ def demo(
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")] = True,
     port: Annotated[int, typer.Option(help="Port of the export API and console.")] = 8700,
     airflow_port: Annotated[int, typer.Option(help="Port of Airflow's API server and UI.")] = 8080,
+    console_port: Annotated[int, typer.Option(help="Port of the admin console.")] = 8710,
 ) -> None:
-    """The whole pipeline on embedded defaults: simulator → Airflow → lake → signed API."""
+    """The whole community on embedded defaults: every simulated system → Airflow → lake →
+    signed API for three consumers, alarms to their brokers; then the hub live."""
     from simulator.demo import run_demo
 
     setup_logging()
-    run_demo(console, home.resolve(), date.fromisoformat(day) if day else None, serve_api, port, airflow_port)
+    when = date.fromisoformat(day) if day else None
+    run_demo(console, home.resolve(), when, serve_api, port, airflow_port, console_port)

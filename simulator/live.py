@@ -122,6 +122,7 @@ class LiveCommunity:
         self._closers: list[Callable[[], None]] = []
         self._threads: list[threading.Thread] = []
         self.urls: dict[str, str] = {}
+        self.ngsi_ld_url: str | None = None  # the city brain's NGSI-LD broker, when served
 
     # --- the systems -------------------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class LiveCommunity:
             from simulator.ngsi_broker import start_broker
 
             ngsi = start_broker(port=o.ngsi_ld_port)
+            self.ngsi_ld_url = ngsi.url
             self._closers.append(ngsi.stop)
             self.urls["ngsi-ld"] = f"{ngsi.url}  (broker_url of a [[push.ngsi_ld]] entry)"
         yesterday = self.clock.start.date() - timedelta(days=1)
@@ -277,9 +279,14 @@ class LiveCommunity:
             while not self._stop.wait(60):
                 self.say(f"simulated {self.clock.now():%Y-%m-%d %H:%M}; {self.published} device messages published")
         finally:
-            self._stop.set()
-            for thread in self._threads:
-                thread.join(timeout=10)
-            for close in reversed(self._closers):
-                close()
-            self.write_truth()
+            self.close()
+
+    def close(self) -> None:
+        """Stop every system (what start() began, in reverse), then write the truth a last time."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+        self.write_truth()

@@ -1,5 +1,6 @@
 """What `neuron demo` hands a newcomer before the hub runs live: a console account whose
-printed password signs in, and a pull per consumer with that consumer's own key id."""
+printed password signs in, a pull per consumer (open data included) with that consumer's
+own key id, how to watch the district's alarms arrive, and a real ballot receipt to verify."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from api.consumers import list_consumers
 from privacy.keys import init_keys
 from privacy.tls import ensure_certificate
 from simulator.demo import DEMO_ADMIN, DEMO_PULLS, _demo_admin, _demo_consumer_key, _public_security_keys, _try_next
+from simulator.demo_day import upstream_brokers
+from simulator.live import LiveCommunity, LiveOptions
 from tests.conftest import make_settings
 from warehouse.migrations import migrate
 
@@ -29,7 +32,13 @@ def test_the_demo_makes_a_console_account_and_says_what_to_try(tmp_path: Path) -
     assert check_password(settings.control_url, DEMO_ADMIN, password, datetime.now(UTC), Lockout()) is not None
 
     out = io.StringIO()
-    _try_next(Console(file=out, width=200), settings, 18700, 18080, tmp_path, password)
+    live = LiveCommunity(LiveOptions(state=tmp_path / "sim", devices=False, parking_port=0, intercom_port=0))
+    live.start()
+    try:
+        with upstream_brokers(tmp_path, "putuo", "music-square") as upstreams:
+            _try_next(Console(file=out, width=200), settings, 18700, 18080, tmp_path, password, upstreams, live)
+    finally:
+        live.close()
     text = out.getvalue()
     keys = {c.name: c.keys[0].key_id for c in list_consumers(settings)}
     for consumer, feed in DEMO_PULLS.items():
@@ -37,4 +46,11 @@ def test_the_demo_makes_a_console_account_and_says_what_to_try(tmp_path: Path) -
         assert str(tmp_path / "consumer" / f"{consumer}.pem") in text
     # The console listens apart from the API (issue 17): its own port.
     assert f":{settings.api.console_port}/admin" in text and DEMO_ADMIN in text and password in text
-    assert "neuron verify-ballot" in text and "http://127.0.0.1:18080" in text
+    assert set(DEMO_PULLS) == {"district", "public_security", "open_data"}
+    # The district's alarms: a subscriber line on its own broker, for its own topic.
+    district = upstreams["district"]
+    assert f"mosquitto_sub -h 127.0.0.1 -p {district.broker.port} -t 'citybrain/putuo/music-square/alarm/#'" in text
+    # A real receipt of the simulated day's ballots, with its choice and area.
+    receipts = live.sites[0].platform.ground_truth()["ballot_receipts"]
+    assert "neuron verify-ballot" in text and any(f"--receipt {r} " in text for r in receipts)
+    assert "http://127.0.0.1:18080" in text
