@@ -82,11 +82,14 @@ def source_stream(settings: Settings, name: str) -> Stream:
     return make_stream(name, settings, SourceState(drop_ledger=ledger, drop_sealer=FileSealer(HubKeys.load(settings))))
 
 
-def extract(settings: Settings, stream_name: str, start: datetime, end: datetime) -> str:
-    """Read the window from the source and land it, encrypted, in the raw vault."""
+def extract(settings: Settings, stream_name: str, start: datetime, end: datetime, stream: Stream | None = None) -> str:
+    """Read the window from the source and land it, encrypted, in the raw vault.
+
+    `stream` is the source already opened by the caller (a replay, a benchmark's generator);
+    by default the configured source of `stream_name`."""
     if end <= start:
         raise FatalError(f"{stream_name}: empty window {start.isoformat()} – {end.isoformat()}")
-    stream = source_stream(settings, stream_name)
+    stream = stream or source_stream(settings, stream_name)
     batch_id = batch_id_for(stream_name, settings.community_id, start, end)
     batches = list(stream.extract(start, end))
     raw = pa.Table.from_batches(batches, schema=raw_schema(stream.contract))

@@ -1,0 +1,331 @@
+"""What one window costs, stage by stage: the fixed cost of a small window and the per-row
+cost of a large one, against DuckDB's own Arrow → Parquet of the same rows (issue 21, item 1).
+
+(a) 100-row windows of vehicle passes through every stage in one warm process: CPU per
+    stage (time.process_time), the median over many windows;
+(b) one 1M-row window in a fresh process: rows/s and peak memory per stage (peak RSS from
+    the kernel's high-water mark, reset before each stage; PSS sampled while it runs);
+(c) the floor, in the same run: DuckDB writing the same raw Arrow rows to Parquet.
+
+The source is the parking simulator's records already turned into the connector's raw Arrow
+batches (connectors.base.records_to_raw_batch), replayed by a generator: the vendor's HTTP and
+JSON are the source's cost, measured by pipeline_week, not the hub's per-window cost.
+
+    .venv/bin/python -m bench.window_costs [--windows 40] [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+STREAM = "vehicle_passes"
+FIRST_DAY = date(2026, 11, 16)
+SMALL_ROWS = 100
+BATCH_ROWS = 65_536  # how the replayed source yields a large window (a connector yields pages)
+STAGES = ("extract + land", "validate + de-identify", "load", "marts", "publish")
+
+
+def _settings(home: Path) -> Any:
+    from kernel.settings import REPO_ROOT, HttpSource, Settings
+    from privacy.keys import init_keys
+    from warehouse.migrations import migrate
+
+    settings = Settings(
+        home=home,
+        state_dir=Path("var"),
+        lake_dir=Path("lake"),
+        control_db_url="",
+        master_secret=None,
+        policies_dir=REPO_ROOT / "config" / "policies",
+        parking=HttpSource(base_url="http://127.0.0.1:9", token="bench"),
+    )
+    init_keys(settings)
+    migrate(settings.control_url)
+    _register_public_security(settings)
+    return settings
+
+
+def _register_public_security(settings: Any) -> None:
+    """Public security with its encryption key: plates are sealed to it per row, as in production."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from api.consumers import register_consumer
+    from warehouse.recipients import register_encryption_key
+
+    def pem(private: Any) -> bytes:
+        return bytes(
+            private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    register_consumer(settings, "public_security", pem(Ed25519PrivateKey.generate()))
+    register_encryption_key(settings, "public_security", pem(X25519PrivateKey.generate()))
+
+
+def base_records(days: int = 7) -> pa.Table:
+    """A simulated week of passes as the connector's raw batch (vendor faults included)."""
+    from connectors.base import records_to_raw_batch
+    from schemas.contract import load_contract
+    from simulator.parking import ParkingSimulator
+
+    sim = ParkingSimulator(seed=7)
+    records = [r for i in range(days) for r in sim.passes_for_day(FIRST_DAY + timedelta(days=i))]
+    return pa.Table.from_batches([records_to_raw_batch(load_contract(STREAM), records)])
+
+
+class ReplayStream:
+    """A source that yields prepared raw batches (the Stream protocol of connectors.base)."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        from schemas.contract import load_contract
+
+        self.name, self.contract, self._batches = STREAM, load_contract(STREAM), batches
+
+    def extract(self, since: datetime, until: datetime) -> Iterator[pa.RecordBatch]:
+        yield from self._batches
+
+
+def tiled_batches(base: pa.Table, rows: int) -> Iterator[pa.RecordBatch]:
+    """`rows` raw rows made from `base`, batch by batch: copy n of a record gets its own id."""
+    done, copy = 0, 0
+    while done < rows:
+        for chunk in base.to_batches(max_chunksize=BATCH_ROWS):
+            take = min(chunk.num_rows, rows - done)
+            if take <= 0:
+                return
+            chunk = chunk.slice(0, take)
+            ids = pc.binary_join_element_wise(chunk.column("record_id"), pa.scalar(f"c{copy}"), "-")
+            yield chunk.set_column(chunk.schema.get_field_index("record_id"), "record_id", ids)
+            done += take
+        copy += 1
+
+
+def _window(i: int) -> tuple[datetime, datetime]:
+    start = datetime.combine(FIRST_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=i)
+    return start, start + timedelta(hours=1)
+
+
+def _stages(settings: Any, stream: ReplayStream, i: int, clock: Any) -> dict[str, float]:
+    """Every stage of one window, each timed by `clock`."""
+    import pipeline
+    from schemas.feeds import feeds_built_from
+
+    spent: dict[str, float] = {}
+    t = clock()
+    batch = pipeline.extract(settings, STREAM, *_window(i), stream=stream)
+    spent["extract + land"], t = clock() - t, clock()
+    pipeline.validate(settings, batch)
+    spent["validate + de-identify"], t = clock() - t, clock()
+    days = pipeline.load(settings, batch)
+    spent["load"], t = clock() - t, clock()
+    pipeline.build(settings)
+    spent["marts"], t = clock() - t, clock()
+    pipeline.publish(settings, days, feeds_built_from(STREAM))
+    spent["publish"] = clock() - t
+    return spent
+
+
+def _duckdb_floor(table: pa.Table, folder: Path, clock: Any) -> float:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("raw_rows", table)
+    t = clock()
+    con.execute(f"COPY raw_rows TO '{folder / 'floor.parquet'}' (FORMAT parquet)")
+    spent = clock() - t
+    con.close()
+    return spent
+
+
+def small_windows(windows: int, warm: int = 5) -> dict[str, Any]:
+    """(a): CPU per stage of 100-row windows in one warm process."""
+    base = base_records(days=2)
+    per_stage: dict[str, list[float]] = defaultdict(list)
+    totals, floors = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _settings(Path(tmp))
+        for i in range(warm + windows):
+            rows = base.slice((i * SMALL_ROWS) % (base.num_rows - SMALL_ROWS), SMALL_ROWS)
+            spent = _stages(settings, ReplayStream(iter(rows.to_batches())), i, time.process_time)
+            floor = _duckdb_floor(rows, Path(tmp), time.process_time)
+            if i >= warm:  # the first windows pay imports and caches: a worker pays them once
+                for k, v in spent.items():
+                    per_stage[k].append(v)
+                totals.append(sum(spent.values()))
+                floors.append(floor)
+    return {
+        "windows": windows,
+        "rows": SMALL_ROWS,
+        "stage_cpu_ms": {k: statistics.median(v) * 1e3 for k, v in per_stage.items()},
+        "total_cpu_ms": statistics.median(totals) * 1e3,
+        "total_cpu_ms_p90": sorted(totals)[int(0.9 * len(totals))] * 1e3,
+        "floor_cpu_ms": statistics.median(floors) * 1e3,
+    }
+
+
+class _Memory:
+    """Peak RSS of this process per stage (the kernel's high-water mark, reset per stage) and
+    the highest PSS a sampler saw."""
+
+    def __init__(self) -> None:
+        self.pss_peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def reset_peak() -> None:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+
+    @staticmethod
+    def _status(field: str) -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def peak_rss(self) -> int:
+        return self._status("VmHWM")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            with open("/proc/self/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        self.pss_peak = max(self.pss_peak, int(line.split()[1]) * 1024)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def large_window(rows: int) -> dict[str, Any]:
+    """(b) and (c): one large window, in this (fresh) process."""
+    from schemas.validate import warm_up
+
+    base = base_records(days=7)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _settings(Path(tmp))
+        warm_up(STREAM)  # what a worker process pays once (GX import, context, suite)
+        memory = _Memory()
+        idle_rss = memory._status("VmRSS")
+        wall: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        peaks: dict[str, int] = {}
+        stream = ReplayStream(tiled_batches(base, rows))
+        import pipeline
+        from schemas.feeds import feeds_built_from
+
+        def timed(name: str, stage: Any) -> Any:
+            memory.reset_peak()
+            t, c = time.perf_counter(), time.process_time()
+            out = stage()
+            wall[name], cpu[name] = time.perf_counter() - t, time.process_time() - c
+            peaks[name] = memory.peak_rss()
+            return out
+
+        batch = timed("extract + land", lambda: pipeline.extract(settings, STREAM, *_window(0), stream=stream))
+        summary = timed("validate + de-identify", lambda: pipeline.validate(settings, batch))
+        days = timed("load", lambda: pipeline.load(settings, batch))
+        timed("marts", lambda: pipeline.build(settings))
+        timed("publish", lambda: pipeline.publish(settings, days, feeds_built_from(STREAM)))
+        memory.stop()
+        pss_peak = memory.pss_peak
+        table = pa.Table.from_batches(list(tiled_batches(base, rows)))
+        floor_wall = min(_duckdb_floor(table, Path(tmp), time.perf_counter) for _ in range(3))
+    return {
+        "rows": rows,
+        "rows_good": summary["rows_good"],
+        "rows_quarantined": summary["rows_quarantined"],
+        "stage_wall_s": wall,
+        "stage_cpu_s": cpu,
+        "stage_peak_rss": peaks,
+        "idle_rss": idle_rss,
+        "pss_peak": pss_peak,
+        "floor_wall_s": floor_wall,
+    }
+
+
+def run(windows: int = 40, rows: int = 1_000_000) -> dict[str, Any]:
+    """Both measurements; the large window in a child process, so its peak is its own."""
+    load_before = os.getloadavg()
+    small = small_windows(windows)
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.window_costs", "--large", str(rows)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    large = json.loads(child.stdout.strip().splitlines()[-1])
+    return {"small": small, "large": large, "load": [load_before, os.getloadavg()]}
+
+
+def report(r: dict[str, Any]) -> str:
+    """The figures as Markdown."""
+    s, g = r["small"], r["large"]
+    mib = 1024 * 1024
+    total_wall = sum(g["stage_wall_s"].values())
+    rate, floor_rate = g["rows"] / total_wall, g["rows"] / g["floor_wall_s"]
+    peak = max(g["stage_peak_rss"].values())
+    lines = [
+        f"Load average (1 min) {r['load'][0][0]:.1f} at the start and {r['load'][1][0]:.1f} after the small windows,"
+        " on 2 cores shared with other agents' work: figures move by tens of percent from run to run.",
+        "",
+        f"**(a) {s['rows']}-row windows, warm process**, CPU per stage (median of {s['windows']} windows):",
+        "",
+        "| stage | CPU ms |",
+        "|---|---:|",
+        *(f"| {k} | {v:.1f} |" for k, v in s["stage_cpu_ms"].items()),
+        f"| **every stage** | **{s['total_cpu_ms']:.1f}** (p90 {s['total_cpu_ms_p90']:.1f}) |",
+        f"| floor: DuckDB Arrow → Parquet of the same rows | {s['floor_cpu_ms']:.1f} |",
+        "",
+        f"**(b) one {g['rows']:,}-row window** ({g['rows_good']:,} good, {g['rows_quarantined']:,} quarantined),"
+        " fresh process with GX warmed:",
+        "",
+        "| stage | wall s | CPU s | peak RSS MiB |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {k} | {g['stage_wall_s'][k]:.2f} | {g['stage_cpu_s'][k]:.2f} | {g['stage_peak_rss'][k] / mib:,.0f} |"
+            for k in g["stage_wall_s"]
+        ),
+        f"| **every stage** | **{total_wall:.2f}** | {sum(g['stage_cpu_s'].values()):.2f} | **{peak / mib:,.0f}** |",
+        "",
+        f"- hub: **{rate:,.0f} rows/s**; floor (c), DuckDB Arrow → Parquet of the same rows: {floor_rate:,.0f} rows/s;"
+        f" ratio **{total_wall / g['floor_wall_s']:.1f}×** the floor's time",
+        f"- memory: {g['idle_rss'] / mib:,.0f} MiB RSS before the window (imports, GX); peak PSS sampled every 50 ms"
+        f" {g['pss_peak'] / mib:,.0f} MiB",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--windows", type=int, default=40)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--large", type=int, help="(internal) measure one large window and print JSON")
+    args = parser.parse_args()
+    if args.large:
+        print(json.dumps(large_window(args.large)))
+    else:
+        print(report(run(args.windows, args.rows)))
