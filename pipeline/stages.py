@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from warehouse.models import Cursor, LoadRecord, utcnow
 from warehouse.publisher import Published, publish_feed
 from warehouse.quality_ledger import keep_batch_quality
 from warehouse.recipients import recipients_by_policy
-from warehouse.staging import load_batch, warehouse
+from warehouse.staging import held_warehouse, load_batch, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -258,13 +259,20 @@ def cursor_value(settings: Settings, stream: str) -> datetime | None:
         return datetime.fromisoformat(cursor.value) if cursor else None
 
 
+def hold_warehouse(settings: Settings) -> AbstractContextManager[Any]:
+    """Keep the warehouse open across the stages run inside the block (one writer's turn; the
+    lock is released when it ends): load, marts and publish then open it once, not each."""
+    return held_warehouse(settings.warehouse_file)
+
+
 def run_window(settings: Settings, stream: str, start: datetime, end: datetime) -> dict[str, Any]:
     """Every stage for one window, in order (what the DAG does, in one process)."""
     batch_id = extract(settings, stream, start, end)
     summary = validate(settings, batch_id)
-    days = load(settings, batch_id)
-    build(settings)
-    published = publish(settings, days)
+    with hold_warehouse(settings):
+        days = load(settings, batch_id)
+        build(settings)
+        published = publish(settings, days)
     return {"batch_id": batch_id, **summary, "days": days, "published": len(published)}
 
 

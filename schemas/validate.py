@@ -83,6 +83,22 @@ def _int64_in_range(raw: pa.Array, numeric: pa.Array) -> pa.Array:
     return pa.array(fits, pa.bool_())
 
 
+# ISO 8601 with a UTC offset, as sources send it; Arrow's cast parses these (fractions included).
+_ISO_WITH_OFFSET = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:?[0-9]{2})$"
+)
+
+
+def _iso_timestamps(raw: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """A column that did not cast whole: Arrow parses the values shaped like ISO 8601 with an
+    offset (one bad value no longer sends every other one through Python); null elsewhere."""
+    shaped = pc.fill_null(pc.match_substring_regex(raw, _ISO_WITH_OFFSET), False)
+    try:
+        return pc.if_else(shaped, raw, pa.scalar(None, pa.string())).cast(arrow_type)
+    except pa.ArrowInvalid:  # shaped but still refused (a 13th month): seconds-only parse, the rest by Python
+        return pc.strptime(raw, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True).cast(arrow_type)
+
+
 def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
     """Cast one text column to its contract type; returns (values, failed-mask).
 
@@ -110,8 +126,7 @@ def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
         try:
             return raw.cast(f.arrow_type), pa.repeat(False, len(raw))
         except pa.ArrowInvalid:
-            parsed = pc.strptime(raw, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
-            values = parsed.cast(f.arrow_type)
+            values = _iso_timestamps(raw, f.arrow_type)
     else:
         values = pa.nulls(len(raw), f.arrow_type)
     # The rest (fractional seconds, booleans, garbage) one by one.
