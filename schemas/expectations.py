@@ -61,6 +61,10 @@ def _regex_misses(column: pa.Array, pattern: str) -> pa.Array:
 def _duplicated(table: pa.Table, columns: list[str]) -> pa.Array:
     """True on every row whose (non-missing) key appears more than once (pandas keep=False)."""
     n = table.num_rows
+    if len(columns) == 1:  # the usual case, a de-duplicated key: counting distinct values settles it
+        column = _column(table, columns[0])
+        if pc.count_distinct(column, mode="only_valid").as_py() == pc.count(column, mode="only_valid").as_py():
+            return pa.repeat(False, n) if n else pa.array([], pa.bool_())
     keys = table.select(columns)
     all_missing = pa.repeat(True, n) if n else pa.array([], pa.bool_())
     for name in columns:
