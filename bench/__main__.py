@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, str] = {
     "scrub_recall": "Free-text scrubbing: recall per kind on texts written by hand as residents write (issue 16)",
     "ngsi_push": "NGSI-LD push: published feeds into the city brain's broker, against a bare HTTP client (issue 20)",
     "district_day": "A district-day: every community's feeds into the district's Iceberg lake, exactly once (issue 21)",
+    "window_costs": "What a window costs: CPU per stage of 100-row windows, rows/s and memory of 1M (issue 21)",
 }
 HEADER = (
     "# Benchmark results\n\nWritten by `.venv/bin/python -m bench` (also `make bench`, `neuron bench`) on the "

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from warehouse.models import Cursor, LoadRecord, utcnow
 from warehouse.publisher import Published, publish_feed
 from warehouse.quality_ledger import keep_batch_quality
 from warehouse.recipients import recipients_by_policy
-from warehouse.staging import load_batch, warehouse
+from warehouse.staging import held_warehouse, load_batch, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,14 @@ def source_stream(settings: Settings, name: str) -> Stream:
     return make_stream(name, settings, SourceState(drop_ledger=ledger, drop_sealer=FileSealer(HubKeys.load(settings))))
 
 
-def extract(settings: Settings, stream_name: str, start: datetime, end: datetime) -> str:
-    """Read the window from the source and land it, encrypted, in the raw vault."""
+def extract(settings: Settings, stream_name: str, start: datetime, end: datetime, stream: Stream | None = None) -> str:
+    """Read the window from the source and land it, encrypted, in the raw vault.
+
+    `stream` is the source already opened by the caller (a replay, a benchmark's generator);
+    by default the configured source of `stream_name`."""
     if end <= start:
         raise FatalError(f"{stream_name}: empty window {start.isoformat()} – {end.isoformat()}")
-    stream = source_stream(settings, stream_name)
+    stream = stream or source_stream(settings, stream_name)
     batch_id = batch_id_for(stream_name, settings.community_id, start, end)
     batches = list(stream.extract(start, end))
     raw = pa.Table.from_batches(batches, schema=raw_schema(stream.contract))
@@ -255,13 +259,20 @@ def cursor_value(settings: Settings, stream: str) -> datetime | None:
         return datetime.fromisoformat(cursor.value) if cursor else None
 
 
+def hold_warehouse(settings: Settings) -> AbstractContextManager[Any]:
+    """Keep the warehouse open across the stages run inside the block (one writer's turn; the
+    lock is released when it ends): load, marts and publish then open it once, not each."""
+    return held_warehouse(settings.warehouse_file)
+
+
 def run_window(settings: Settings, stream: str, start: datetime, end: datetime) -> dict[str, Any]:
     """Every stage for one window, in order (what the DAG does, in one process)."""
     batch_id = extract(settings, stream, start, end)
     summary = validate(settings, batch_id)
-    days = load(settings, batch_id)
-    build(settings)
-    published = publish(settings, days)
+    with hold_warehouse(settings):
+        days = load(settings, batch_id)
+        build(settings)
+        published = publish(settings, days)
     return {"batch_id": batch_id, **summary, "days": days, "published": len(published)}
 
 

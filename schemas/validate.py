@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.contract import EXTRA_COLUMN, PROBLEM_COLUMN, Contract, ContractField
+from schemas.expectations import evaluate, in_gx_order
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,37 @@ def _int64_in_range(raw: pa.Array, numeric: pa.Array) -> pa.Array:
     return pa.array(fits, pa.bool_())
 
 
+# ISO 8601 with a UTC offset and fields in range, as sources send it; Arrow's cast parses these
+# (fractions included). What it still refuses (a 30th of February) is found by halving.
+_ISO_WITH_OFFSET = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:?[0-9]{2})$"
+)
+
+
+def _iso_timestamps(raw: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """A column that did not cast whole: Arrow parses the values shaped like ISO 8601 with an
+    offset (one bad value no longer sends every other one through Python); null elsewhere."""
+    shaped = pc.fill_null(pc.match_substring_regex(raw, _ISO_WITH_OFFSET), False)
+    return _cast_where_it_parses(pc.if_else(shaped, raw, pa.scalar(None, pa.string())), arrow_type)
+
+
+def _cast_where_it_parses(values: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """Arrow's cast, with null for each value it refuses (halving around them: rare here)."""
+    try:
+        return values.cast(arrow_type)
+    except pa.ArrowInvalid:
+        if len(values) == 1:
+            return pa.nulls(1, arrow_type)
+        half = len(values) // 2
+        return pa.concat_arrays(
+            [
+                _cast_where_it_parses(values.slice(0, half), arrow_type),
+                _cast_where_it_parses(values.slice(half), arrow_type),
+            ]
+        )
+
+
 def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
     """Cast one text column to its contract type; returns (values, failed-mask).
 
@@ -109,23 +141,25 @@ def cast_column(raw: pa.Array, f: ContractField) -> tuple[pa.Array, pa.Array]:
         try:
             return raw.cast(f.arrow_type), pa.repeat(False, len(raw))
         except pa.ArrowInvalid:
-            parsed = pc.strptime(raw, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
-            values = parsed.cast(f.arrow_type)
+            values = _iso_timestamps(raw, f.arrow_type)
     else:
         values = pa.nulls(len(raw), f.arrow_type)
-    # The rest (fractional seconds, booleans, garbage) one by one.
-    leftover = pc.indices_nonzero(pc.and_(present, pc.is_null(values))).to_pylist()
+    # The rest (booleans, garbage) one by one; only they become Python objects.
+    unparsed = pc.and_(present, pc.is_null(values))
+    leftover = pc.indices_nonzero(unparsed).to_pylist()
     if not leftover:
         return values, pa.repeat(False, len(raw))
-    python_values = values.to_pylist()
-    failed = [False] * len(raw)
-    texts = raw.take(pa.array(leftover, pa.int64())).to_pylist()
-    for i, text in zip(leftover, texts, strict=True):
+    parsed: list[Any] = []
+    failed_at: list[int] = []
+    for i, text in zip(leftover, raw.take(pa.array(leftover, pa.int64())).to_pylist(), strict=True):
         try:
-            python_values[i] = _cast_value(text, f)
+            parsed.append(_cast_value(text, f))
         except (ValueError, KeyError, OverflowError):
-            failed[i] = True
-    return pa.array(python_values, type=f.arrow_type), pa.array(failed)
+            parsed.append(None)
+            failed_at.append(i)
+    values = pc.replace_with_mask(values, unparsed, pa.array(parsed, type=f.arrow_type))
+    failed = pc.is_in(pa.array(range(len(raw)), pa.int64()), value_set=pa.array(failed_at, pa.int64()))
+    return values, failed
 
 
 _VALIDATIONS: dict[tuple[str, int], Any] = {}
@@ -137,6 +171,14 @@ def _gx_validation(contract: Contract) -> Any:
     if key not in _VALIDATIONS:
         _VALIDATIONS[key] = _build_gx_validation(contract)
     return _VALIDATIONS[key]
+
+
+def warm_up(*streams: str) -> None:
+    """Pay the per-process costs of validating these streams now (GX's import, context, suites)."""
+    from schemas.contract import load_contract
+
+    for name in streams:
+        _gx_validation(load_contract(name))
 
 
 def _build_gx_validation(contract: Contract) -> Any:
@@ -159,8 +201,9 @@ def _build_gx_validation(contract: Contract) -> Any:
     )
 
 
-def run_expectations(contract: Contract, table: pa.Table) -> tuple[list[str | None], list[dict[str, Any]]]:
-    """Run the contract's GX suite; returns a reason per row (None = passed) and a summary."""
+def run_gx_expectations(contract: Contract, table: pa.Table) -> tuple[list[str | None], list[dict[str, Any]]]:
+    """Run the contract's GX suite (the validator built once per process); returns a reason per
+    row (None = passed) and a summary. The reference `run_expectations` is checked against."""
     reasons: list[str | None] = [None] * table.num_rows
     if table.num_rows == 0:
         return reasons, []
@@ -189,6 +232,65 @@ def run_expectations(contract: Contract, table: pa.Table) -> tuple[list[str | No
     return reasons, summary
 
 
+# How many rows of a process's first window of a stream GX validates beside the Arrow evaluator.
+CROSS_CHECK_ROWS = 1_000
+_CHECKED: dict[tuple[str, int], bool] = {}  # (stream, version) -> the evaluator agreed with GX
+
+
+def run_expectations(contract: Contract, table: pa.Table) -> tuple[pa.Array, list[dict[str, Any]]]:
+    """The contract's suite over the table, vectorised (schemas.expectations); returns a reason
+    per row (null = passed) and a summary per expectation (counts and names, never values).
+
+    The first batch of each stream a process validates is also run through the GX validator
+    (its head, CROSS_CHECK_ROWS rows); should they ever disagree, the process uses GX for that
+    stream from then on and says so in the log."""
+    key = (contract.name, contract.version)
+    if table.num_rows and key not in _CHECKED:
+        _CHECKED[key] = _agrees_with_gx(contract, table.slice(0, CROSS_CHECK_ROWS))
+    if not _CHECKED.get(key, True):
+        reasons, summary = run_gx_expectations(contract, table)
+        return pa.array(reasons, pa.string()), summary
+    return _arrow_expectations(contract, table)
+
+
+def _arrow_expectations(contract: Contract, table: pa.Table) -> tuple[pa.Array, list[dict[str, Any]]]:
+    reasons = pa.nulls(table.num_rows, pa.string())
+    if table.num_rows == 0:
+        return reasons, []
+    summary = []
+    for spec in in_gx_order(contract.expectations()):
+        verdict = evaluate(spec, table)
+        summary.append(verdict.summary())
+        if not summary[-1]["success"]:
+            words = f"{verdict.column}: {EXPECTATION_WORDS.get(verdict.expectation, verdict.expectation)}"
+            reasons = _first_reason(reasons, verdict.unexpected, words)
+    return reasons, summary
+
+
+def _agrees_with_gx(contract: Contract, head: pa.Table) -> bool:
+    gx_reasons, gx_summary = run_gx_expectations(contract, head)
+    reasons, summary = _arrow_expectations(contract, head)
+    if reasons.to_pylist() == gx_reasons and summary == gx_summary:
+        return True
+    differing = sorted({a["expectation"] for a, b in zip(summary, gx_summary, strict=False) if a != b})
+    log.error(
+        "%s: the Arrow evaluation of the suite disagrees with Great Expectations (%s); this process "
+        "validates the stream with GX",
+        contract.name,
+        ", ".join(differing) or "row reasons",
+    )
+    return False
+
+
+def _first_reason(reasons: pa.Array, mask: pa.Array, text: str | pa.Array) -> pa.Array:
+    """`reasons` with `text` where `mask` holds and no earlier reason is set (the first one wins)."""
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
+        return reasons
+    new = pc.if_else(mask, text if isinstance(text, pa.Array) else pa.scalar(text, pa.string()), None)
+    return pc.coalesce(reasons, new)
+
+
 COMMUNITY_FIELD = "community_id"
 
 
@@ -196,53 +298,57 @@ def validate_batch(contract: Contract, raw: pa.Table, community_id: str | None =
     """Split a raw batch into typed good rows and rejected rows with reasons.
 
     With `community_id`, a row that names another community is rejected: source values
-    become lake paths and partition keys, and only this hub's community may (issue 16)."""
-    reasons: list[str | None] = (
-        raw.column(PROBLEM_COLUMN).to_pylist() if PROBLEM_COLUMN in raw.column_names else [None] * raw.num_rows
+    become lake paths and partition keys, and only this hub's community may (issue 16).
+
+    Every step is a column operation: the first reason of each row is kept in an Arrow
+    column, so a million-row window costs no Python per row."""
+    n = raw.num_rows
+    reasons = (
+        _column(raw, PROBLEM_COLUMN).cast(pa.string())
+        if PROBLEM_COLUMN in raw.column_names
+        else pa.nulls(n, pa.string())
     )
-    drift: list[str] = []
-    extra = raw.column(EXTRA_COLUMN).to_pylist()
-    for i, names in enumerate(extra):
-        if names:
-            drift.append(names)
-            if contract.evolution == "freeze":
-                reasons[i] = reasons[i] or f"schema drift: unexpected field(s) {names}"
+    extra = _column(raw, EXTRA_COLUMN)
+    named = pc.fill_null(pc.greater(pc.utf8_length(extra), 0), False)
+    drift = sorted(pc.unique(extra.filter(named)).to_pylist()) if pc.any(named).as_py() else []
+    if contract.evolution == "freeze" and drift:
+        text = pc.binary_join_element_wise(pa.scalar("schema drift: unexpected field(s) "), extra, "")
+        reasons = _first_reason(reasons, named, text)
     typed_columns = []
     for f in contract.fields:
-        column = raw.column(f.name).combine_chunks()
-        for i in pc.indices_nonzero(_unfit_text(column)).to_pylist():
-            reasons[i] = reasons[i] or f"{f.name}: is not plain text or is too long"
+        column = _column(raw, f.name)
+        reasons = _first_reason(reasons, _unfit_text(column), f"{f.name}: is not plain text or is too long")
         values, failed = cast_column(column, f)
-        for i in pc.indices_nonzero(failed).to_pylist():
-            reasons[i] = reasons[i] or f"{f.name}: not a valid {f.type}"
+        reasons = _first_reason(reasons, failed, f"{f.name}: not a valid {f.type}")
         typed_columns.append(values)
     typed = pa.Table.from_arrays(typed_columns, schema=_nullable(contract))
     if community_id is not None and COMMUNITY_FIELD in typed.column_names:
         foreign = pc.fill_null(pc.not_equal(typed.column(COMMUNITY_FIELD), community_id), True)
-        for i in pc.indices_nonzero(foreign).to_pylist():
-            reasons[i] = reasons[i] or f"{COMMUNITY_FIELD}: not this hub's community"
-    castable = pa.array([r is None for r in reasons], type=pa.bool_())  # typed: a window may be empty
+        reasons = _first_reason(reasons, foreign, f"{COMMUNITY_FIELD}: not this hub's community")
+    castable = pc.is_null(reasons)
     candidates = typed.filter(castable)
-    candidate_index = pc.indices_nonzero(castable).to_pylist()
+    candidate_index = pc.indices_nonzero(castable)
 
     deduped, kept_positions = _deduplicate(contract, candidates)
     duplicates = candidates.num_rows - deduped.num_rows
-    dropped = set(range(candidates.num_rows)) - set(kept_positions)
+    kept = pc.take(candidate_index, kept_positions)  # raw positions of the de-duplicated rows, ascending
+    is_kept = pc.is_in(pa.array(range(n), pa.uint64()), value_set=kept.cast(pa.uint64())) if n else castable
 
     row_reasons, summary = run_expectations(contract, deduped)
-    for pos, reason in zip(kept_positions, row_reasons, strict=True):
-        if reason is not None:
-            reasons[candidate_index[pos]] = reason
-    good_mask = [reason is None for reason in row_reasons]
-    good = deduped.filter(pa.array(good_mask, type=pa.bool_())) if deduped.num_rows else deduped
+    good = deduped.filter(pc.is_null(row_reasons)) if deduped.num_rows else deduped
+    if deduped.num_rows:
+        reasons = pc.coalesce(reasons, pc.replace_with_mask(pa.nulls(n, pa.string()), is_kept, row_reasons))
 
-    rejected_index = [i for i, r in enumerate(reasons) if r is not None]
-    dropped_raw = {candidate_index[p] for p in dropped}
-    rejected_index = [i for i in rejected_index if i not in dropped_raw]
-    rejected = _quarantine_copy(raw.take(pa.array(rejected_index, type=pa.int64()))).append_column(
-        REASON_COLUMN, pa.array([reasons[i] for i in rejected_index], type=pa.string())
-    )
-    return ValidationOutcome(good.cast(contract.arrow_schema()), rejected, duplicates, summary, sorted(set(drift)))
+    # Rows de-duplication dropped are neither good nor quarantined: a later version of each was kept.
+    dropped = pc.and_(castable, pc.invert(is_kept))
+    rejected_mask = pc.and_(pc.is_valid(reasons), pc.invert(dropped))
+    rejected = _quarantine_copy(raw.filter(rejected_mask)).append_column(REASON_COLUMN, reasons.filter(rejected_mask))
+    return ValidationOutcome(good.cast(contract.arrow_schema()), rejected, duplicates, summary, drift)
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
 # A value longer than this is no reading, name or note any source sends: it is refused, and a
@@ -283,10 +389,11 @@ def _nullable(contract: Contract) -> pa.Schema:
     return pa.schema([pa.field(f.name, f.arrow_type) for f in contract.fields])
 
 
-def _deduplicate(contract: Contract, table: pa.Table) -> tuple[pa.Table, list[int]]:
-    """Keep one row per primary key, the last updated (sources resend records); vectorised."""
+def _deduplicate(contract: Contract, table: pa.Table) -> tuple[pa.Table, pa.Array]:
+    """Keep one row per primary key, the last updated (sources resend records); vectorised.
+    Returns the kept rows and their positions in `table`, ascending."""
     if table.num_rows == 0:
-        return table, []
+        return table, pa.array([], pa.int64())
     indexed = table.select([*contract.primary_key, contract.cursor_field]).append_column(
         "_pos", pa.array(range(table.num_rows), type=pa.int64())
     )
@@ -294,6 +401,6 @@ def _deduplicate(contract: Contract, table: pa.Table) -> tuple[pa.Table, list[in
         "_rank", pa.array(range(table.num_rows), type=pa.int64())
     )
     first = ordered.group_by(contract.primary_key, use_threads=False).aggregate([("_rank", "min")])
-    keep = pc.take(ordered.column("_pos"), first.column("_rank_min"))
-    positions = sorted(keep.to_pylist())
-    return table.take(pa.array(positions, type=pa.int64())), positions
+    keep = pc.take(ordered.column("_pos"), first.column("_rank_min")).combine_chunks()
+    positions = pc.take(keep, pc.array_sort_indices(keep))
+    return table.take(positions), positions

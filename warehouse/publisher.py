@@ -16,6 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +174,26 @@ def _earlier_versions(settings: Settings, feed: Feed, policy: Policy, key: str) 
     if feed.kind != "aggregate":
         return []
     with session_scope(settings.control_url) as session:
-        paths = session.scalars(
-            select(Partition.path).where(
+        held = session.execute(
+            select(Partition.path, Partition.sha256).where(
                 Partition.consumer == policy.consumer, Partition.feed == feed.name, Partition.partition_key == key
             )
         ).all()
-    return [pq.read_table(settings.lake_path / path) for path in paths if (settings.lake_path / path).exists()]
+    return [
+        _published_table(settings.lake_path / path, sha256)
+        for path, sha256 in held
+        if (settings.lake_path / path).exists()
+    ]
+
+
+@lru_cache(maxsize=512)
+def _published_table(path: Path, sha256: str) -> pa.Table:
+    """A published partition version, read once per process: its file is immutable (a change is a
+    new version), and an hourly window republishing its day would read every earlier version
+    again (bench window_costs). The recorded SHA-256 is part of the key, so a file recorded anew
+    under the same path is read anew."""
+    del sha256  # part of the cache key only
+    return pq.read_table(path)
 
 
 def _audit_refusal(settings: Settings, feed: Feed, policy: Policy, key: str, outcome: str, reason: str) -> None:

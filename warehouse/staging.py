@@ -29,9 +29,38 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
+# Warehouses a caller of this process keeps open across several stages (`held_warehouse`).
+_HELD: dict[Path, duckdb.DuckDBPyConnection] = {}
+
+
+@contextmanager
+def held_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Keep the warehouse open for every stage run inside the block, then close it.
+
+    Opening a DuckDB database costs ~20 ms of CPU and closing it ~10 ms (bench window_costs),
+    whatever the work: a small window's load, marts and publish would pay it three times. The
+    block is the one writer's turn (one process per community at a time, as the Airflow pool
+    ensures); the lock is released when it ends, as `warehouse` releases it."""
+    path = path.resolve()
+    if path in _HELD:  # nested: the outer block keeps it
+        yield _HELD[path]
+        return
+    with warehouse(path) as con:
+        _HELD[path] = con
+        try:
+            yield con
+        finally:
+            del _HELD[path]
+
+
 @contextmanager
 def warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An open warehouse connection, closed on exit so the file lock is released."""
+    """An open warehouse connection, closed on exit so the file lock is released (unless a
+    `held_warehouse` block of this process holds it: that block closes it)."""
+    held = _HELD.get(path.resolve())
+    if held is not None:
+        yield held
+        return
     # DuckDB refuses an empty file, so it cannot be pre-created 0600: the folder is made 0700
     # first (nobody else can reach the file while it exists with DuckDB's default mode).
     private_dir(path.parent)

@@ -86,3 +86,21 @@ def test_any_rfc_9180_implementation_opens_a_sealed_value_with_the_documented_in
     info = f"neuron-hub/seal/v2\x1fpublic_security\x1ftraffic.vehicle_passes\x1fplate_no\x1f{key_id}".encode()
     suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
     assert prefix == "nhs2" and suite.decrypt(b64u_decode(body), POLICE, info=info).decode() == "沪A12345"
+
+
+def test_a_remembered_seal_is_the_fresh_seal_and_a_new_key_is_never_served_an_old_one() -> None:
+    import pyarrow as pa
+
+    from privacy import seal as sealing
+
+    sealing._remembered_seal.cache_clear()
+    column = pa.array(["沪A12345", "沪A12345", None, "沪B54321"], pa.string())
+    fresh = [None if v is None else seal(v, TO_POLICE, HUB_KEY, "plate_no", **PASSES) for v in column.to_pylist()]
+    assert seal_column(column, TO_POLICE, HUB_KEY, "plate_no", **PASSES).to_pylist() == fresh
+    assert seal_column(column, TO_POLICE, HUB_KEY, "plate_no", **PASSES).to_pylist() == fresh  # from memory
+    assert sealing._remembered_seal.cache_info().hits >= 2
+    rotated = X25519PrivateKey.generate()  # the same key id, another key: sealed anew, opens with it
+    again = seal_column(
+        column, Recipient(TO_POLICE.consumer, TO_POLICE.key_id, rotated.public_key()), HUB_KEY, "plate_no", **PASSES
+    ).to_pylist()
+    assert again[0] != fresh[0] and open_sealed(again[0], rotated, "plate_no", **OPEN) == "沪A12345"

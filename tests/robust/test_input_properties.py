@@ -70,14 +70,14 @@ def deeply_nested(depth: int = 5000) -> Any:
     return value
 
 
-def _not_null_only(contract: Contract, table: pa.Table) -> tuple[list[str | None], list[Any]]:
+def _not_null_only(contract: Contract, table: pa.Table) -> tuple[pa.Array, list[Any]]:
     """The suite's not-null expectations alone (the typed table needs them to be cast)."""
     reasons: list[str | None] = [None] * table.num_rows
     for f in contract.fields:
         if not f.nullable:
             for i, value in enumerate(table.column(f.name).to_pylist()):
                 reasons[i] = reasons[i] or (f"{f.name}: is missing" if value is None else None)
-    return reasons, []
+    return pa.array(reasons, pa.string()), []
 
 
 @contextmanager
