@@ -44,7 +44,13 @@ START = datetime(2026, 11, 20, 9, tzinfo=CST)
 GOAL_P99_MS = 20.0
 # (SQLite synchronous, relay processes, commit_max_ms): the default (natural batching), the
 # lighter fsync policy, two shards, and the fixed 2 ms group window the relay used to wait out.
-PATHS = (("full", 1, 0.0), ("normal", 1, 0.0), ("full", 2, 0.0), ("normal", 2, 0.0), ("full", 1, 2.0))
+PATHS: tuple[tuple[str, int, float], ...] = (
+    ("full", 1, 0.0),
+    ("normal", 1, 0.0),
+    ("full", 2, 0.0),
+    ("normal", 2, 0.0),
+    ("full", 1, 2.0),
+)
 
 
 def _path_name(synchronous: str, shards: int, window_ms: float = 0.0) -> str:
