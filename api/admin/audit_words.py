@@ -52,8 +52,8 @@ def detail_part(labels: Labels, key: str, value: Any, feed: str | None, short: b
     t, label = labels.t, _label(labels, key)
     if value is None or value == [] or value == {}:
         return None
-    if key == "consumer":
-        return Part(label, labels.consumer(str(value)))
+    if key == "consumer":  # a consumer with no policy of its own has only its id: shown as one
+        return named(label, labels.consumer(str(value)), str(value))
     if key == "function":
         return Part(label, labels.function(str(value)))
     if key == "role":
@@ -62,8 +62,8 @@ def detail_part(labels: Labels, key: str, value: Any, feed: str | None, short: b
         words = labels.word(f"{key}_word", str(value))  # a code the catalogs name, else shown as it is
         return Part(label, "" if words == value else words, str(value))
     if key == "fields" and isinstance(value, list):
-        named = t("common.list_sep").join(labels.field(feed, str(f)) for f in value)
-        return Part(label, t("entry.n_fields", n=len(value)) if short else named)
+        listed = t("common.list_sep").join(labels.field(feed, str(f)) for f in value)
+        return Part(label, t("entry.n_fields", n=len(value)) if short else listed)
     if key == "partitions" and isinstance(value, list):
         if short:
             return Part(label, t("entry.n_partitions", n=len(value)))
@@ -110,7 +110,7 @@ def facts(labels: Labels, entry: LogEntry, fields: dict[str, Any]) -> list[Part]
     t = labels.t
     found = [
         Part(t("log.col.kind"), t(f"log.kind.{entry.kind}")),
-        Part(t("log.col.actor"), labels.actor(entry.actor)),
+        named(t("log.col.actor"), labels.actor(entry.actor), entry.actor),
         Part(t("log.col.action"), labels.word("action", entry.action)),
         Part(t("log.col.outcome"), outcome(labels, entry.outcome, entry.status_code)),
     ]
@@ -128,6 +128,12 @@ def facts(labels: Labels, entry: LogEntry, fields: dict[str, Any]) -> list[Part]
         part = detail_part(labels, key, value, entry.feed)
         found += [part] if part else []
     return found
+
+
+def named(label: str, words: str, raw: str) -> Part:
+    """A name in words, or, where nothing names it (a consumer without a policy of its own),
+    its id as code."""
+    return Part(label, "", raw) if words == raw else Part(label, words)
 
 
 def outcome(labels: Labels, name: str, status_code: int | None = None) -> str:
