@@ -183,6 +183,16 @@ def test_consumers_treatments_and_legal_bases_come_from_the_policies() -> None:
     assert "个人信息保护法" in zh.legal_basis(policy) and "PIPL" in en.legal_basis(policy)
 
 
+def test_audit_entries_name_resources_outcomes_and_functions_in_words() -> None:
+    zh, en = labels(), labels("en")
+    assert zh.resource("/.well-known/jwks.json") == "本中心的公钥集"
+    assert zh.resource("/v1/feeds/traffic.vehicle_flow_hourly/records?cursor&limit") == "“车辆进出流量（小时）”的记录"
+    assert en.resource("/v1/feeds") == "catalogue of feeds" and zh.resource("/v1/unknown") == "其他接口"
+    assert [zh.word("outcome", o) for o in ("ok", "forbidden", "withdrawn")] == ["成功", "无权访问", "撤回"]
+    assert zh.function("smoke_gas") == "户内烟感与燃气监测" and zh.actor("hub") == "本中心（自动）"
+    assert zh.word("outcome", "new_outcome") == "new_outcome"  # a code no catalog names yet shows as it is
+
+
 TEMPLATE_KEY = re.compile(r"""\bt\(\s*['"]([a-z_]+\.[a-z_0-9\-]+)['"]""")
 
 
