@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true
 
+from api.admin.labels import Labels
 from api.admin.shared import EXPORT_ACTIONS
 from api.formats import FORMULA_STARTS
 from kernel.settings import Settings
-from warehouse.audit import entry_hash
+from warehouse.audit import entry_fields, entry_hash
 from warehouse.control import session_scope
 from warehouse.models import AuditEntry
 
@@ -123,7 +124,8 @@ class LogEntry:
     rows: int | None
     status_code: int | None
     consumer: str | None
-    summary: str
+    path: str | None
+    detail: dict[str, Any]  # told in words by api.admin.audit_words
     entry_hash: str
 
 
@@ -133,25 +135,6 @@ def _consumer_of(entry: AuditEntry, detail: dict[str, Any]) -> str | None:
         return entry.actor
     named = detail.get("consumer")
     return str(named) if isinstance(named, str) else None
-
-
-SUMMARY_KEYS = ("consumer", "key_id", "account", "role", "function", "request", "fingerprint", "version", "reason")
-
-
-def _summary(entry: AuditEntry, detail: dict[str, Any]) -> str:
-    """A short, identifier-free line of the entry's detail (the whole detail is on its proof page)."""
-    parts = [f"{k}={_short(detail[k])}" for k in SUMMARY_KEYS if isinstance(detail.get(k), str | int)]
-    if isinstance(detail.get("partitions"), list):
-        parts.append(f"partitions={len(detail['partitions'])}")
-    if entry.path and entry.action in (*EXPORT_ACTIONS, "stream_aborted"):
-        parts.insert(0, entry.path.split("?", 1)[0])
-    return " · ".join(parts)
-
-
-def _short(value: str | int) -> str:
-    """A fingerprint or digest shortened for the list (the proof page shows it whole)."""
-    text = str(value)
-    return text[:19] + "…" if text.startswith("sha256:") and len(text) > 20 else text
 
 
 def as_log_entry(entry: AuditEntry) -> LogEntry:
@@ -167,7 +150,8 @@ def as_log_entry(entry: AuditEntry) -> LogEntry:
         rows=entry.rows,
         status_code=entry.status_code,
         consumer=_consumer_of(entry, detail),
-        summary=_summary(entry, detail),
+        path=entry.path,
+        detail=detail,
         entry_hash=entry.entry_hash,
     )
 
@@ -236,6 +220,7 @@ class ChainProof:
 
     entry: LogEntry
     fields: dict[str, Any]
+    hashed: dict[str, Any]  # exactly what the hash covers (warehouse.audit.entry_fields)
     prev_hash: str
     hashes: bool  # its content, after prev_hash, gives its stored hash
     links_back: bool  # the previous entry's hash is this entry's prev_hash (genesis for the first)
@@ -262,6 +247,7 @@ def proof(settings: Settings, seq: int) -> ChainProof | None:
         return ChainProof(
             entry=as_log_entry(entry),
             fields=fields,
+            hashed=entry_fields(entry),
             prev_hash=entry.prev_hash,
             hashes=entry_hash(entry.prev_hash, entry) == entry.entry_hash,
             links_back=entry.prev_hash == (before.entry_hash if before else GENESIS_HASH),
@@ -280,9 +266,15 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def log_csv(settings: Settings, wanted: LogFilter, t: Any) -> bytes:
+def log_csv(settings: Settings, wanted: LogFilter, labels: Labels) -> bytes:
     """The filtered log (every page) as CSV for the owners' meeting: UTF-8 with a BOM, so that
-    Excel shows the Chinese; local times; formula-safe cells."""
+    Excel shows the Chinese; local times; everything named in the reader's language (a
+    consumer by its display name, a feed by its title, an outcome in words: the meeting reads
+    it, and `seq` and the entry's hash lead an auditor to the entry and its proof page);
+    formula-safe cells."""
+    from api.admin.audit_words import outcome, summary_text
+
+    t = labels.t
     zone = ZoneInfo(settings.timezone)
     entries, _ = list_entries(settings, LogFilter(**{**wanted.__dict__, "page": 0}), limit=CSV_LIMIT)
     out = io.StringIO()
@@ -291,6 +283,11 @@ def log_csv(settings: Settings, wanted: LogFilter, t: Any) -> bytes:
     writer.writerow([t(f"log.col.{name}") for name in header])
     for e in entries:
         at = e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-        values = (e.seq, at, t(f"log.kind.{e.kind}"), e.actor, e.consumer, e.action, e.outcome, e.feed, e.rows)
-        writer.writerow([safe_cell(v) for v in (*values, e.summary, e.entry_hash)])
+        named = (
+            t(f"log.kind.{e.kind}"), labels.actor(e.actor), labels.consumer(e.consumer) if e.consumer else "",
+            labels.word("action", e.action), outcome(labels, e.outcome, e.status_code),
+            labels.feed(e.feed) if e.feed else "",
+        )  # fmt: skip
+        values = (e.seq, at, *named, e.rows, summary_text(labels, e), e.entry_hash)
+        writer.writerow([safe_cell(v) for v in values])
     return ("\ufeff" + out.getvalue()).encode()

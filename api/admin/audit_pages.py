@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.admin import audit_log, i18n, monthly, releases
+from api.admin import audit_log, audit_words, monthly, releases
 from api.admin.routes import _day
-from api.admin.web import console_of, language, page, principal
+from api.admin.web import console_of, labels_of, page, principal
 
 router = APIRouter()
 KindQuery = Annotated[list[str] | None, Query(alias="kind", max_length=20)]
@@ -55,6 +55,8 @@ def log_page(
         feeds=feeds,
         printable=printable,
         zone=settings.timezone,
+        summary=audit_words.summary,
+        outcome=audit_words.outcome,
     )
 
 
@@ -70,7 +72,7 @@ def log_csv(
     principal(request)
     settings = console_of(request).settings
     wanted = _filter(consumer, feed, kind, day_from, day_to, 0)
-    body = audit_log.log_csv(settings, wanted, i18n.translator(language(request)))
+    body = audit_log.log_csv(settings, wanted, labels_of(request))
     name = f"neuron-audit-{settings.community_id}.csv"
     headers = {"content-disposition": f'attachment; filename="{name}"'}
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
@@ -82,7 +84,9 @@ def entry_page(request: Request, seq: int) -> Response:
     found = audit_log.proof(console_of(request).settings, seq)
     if found is None:
         return page(request, "missing.html", who, status=404)
-    return page(request, "audit_entry.html", who, proof=found)
+    told = audit_words.facts(labels_of(request), found.entry, found.fields)
+    raw = audit_words.hashed_json(found.hashed)
+    return page(request, "audit_entry.html", who, proof=found, facts=told, raw=raw)
 
 
 @router.get("/audit/monthly", response_class=HTMLResponse)

@@ -88,6 +88,8 @@ class Labels:
         """Who did something: a consumer, a console user, the command line, a source system."""
         if not actor:
             return "—"
+        if actor == "console":  # a sign-in that named no known account
+            return self.t("actor.console_unknown")
         if actor.startswith("console:"):
             return self.t("actor.console", name=actor.removeprefix("console:"))
         if actor in self.policies():
@@ -95,6 +97,38 @@ class Labels:
         from api.admin import i18n
 
         return self.t(f"actor.{actor}") if i18n.has(f"actor.{actor}") else actor
+
+    def word(self, prefix: str, name: str | None) -> str:
+        """A coded name (`outcome.ok`, `action.consent`) in words when the catalogs know it, else as is."""
+        from api.admin import i18n
+
+        if not name:
+            return "—"
+        key = f"{prefix}.{name}"
+        return self.t(key) if i18n.has(key, self.language) else name
+
+    def function(self, name: str | None) -> str:
+        """An optional function households consent to (`smoke_gas`), in words."""
+        return self.word("fn", name)
+
+    def resource(self, path: str | None) -> str:
+        """What an API path serves (`/.well-known/jwks.json`: the hub's public keys), in words;
+        the page keeps the path itself beside it for an auditor."""
+        if not path:
+            return "—"
+        parts = [p for p in path.split("?", 1)[0].split("/") if p]
+        if parts[:1] == ["v1"]:
+            parts = parts[1:]
+        if len(parts) >= 2 and parts[0] == "feeds":  # /v1/feeds/<feed>[/records|changes|partitions/…]
+            key = f"resource.feed_{parts[2] if len(parts) > 2 else 'feed'}"
+            return self.t(key if self._has(key) else "resource.feed_feed", feed=self.feed(parts[1]))
+        key = "resource." + ("_".join(parts).replace(".", "_").replace("-", "_").strip("_") or "root")
+        return self.t(key) if self._has(key) else self.t("resource.other")
+
+    def _has(self, key: str) -> bool:
+        from api.admin import i18n
+
+        return i18n.has(key, self.language)
 
     def feed(self, name: str | None) -> str:
         found = load_feeds().get(name or "")

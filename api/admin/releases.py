@@ -123,7 +123,7 @@ class Receipt:
     consumer: str
     file: str
     verified: bool
-    problem: str | None = None
+    problem: str | None = None  # unreadable | not_for_this_hub | signature (the console names it)
     district: str | None = None
     issued_at: str | None = None
     partitions: list[HeldPartition] = field(default_factory=list)
@@ -164,12 +164,13 @@ def _check(settings: Settings, path: Path) -> Receipt:
         jwks = json.loads((path.parent / f"{consumer}.jwks.json").read_text(encoding="utf-8"))
         payload = verify_json(path.read_text(encoding="utf-8").strip(), jwks)
         if payload.get("typ") != RECEIPT_TYPE or payload.get("hub") != settings.community_id:
-            raise IntegrityError("not a district receipt for this community")
-    except (OSError, ValueError) as exc:
-        receipt.problem = f"unreadable ({type(exc).__name__})"
+            receipt.problem = "not_for_this_hub"
+            return receipt
+    except (OSError, ValueError):
+        receipt.problem = "unreadable"
         return receipt
-    except IntegrityError as exc:
-        receipt.problem = str(exc)
+    except IntegrityError:
+        receipt.problem = "signature"
         return receipt
     receipt.verified = True
     receipt.district, receipt.issued_at = str(payload.get("district")), str(payload.get("issued_at"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import os
 import re
@@ -117,6 +118,14 @@ def test_each_entry_links_to_its_proof(admin: Browser, console: ConsoleHub) -> N
     assert f'href="/admin/shared/{seq}"' in proof  # the export's rows, re-rendered and checked
     assert 'id="confirmed"' in admin.get(f"/shared/{seq}").text
     assert admin.get("/audit/log/99999999").status_code == 404
+    # Told in words, with the raw JSON below: exactly what was hashed, so an auditor can recompute it.
+    assert "访问的资源" in proof and "的记录" in proof and "提供的字段" in proof
+    prev_hash = re.search(r"上一条哈希</dt><dd><code>([0-9a-f]{64})</code>", proof)
+    entry_hash = re.search(r"条目哈希</dt><dd><code>([0-9a-f]{64})</code>", proof)
+    raw = re.search(r'<pre class="raw" id="entry-raw"><code>(.*?)</code></pre>', proof, re.S)
+    assert prev_hash and entry_hash and raw
+    hashed = prev_hash[1].encode() + html.unescape(raw[1]).encode()
+    assert hashlib.sha256(hashed).hexdigest() == entry_hash[1]
 
 
 def test_csv_of_the_filtered_view_is_safe_for_spreadsheets(admin: Browser, console: ConsoleHub) -> None:
@@ -132,6 +141,19 @@ def test_csv_of_the_filtered_view_is_safe_for_spreadsheets(admin: Browser, conso
     assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)
     exports = list(csv.reader(io.StringIO(admin.get("/audit/log.csv", params={"kind": "export"}).text[1:])))
     assert sorted(int(row[0]) for row in exports[1:]) == console.exports
+    # For the owners' meeting: consumers by display name, the feed by its title, outcomes in words.
+    consumers = load_policies(settings.policies_dir)
+    assert {row[4] for row in exports[1:]} <= {p.display_name.zh for p in consumers.values() if p.display_name}
+    assert {row[7] for row in exports[1:]} == {load_feeds()[FEED].title.zh}
+    assert {row[6] for row in exports[1:]} == {"成功（HTTP 200）"}
+    admin.get("/lang/en")
+    try:
+        english = admin.get("/audit/log.csv", params={"kind": "export"})
+    finally:
+        admin.get("/lang/zh")
+    assert (
+        english.text.removeprefix("\ufeff").startswith("Seq,Time,Kind,") and load_feeds()[FEED].title.en in english.text
+    )
     assert verify_audit(settings).ok
 
 

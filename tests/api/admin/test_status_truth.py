@@ -124,7 +124,8 @@ def test_the_console_shows_the_same_states_counts_and_period(
     assert "尚未接入" in overview and "数据过时" in overview and "异常" in overview
     quality = status_hub.console.get("/quality").text
     assert PERIOD in quality
-    rows = re.findall(r'<tr class="status-([a-z_]+)" data-key="([a-z_]+)">', quality)
+    # The page names each stream by its title; the row keeps the stream's id (data-stream).
+    rows = re.findall(r'<tr class="status-([a-z_]+)" data-stream="([a-z_]+)">', quality)
     assert dict((s, state) for state, s in rows) == cli_status["by_stream"]
 
 
