@@ -1,13 +1,14 @@
-"""Run the hub's DAGs through Airflow for consecutive windows, in this process (`dag.test()`).
+"""Run the hub's DAG through Airflow for consecutive windows, in this process (`dag.test()`).
 
-For each hourly window, every named ingest DAG runs once; then each feed built from those
-streams is published once by its publish DAG (a manual run: `conf["days"]`, the local days
-the windows touched, stands in for the Asset events the scheduler would pass). The demo and
+For each hourly window the `hub` DAG runs once, ingesting the named streams that are due
+(`conf["streams"]`) without publishing; then one more run publishes each feed built from
+those streams once, for the local days the windows touched (`conf["feeds"]`,
+`conf["days"]`): one marts build instead of one per window. The demo and
 the tests start it as a child process with their own AIRFLOW_HOME (Airflow reads its
 configuration once, at import). Progress goes to stdout as `NEURON-PROGRESS` JSON lines;
 Airflow's own logs go wherever the parent sends stderr.
 
-    python -m neuron.airflow_runner --dag vehicle_passes --end 2026-11-21T00:00+08:00 --hours 24 --publish
+    python -m neuron.airflow_runner --stream vehicle_passes --end 2026-11-21T00:00+08:00 --hours 24 --publish
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ SQLITE_CONNECT_ARGS = {"timeout": 60}
 SQLITE_CONNECT_ARGS_PATH = "neuron.airflow_runner.SQLITE_CONNECT_ARGS"
 
 
-def runner_command(dag_id: str | list[str], first_end: datetime, hours: int, publish: bool = True) -> list[str]:
-    """The command that runs the ingest DAG(s) for `hours` hourly windows, then (by default)
-    the publish DAGs of their feeds, in a child process."""
-    dags = [dag_id] if isinstance(dag_id, str) else dag_id
+def runner_command(streams: str | list[str], first_end: datetime, hours: int, publish: bool = True) -> list[str]:
+    """The command that runs the hub DAG for `hours` hourly windows of the named stream(s),
+    then (by default) publishes their feeds, in a child process."""
+    names = [streams] if isinstance(streams, str) else streams
     cmd = [sys.executable, "-m", "neuron.airflow_runner"]
-    for name in dags:
-        cmd += ["--dag", name]
+    for name in names:
+        cmd += ["--stream", name]
     cmd += ["--end", first_end.isoformat(), "--hours", str(hours)]
     return cmd + (["--publish"] if publish else [])
 
@@ -76,51 +77,59 @@ def _succeeded(run: Any) -> bool:
     return str(run.state) in ("success", "DagRunState.SUCCESS")
 
 
-def _loaded_days(run: Any) -> list[str]:
-    """The days the run's load task returned (its XCom), if it ran."""
+def _outcomes(run: Any) -> list[dict[str, Any]]:
+    """What the run's `ingest` task reported for each due stream (its XCom), if it ran."""
     for ti in run.get_task_instances():
-        if ti.task_id == "load":
-            value = ti.xcom_pull(task_ids="load")
-            return list(value or [])
+        if ti.task_id == "ingest":
+            return list(ti.xcom_pull(task_ids="ingest", key="outcomes") or [])
     return []
 
 
-def run_windows(dag_ids: list[str], first_end: datetime, hours: int, publish: bool) -> int:
-    """Run each ingest DAG once per hourly window (the first ending at `first_end`), then the
-    publish DAG of every feed built from them; returns the number of failed runs."""
+def run_windows(streams: list[str], first_end: datetime, hours: int, publish: bool) -> int:
+    """Run the hub DAG once per hourly window (the first ending at `first_end`) for the named
+    streams, then publish every feed built from them; returns the number of failed runs."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from neuron.dag_factory import publish_dag_id
+    from neuron.dag_factory import hub_dag_id
     from schemas.feeds import load_feeds
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:
         _progress(event="import_errors", errors=list(bag.import_errors))
         return hours
-    feeds = sorted(name for name, feed in load_feeds().items() if set(dag_ids) & set(feed.sources)) if publish else []
-    total = hours * len(dag_ids)
+    hub = bag.dags[hub_dag_id()]
+    feeds = sorted(name for name, feed in load_feeds().items() if set(streams) & set(feed.sources)) if publish else []
     failures = done = 0
     days: set[str] = set()
     for i in range(hours):
         # A manual run's data interval is the hour that ends at its logical date.
         end = first_end + timedelta(hours=i)
-        for dag_id in dag_ids:
-            run = bag.dags[dag_id].test(logical_date=end)
-            failures += not _succeeded(run)
-            days.update(_loaded_days(run))
-            done += 1
-            _progress(event="run", dag=dag_id, window_end=end.isoformat(), state=str(run.state), done=done, total=total)
-    for feed in feeds:
-        run = bag.dags[publish_dag_id(feed)].test(run_conf={"days": sorted(days)})
+        run = hub.test(logical_date=end, run_conf={"streams": streams, "publish": False})
         failures += not _succeeded(run)
-        _progress(event="publish", dag=publish_dag_id(feed), feed=feed, state=str(run.state))
+        for outcome in _outcomes(run):
+            days.update(outcome.get("days") or [])
+            done += 1
+            _progress(
+                event="run",
+                dag=outcome["stream"],
+                window_end=end.isoformat(),
+                state="success" if outcome["loaded"] else "failed",
+                done=done,
+                total=hours * len(streams),
+            )
+        _progress(event="window", dag=hub.dag_id, window_end=end.isoformat(), state=str(run.state))
+    if feeds and days:
+        run = hub.test(run_conf={"streams": [], "feeds": feeds, "days": sorted(days)})
+        failures += not _succeeded(run)
+        for feed in feeds:
+            _progress(event="publish", dag=hub.dag_id, feed=feed, state=str(run.state))
     return failures
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: prepare Airflow, run the windows, exit non-zero on any failure."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dag", required=True, action="append", help="an ingest DAG (repeatable)")
+    parser.add_argument("--stream", required=True, action="append", help="a stream to ingest (repeatable)")
     parser.add_argument("--end", required=True, type=datetime.fromisoformat, help="end of the first window")
     parser.add_argument("--hours", type=int, default=1)
     parser.add_argument("--publish", action="store_true", help="then publish the feeds built from these streams")
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     prepare_airflow()
     _progress(event="ready")
-    failures = run_windows(args.dag, args.end, args.hours, args.publish)
+    failures = run_windows(args.stream, args.end, args.hours, args.publish)
     return 1 if failures else 0
 
 
