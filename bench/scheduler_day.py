@@ -369,7 +369,7 @@ def report(r: dict[str, Any]) -> str:
     missing = [n for n in (1, 5, 20) if n not in {x["communities"] for x in runs}]
     if missing:
         lines.append(
-            f"- not measured in this run: {', '.join(map(str, missing))} communities (each community-day is"
-            " ~13 min of wall on the loaded machine; run `NEURON_BENCH_COMMUNITIES=5,20` when it is quieter)"
+            f"- not measured in this run: {', '.join(map(str, missing))} communities (a community-day took"
+            " 5–13 min of wall on the loaded machine: past the session's time; `NEURON_BENCH_COMMUNITIES=20`)"
         )
     return "\n".join(lines)
