@@ -1,20 +1,21 @@
-"""Run the hub's DAGs through Airflow for consecutive windows, in this process (`dag.test()`).
+"""Run the hub's DAG through Airflow for consecutive windows, in this process (`dag.test()`).
 
-For each hourly window, every named ingest DAG runs once; then each feed built from those
-streams is published once by its publish DAG (a manual run: `conf["days"]`, the local days
-the windows touched, stands in for the Asset events the scheduler would pass). The demo and
+For each hourly window the `hub` DAG runs once, ingesting the named streams that are due
+(`conf["streams"]`) without publishing; then one more run publishes each feed built from
+those streams once, for the local days the windows touched (`conf["feeds"]`,
+`conf["days"]`): one marts build instead of one per window. The demo and
 the tests start it as a child process with their own AIRFLOW_HOME (Airflow reads its
 configuration once, at import). Progress goes to stdout as `NEURON-PROGRESS` JSON lines;
 Airflow's own logs go wherever the parent sends stderr.
 
-    python -m neuron.airflow_runner --dag vehicle_passes --end 2026-11-21T00:00+08:00 --hours 24 --publish
+    python -m neuron.airflow_runner --stream vehicle_passes --end 2026-11-21T00:00+08:00 --hours 24 --publish
 
-A plan (`--plan FILE`, JSON) runs groups of DAGs each on its own cadence instead: a group
-names a cron (NEURON_DAG_CADENCE while its DAGs are parsed: a manual run's data interval
-is the last whole interval of that cron before the run's logical date), its DAGs and the
-logical dates to run them at; `--publish` then runs every feed's publish DAG. A window is
-never run before it has ended (the runner waits): the MQTT landing and the relay's records
-are complete only up to now.
+A plan (`--plan FILE`, JSON) runs groups of streams each on its own cadence instead: a group
+names a cron (NEURON_DAG_CADENCE while the hub DAG is parsed: a manual run's data interval
+is the last whole interval of that cron before the run's logical date, and every named
+stream is due in it), its streams and the logical dates to run them at; `--publish` then
+publishes every feed once. A window is never run before it has ended (the runner waits):
+the MQTT landing and the relay's records are complete only up to now.
 
     [{"cadence": "0 0 * * *", "dags": ["vehicle_passes"], "ends": ["2026-11-21T00:00+08:00"]}]
 
@@ -48,13 +49,13 @@ SQLITE_CONNECT_ARGS = {"timeout": 60}
 SQLITE_CONNECT_ARGS_PATH = "neuron.airflow_runner.SQLITE_CONNECT_ARGS"
 
 
-def runner_command(dag_id: str | list[str], first_end: datetime, hours: int, publish: bool = True) -> list[str]:
-    """The command that runs the ingest DAG(s) for `hours` hourly windows, then (by default)
-    the publish DAGs of their feeds, in a child process."""
-    dags = [dag_id] if isinstance(dag_id, str) else dag_id
+def runner_command(streams: str | list[str], first_end: datetime, hours: int, publish: bool = True) -> list[str]:
+    """The command that runs the hub DAG for `hours` hourly windows of the named stream(s),
+    then (by default) publishes their feeds, in a child process."""
+    names = [streams] if isinstance(streams, str) else streams
     cmd = [sys.executable, "-m", "neuron.airflow_runner"]
-    for name in dags:
-        cmd += ["--dag", name]
+    for name in names:
+        cmd += ["--stream", name]
     cmd += ["--end", first_end.isoformat(), "--hours", str(hours)]
     return cmd + (["--publish"] if publish else [])
 
@@ -90,53 +91,61 @@ def _succeeded(run: Any) -> bool:
     return str(run.state) in ("success", "DagRunState.SUCCESS")
 
 
-def _loaded_days(run: Any) -> list[str]:
-    """The days the run's load task returned (its XCom), if it ran."""
+def _outcomes(run: Any) -> list[dict[str, Any]]:
+    """What the run's `ingest` task reported for each due stream (its XCom), if it ran."""
     for ti in run.get_task_instances():
-        if ti.task_id == "load":
-            value = ti.xcom_pull(task_ids="load")
-            return list(value or [])
+        if ti.task_id == "ingest":
+            return list(ti.xcom_pull(task_ids="ingest", key="outcomes") or [])
     return []
 
 
-def run_windows(dag_ids: list[str], first_end: datetime, hours: int, publish: bool) -> int:
-    """Run each ingest DAG once per hourly window (the first ending at `first_end`), then the
-    publish DAG of every feed built from them; returns the number of failed runs."""
+def run_windows(streams: list[str], first_end: datetime, hours: int, publish: bool) -> int:
+    """Run the hub DAG once per hourly window (the first ending at `first_end`) for the named
+    streams, then publish every feed built from them; returns the number of failed runs."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from neuron.dag_factory import publish_dag_id
+    from neuron.dag_factory import hub_dag_id
     from schemas.feeds import load_feeds
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:
         _progress(event="import_errors", errors=list(bag.import_errors))
         return hours
-    feeds = sorted(name for name, feed in load_feeds().items() if set(dag_ids) & set(feed.sources)) if publish else []
-    total = hours * len(dag_ids)
+    hub = bag.dags[hub_dag_id()]
+    feeds = sorted(name for name, feed in load_feeds().items() if set(streams) & set(feed.sources)) if publish else []
     failures = done = 0
     days: set[str] = set()
     for i in range(hours):
         # A manual run's data interval is the hour that ends at its logical date.
         end = first_end + timedelta(hours=i)
-        for dag_id in dag_ids:
-            run = bag.dags[dag_id].test(logical_date=end)
-            failures += not _succeeded(run)
-            days.update(_loaded_days(run))
-            done += 1
-            _progress(event="run", dag=dag_id, window_end=end.isoformat(), state=str(run.state), done=done, total=total)
-    for feed in feeds:
-        run = bag.dags[publish_dag_id(feed)].test(run_conf={"days": sorted(days)})
+        run = hub.test(logical_date=end, run_conf={"streams": streams, "publish": False})
         failures += not _succeeded(run)
-        _progress(event="publish", dag=publish_dag_id(feed), feed=feed, state=str(run.state))
+        for outcome in _outcomes(run):
+            days.update(outcome.get("days") or [])
+            done += 1
+            _progress(
+                event="run",
+                dag=outcome["stream"],
+                window_end=end.isoformat(),
+                state="success" if outcome["loaded"] else "failed",
+                done=done,
+                total=hours * len(streams),
+            )
+        _progress(event="window", dag=hub.dag_id, window_end=end.isoformat(), state=str(run.state))
+    if feeds and days:
+        run = hub.test(run_conf={"streams": [], "feeds": feeds, "days": sorted(days)})
+        failures += not _succeeded(run)
+        for feed in feeds:
+            _progress(event="publish", dag=hub.dag_id, feed=feed, state=str(run.state))
     return failures
 
 
 @dataclass(frozen=True)
 class Group:
-    """DAGs run on one cadence: each once per logical date in `ends`."""
+    """Streams run on one cadence: the hub DAG once per logical date in `ends`, ingesting them."""
 
     cadence: str | None  # a cron for NEURON_DAG_CADENCE; None: each stream's own schedule
-    dags: list[str]
+    dags: list[str]  # the streams (named `dags` for the plan files' compatibility)
     ends: list[datetime]
 
     def to_json(self) -> dict[str, Any]:
@@ -192,68 +201,79 @@ def _wait_until(end: datetime) -> None:
         time.sleep(delay + 1)
 
 
-def run_plan(plan: list[Group | LaterGroup], publish: bool) -> int:
-    """Run each group's DAGs at each of its logical dates (parsed under its cadence), then the
-    publish DAG of every feed; returns the number of failed runs."""
+def _hub_dag() -> Any:
+    """The hub DAG as the DAG files parse now (under the current NEURON_DAG_CADENCE)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from neuron.dag_factory import publish_dag_id
+    from neuron.dag_factory import hub_dag_id
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    if bag.import_errors:
+        _progress(event="import_errors", errors=list(bag.import_errors))
+        return None
+    return bag.dags[hub_dag_id()]
+
+
+def run_plan(plan: list[Group | LaterGroup], publish: bool) -> int:
+    """Run the hub DAG for each group's streams at each of its logical dates (parsed under the
+    group's cadence), then publish every feed once; returns the number of failed runs."""
     from schemas.feeds import load_feeds
 
     total = sum(len(g.dags) * (len(g.ends) if isinstance(g, Group) else 1) for g in plan)
     failures = done = 0
     days: set[str] = set()
-    bag = None
     for entry in plan:
         if isinstance(entry, LaterGroup):
             _progress(event="later", dags=len(entry.dags))
         group = entry.wait() if isinstance(entry, LaterGroup) else entry
-        # Read at parse time by the DAG files (and by each dag.test()'s re-sync of the bundle).
+        if not group.dags:
+            continue
+        # Read at parse time by the DAG file (and by each dag.test()'s re-sync of the bundle).
         if group.cadence:
             os.environ["NEURON_DAG_CADENCE"] = group.cadence
         else:
             os.environ.pop("NEURON_DAG_CADENCE", None)
-        bag = DagBag(dag_folder=str(DAGS_FOLDER))
-        if bag.import_errors:
-            _progress(event="import_errors", errors=list(bag.import_errors))
+        hub = _hub_dag()
+        if hub is None:
             return total
         for end in group.ends:
             _wait_until(end)
-            for dag_id in group.dags:
-                run = bag.dags[dag_id].test(logical_date=end)
-                failures += not _succeeded(run)
-                days.update(_loaded_days(run))
-                done += 1
-                _progress(
-                    event="run", dag=dag_id, window_end=end.isoformat(), state=str(run.state), done=done, total=total
-                )
-    if publish and bag is not None:
-        # Every dag.test() re-syncs the DAG files to the metadata DB as they parse now: back to
-        # each stream's own schedule, so a scheduler started next (`neuron up`) runs the suite's
-        # cadence, not the plan's last one.
-        os.environ.pop("NEURON_DAG_CADENCE", None)
-        bag = DagBag(dag_folder=str(DAGS_FOLDER))
-        for feed in sorted(load_feeds()):
-            dag_id = publish_dag_id(feed)
-            if dag_id not in bag.dags:
-                continue
-            run = bag.dags[dag_id].test(run_conf={"days": sorted(days)})
+            run = hub.test(logical_date=end, run_conf={"streams": group.dags, "publish": False})
             failures += not _succeeded(run)
-            _progress(event="publish", dag=dag_id, feed=feed, state=str(run.state))
+            for outcome in _outcomes(run):
+                days.update(outcome.get("days") or [])
+                done += 1
+                state = "success" if outcome["loaded"] else "failed"
+                _progress(
+                    event="run", dag=outcome["stream"], window_end=end.isoformat(), state=state, done=done, total=total
+                )
+    # Every dag.test() re-syncs the DAG file to the metadata DB as it parses now: back to the
+    # suite's own schedule, so a scheduler started next (`neuron up`) runs hourly windows, not
+    # the plan's last cadence.
+    os.environ.pop("NEURON_DAG_CADENCE", None)
+    hub = _hub_dag()
+    if hub is None:
+        return total
+    if publish and days:
+        feeds = sorted(load_feeds())
+        run = hub.test(run_conf={"streams": [], "feeds": feeds, "days": sorted(days)})
+        failures += not _succeeded(run)
+        for feed in feeds:
+            _progress(event="publish", dag=hub.dag_id, feed=feed, state=str(run.state))
     return failures
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: prepare Airflow, run the windows, exit non-zero on any failure."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dag", action="append", help="an ingest DAG (repeatable)")
+    parser.add_argument("--stream", action="append", help="a stream to ingest (repeatable)")
     parser.add_argument("--end", type=datetime.fromisoformat, help="end of the first window")
-    parser.add_argument("--plan", type=Path, help="a JSON plan of groups (instead of --dag/--end/--hours)")
+    parser.add_argument("--plan", type=Path, help="a JSON plan of groups (instead of --stream/--end/--hours)")
     parser.add_argument("--hours", type=int, default=1)
     parser.add_argument("--publish", action="store_true", help="then publish the feeds built from these streams")
     args = parser.parse_args(argv)
-    if args.plan is None and not (args.dag and args.end):
-        parser.error("give --plan, or --dag and --end")
+    if args.plan is None and not (args.stream and args.end):
+        parser.error("give --plan, or --stream and --end")
     # dag.test() serialises the DAG into the bundle of the configured DAGs folder: it must
     # be ours. Set before Airflow is first imported (it reads its configuration once).
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
@@ -269,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan is not None:
         failures = run_plan([_plan_entry(g) for g in json.loads(args.plan.read_text())], args.publish)
     else:
-        failures = run_windows(args.dag, args.end, args.hours, args.publish)
+        failures = run_windows(args.stream, args.end, args.hours, args.publish)
     return 1 if failures else 0
 
 

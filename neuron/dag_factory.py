@@ -1,20 +1,32 @@
-"""The hub's DAG suite, generated from its registries: an ingest DAG per source stream
-(connectors/registry.py) and a publish DAG per feed (schemas/feeds/*.yaml).
+"""The hub's DAG suite, generated from its registries: one `hub` DAG per community (the
+streams of connectors/registry.py, the feeds of schemas/feeds/*.yaml).
 
-Ingest (on the stream's cadence): extract → validate → load. `load` updates the Airflow
-Asset `neuron://staging/<stream>` with the local days the batch touched in the event's
-extra. Publish (scheduled on the Assets of the feed's sources, any of them): build the
-marts, then publish that feed for the days the triggering events name (or every day for
-a manual run: publishing is idempotent). Tasks are thin (each calls one stage of
-`pipeline.stages`, importing lazily), XCom carries ids and day lists only, and every
-task that opens DuckDB takes the one-slot `duckdb_writer` pool.
+Why one DAG per community and not one per stream and feed: through Airflow every task is a
+fresh process that imports the task SDK and the hub's stack before its work (~3–5 s here),
+which dwarfs an hourly window's own work (bench scheduler_day). So the scheduler's unit is
+the community-window: each hourly run has two tasks,
+
+- `ingest`: every stream due in the window (its own cadence fires in it), in stream order,
+  extract → validate → load in this one process (neuron/window.py); a failing stream is
+  recorded and the others carry on; the task then fails, retried only if a failure was
+  retriable (kernel/errors.py);
+- `publish` (runs once `ingest` is done, failed or not): rebuilds the marts once and
+  publishes the hourly feeds whose sources changed, for the local days they touched, and
+  the daily and monthly feeds when their cadence fires in the window; it then records Airflow Asset events, through
+  aliases, for each stream loaded (`neuron://staging/<stream>`, extra `days`) and each
+  feed published (`neuron://feeds/<feed>`), so Asset-scheduled consumers keep working.
+
+Both tasks take the community's one-slot `duckdb_writer` pool and runs are one at a time
+(max_active_runs=1), so each community has one DuckDB writer. XCom carries the streams'
+outcomes (names, days, counts) only.
 
 What the suite contains is read from the environment at parse time (never Airflow
 Connections or Variables): NEURON_DAG_STREAMS (comma list, default every stream),
-NEURON_DAG_CADENCE (a cron that replaces every stream's cadence, e.g. `0 0 * * *` for
-daily windows), NEURON_DAG_COMMUNITIES (comma list: one ingest and publish DAG set per
-community of a subdistrict, each community's hub under $NEURON_HOME/communities/<id>) and
-NEURON_DAG_DUCKDB_QUEUE (the Celery queue of the DuckDB tasks).
+NEURON_DAG_CADENCE (a cron that replaces the window's and every stream's cadence, e.g.
+`0 0 * * *` for daily windows), NEURON_DAG_COMMUNITIES (comma list: one `hub` DAG per
+community of a subdistrict, each community's hub under $NEURON_HOME/communities/<id>),
+NEURON_DAG_START and NEURON_DAG_END (ISO instants: catch up exactly the windows between
+them, e.g. a benchmark's day) and NEURON_DAG_DUCKDB_QUEUE (the Celery queue of the tasks).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, dag, task
+from airflow.sdk import DAG, Asset, AssetAlias, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from connectors.registry import STREAMS, StreamSpec
@@ -33,34 +45,6 @@ DUCKDB_POOL = "duckdb_writer"
 TIMEZONE = "Asia/Shanghai"
 OWNER = "neuron-hub"
 START = datetime(2026, 1, 1)
-
-INGEST_DOC = """
-### {name} — system {system}: {title}{community}
-
-Every run reads what the source updated in the run's data interval, lands it encrypted
-in the raw vault, validates it against the `{name}` contract (bad rows to quarantine
-with a reason), pseudonymises direct identifiers and loads the batch into DuckDB staging
-(replacing an earlier run of the same window). The load updates the Asset
-`{asset}` with the days it touched; the publish DAGs of the feeds built from this stream
-({feeds}) run on it.
-
-Retries: transient source errors are retried with backoff; fatal ones (credentials
-refused, a batch over its failure budget, a broken contract) fail at once.
-"""
-
-PUBLISH_DOC = """
-### publish {name}{community}
-
-{title}. Runs {trigger}: rebuilds the marts and publishes `{name}` to every consumer
-whose policy grants it, for the local days named in the triggering Asset events (a timed
-run: the days of its data interval; a manual run: the days in `conf["days"]`, or all).
-Re-publishing unchanged rows writes identical bytes and no new partition version, so
-re-runs and backfills are safe.
-"""
-
-
-# When a feed whose sources are not ingest streams is republished.
-CADENCE_CRON = {"realtime": "*/15 * * * *", "hourly": "5 * * * *", "daily": "30 0 * * *", "monthly": "0 1 1 * *"}
 
 
 def default_args(timeout: timedelta, retries: int = 3) -> dict[str, Any]:
@@ -80,7 +64,7 @@ def _env_list(name: str) -> list[str]:
 
 
 def suite_streams() -> list[StreamSpec]:
-    """The streams that get an ingest DAG (NEURON_DAG_STREAMS, default all)."""
+    """The streams the hub DAGs ingest (NEURON_DAG_STREAMS, default all), in stream order."""
     chosen = _env_list("NEURON_DAG_STREAMS")
     unknown = set(chosen) - set(STREAMS)
     if unknown:
@@ -89,7 +73,7 @@ def suite_streams() -> list[StreamSpec]:
 
 
 def suite_feeds() -> list[Feed]:
-    """The feeds that get a publish DAG: every feed with a source in the suite, and every
+    """The feeds the hub DAGs publish: every feed with a source in the suite, and every
     feed whose sources are not ingest streams at all (the relay writes them)."""
     streams = {spec.name for spec in suite_streams()}
     return [
@@ -133,121 +117,160 @@ def staging_asset(stream: str, community: str | None = None) -> Asset:
     return Asset(uri=uri, name=uri)
 
 
-def publish_dag_id(feed: str, community: str | None = None) -> str:
-    """`traffic.vehicle_flow_hourly` → `publish_traffic_vehicle_flow_hourly`."""
-    return "publish_" + feed.replace(".", "_") + dag_suffix(community)
+def feed_asset(feed: str, community: str | None = None) -> Asset:
+    """The Asset a feed's publish updates (one per community in a subdistrict suite)."""
+    uri = f"neuron://feeds/{feed}" + (f"/{community}" if community else "")
+    return Asset(uri=uri, name=uri)
 
 
-def ingest_dag(spec: StreamSpec, community: str | None = None) -> DAG:
-    """The Airflow DAG that ingests `spec`'s stream on its schedule."""
-    asset = staging_asset(spec.name, community)
-    feeds = [f.name for f in load_feeds().values() if spec.name in f.sources]
+def staging_alias(community: str | None = None) -> AssetAlias:
+    """Through this alias a window records events for the stream Assets it loaded, and
+    only those (a plain outlet would record every stream's Asset on every window)."""
+    return AssetAlias(name="neuron-staging" + dag_suffix(community))
+
+
+def feeds_alias(community: str | None = None) -> AssetAlias:
+    """Through this alias a window records events for the feed Assets it published."""
+    return AssetAlias(name="neuron-feeds" + dag_suffix(community))
+
+
+def hub_dag_id(community: str | None = None) -> str:
+    """`hub` for one hub; `hub__music_square` for a community of a subdistrict suite."""
+    return "hub" + dag_suffix(community)
+
+
+def window_cron() -> str:
+    """The windows' cadence: hourly (the finest stream cadence that is not sub-hourly),
+    or NEURON_DAG_CADENCE."""
+    return os.environ.get("NEURON_DAG_CADENCE") or "0 * * * *"
+
+
+def stream_cadences() -> dict[str, str]:
+    """{stream: cron} of the suite, in stream order (NEURON_DAG_CADENCE replaces them all)."""
+    override = os.environ.get("NEURON_DAG_CADENCE")
+    return {spec.name: override or spec.schedule for spec in suite_streams()}
+
+
+def _catch_up() -> tuple[datetime, datetime | None, bool]:
+    """start_date, end_date, catchup: NEURON_DAG_START/END catch up exactly their windows."""
+    start, end = os.environ.get("NEURON_DAG_START"), os.environ.get("NEURON_DAG_END")
+    if not start:
+        return START, None, False
+    return datetime.fromisoformat(start), datetime.fromisoformat(end) if end else None, True
+
+
+HUB_DOC = """
+### hub{community} — one run per window: every due stream, then the changed feeds
+
+`ingest` runs, in one process, every stream due in the run's data interval (each on its own
+cadence: {cadences}): it reads what the source updated, lands it encrypted in the raw
+vault, validates it against the stream's contract (bad rows to quarantine with a reason),
+pseudonymises direct identifiers and loads the batch into DuckDB staging (replacing an
+earlier run of the same window). A failing stream is reported and the others load.
+
+`publish` then rebuilds the marts and publishes, to every consumer whose policy grants them,
+the hourly feeds whose sources changed (for the local days they touched) and the daily and
+monthly feeds when their cadence fires in the window (for the days since it last fired:
+once per period, as republishing an aggregate hourly would move its counts by a few
+between versions). A feed that fails is reported and the others publish. It records Asset events for each stream loaded
+(`{staging}`, extra `days`) and each feed published (`{feeds}`).
+
+Retries: a window is retried (every due stream again: loads replace, publishing unchanged
+rows writes no new version) only when a stream failed retriably (source down, timeout);
+credentials refused, a batch over its failure budget or a broken contract fail at once.
+Manual runs take `conf`: `streams` (only these), `publish` (false: ingest only), `feeds`
+and `days` (publish these feeds for these days). Backfills: `airflow backfill create
+--dag-id hub{suffix} ...` re-runs the windows, idempotently.
+"""
+
+
+def hub_dag(community: str | None = None) -> DAG:
+    """The Airflow DAG that runs one community's windows: due streams, then changed feeds."""
+    cadences = stream_cadences()
+    feeds = suite_feeds()
+    ingested = set(cadences)
+    staging, published = staging_alias(community), feeds_alias(community)
+    start_date, end_date, catchup = _catch_up()
 
     @dag(
-        dag_id=spec.name + dag_suffix(community),
+        dag_id=hub_dag_id(community),
         # An explicit data-interval timetable: Airflow 3's cron default has zero-width
         # intervals, and each run must read exactly its window of source updates.
-        schedule=CronDataIntervalTimetable(os.environ.get("NEURON_DAG_CADENCE") or spec.schedule, timezone=TIMEZONE),
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        tags=["neuron", "ingest", f"system-{spec.system}", *community_tags(community)],
-        default_args=default_args(timedelta(minutes=20)),
-        doc_md=INGEST_DOC.format(
-            name=spec.name,
-            system=spec.system,
-            title=spec.title,
-            asset=asset.uri,
-            feeds=", ".join(f"`{f}`" for f in feeds) or "none yet",
+        schedule=CronDataIntervalTimetable(window_cron(), timezone=TIMEZONE),
+        start_date=start_date,
+        end_date=end_date,
+        catchup=catchup,
+        max_active_runs=1,  # windows in order, and one DuckDB writer per community
+        tags=["neuron", "ingest", "publish", *community_tags(community)],
+        default_args=default_args(timedelta(minutes=60)),
+        doc_md=HUB_DOC.format(
             community=f" ({community})" if community else "",
+            suffix=dag_suffix(community),
+            cadences=", ".join(f"`{s}` `{c}`" for s, c in cadences.items()),
+            staging=staging_asset("<stream>", community).uri,
+            feeds=feed_asset("<feed>", community).uri,
         ),
     )
-    def ingest() -> None:
-        @task
-        def extract(data_interval_start: Any = None, data_interval_end: Any = None) -> str:
-            from neuron.tasks import as_datetime, run_stage
-            from pipeline import extract
-
-            start, end = as_datetime(data_interval_start), as_datetime(data_interval_end)
-            return run_stage(extract, spec.name, start, end, community=community)
-
-        @task
-        def validate(batch_id: str) -> str:
-            from neuron.tasks import run_stage
-            from pipeline import validate
-
-            run_stage(validate, batch_id, community=community)
-            return batch_id
-
-        @task(pool=duckdb_pool(community), queue=duckdb_queue(), outlets=[asset])
-        def load(batch_id: str, outlet_events: Any = None) -> list[str]:
-            from neuron.tasks import run_stage
-            from pipeline import load
-
-            days = run_stage(load, batch_id, community=community)
-            # The publish DAGs read which days changed from the Asset event, not from XCom.
-            outlet_events[asset].extra = {"days": days, "batch_id": batch_id}
-            return days
-
-        # TaskFlow passes XComArgs between tasks; at run time each arrives as the value.
-        load(validate(extract()))  # type: ignore[arg-type]
-
-    built: DAG = ingest()
-    return built
-
-
-def publish_dag(feed: Feed, community: str | None = None) -> DAG:
-    """The Airflow DAG that publishes `feed` whenever one of its sources is loaded."""
-    assets = [staging_asset(source, community) for source in feed.sources if source in STREAMS]
-    schedule: Any = CronDataIntervalTimetable(CADENCE_CRON[feed.cadence], timezone=TIMEZONE)
-    for i, asset in enumerate(assets):
-        # Any source loaded: its days are republished.
-        schedule = asset if i == 0 else schedule | asset
-
-    @dag(
-        dag_id=publish_dag_id(feed.name, community),
-        schedule=schedule,
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        tags=["neuron", "publish", feed.name.split(".")[0], *community_tags(community)],
-        default_args=default_args(timedelta(minutes=30)),
-        doc_md=PUBLISH_DOC.format(
-            name=feed.name,
-            title=f"{feed.title.en} ({feed.title.zh})",
-            trigger=(
-                "when any of its sources is loaded (Assets " + ", ".join(f"`{a.uri}`" for a in assets) + ")"
-                if assets
-                else f"on its {feed.cadence} cadence (its sources are written outside the ingest DAGs)"
-            ),
-            community=f" ({community})" if community else "",
-        ),
-    )
-    def publish() -> None:
+    def hub() -> None:
         @task(pool=duckdb_pool(community), queue=duckdb_queue())
-        def build_marts(
-            triggering_asset_events: Any = None,
+        def ingest(
+            ti: Any = None, dag_run: Any = None, data_interval_start: Any = None, data_interval_end: Any = None
+        ) -> None:
+            from neuron.tasks import as_datetime, fatal_fails_fast, run_stage
+            from neuron.window import as_dicts, due_streams, ingest_due, raise_for_failures
+
+            conf = getattr(dag_run, "conf", None) or {}
+            start, end = as_datetime(data_interval_start), as_datetime(data_interval_end)
+            chosen = {s: c for s, c in cadences.items() if conf.get("streams") is None or s in conf["streams"]}
+            due = due_streams(chosen, start, end, TIMEZONE)
+            results = run_stage(ingest_due, due, community=community)
+            outcomes = as_dicts(results)
+            # Pushed before failing: `publish` still publishes what the other streams loaded.
+            ti.xcom_push(key="outcomes", value=outcomes)
+            with fatal_fails_fast():
+                raise_for_failures(results)
+
+        @task(
+            pool=duckdb_pool(community),
+            queue=duckdb_queue(),
+            outlets=[staging, published],
+            trigger_rule="all_done",  # the streams that loaded are published even if another failed
+        )
+        def publish(
+            ti: Any = None,
             dag_run: Any = None,
+            outlet_events: Any = None,
             data_interval_start: Any = None,
             data_interval_end: Any = None,
-        ) -> list[str] | None:
-            from neuron.tasks import affected_days, as_datetime, interval_days, run_stage
-            from pipeline import build
+        ) -> dict[str, list[str]]:
+            from neuron.tasks import as_datetime, fatal_fails_fast, run_stage
+            from neuron.window import changed_days, feeds_to_publish, publish_feeds, raise_for_feed_failures
 
-            run_stage(build, community=community)
-            conf = getattr(dag_run, "conf", None)
-            if not assets and not (conf and "days" in conf) and data_interval_start is not None:
-                return interval_days(as_datetime(data_interval_start), as_datetime(data_interval_end), TIMEZONE)
-            return affected_days(triggering_asset_events, conf)
+            conf = getattr(dag_run, "conf", None) or {}
+            start, end = as_datetime(data_interval_start), as_datetime(data_interval_end)
+            changed = changed_days(ti.xcom_pull(task_ids="ingest", key="outcomes") or [])
+            if conf.get("days") is not None:  # a manual run names its days: publish those
+                wanted = set(conf.get("feeds") or [f.name for f in feeds])
+                feed_days = {f.name: sorted(conf["days"]) for f in feeds if f.name in wanted and conf["days"]}
+            elif conf.get("publish", True):
+                every_window = bool(os.environ.get("NEURON_DAG_CADENCE"))
+                feed_days = feeds_to_publish(feeds, changed, ingested, start, end, TIMEZONE, every_window)
+            else:
+                feed_days = {}
+            results = run_stage(publish_feeds, feed_days, community=community)
+            for stream, days in changed.items():
+                outlet_events[staging].add(staging_asset(stream, community), extra={"days": days})
+            for outcome in results:
+                if outcome.error is None:
+                    extra = {"days": outcome.days, "versions": outcome.versions}
+                    outlet_events[published].add(feed_asset(outcome.feed, community), extra=extra)
+            # A failed feed fails the task, and with it the Asset events above: retried,
+            # the window publishes again (unchanged rows: no new version) and records them.
+            with fatal_fails_fast():
+                raise_for_feed_failures(results)
+            return feed_days
 
-        @task(pool=duckdb_pool(community), queue=duckdb_queue())
-        def publish_feed(days: list[str] | None) -> int:
-            from neuron.tasks import run_stage
-            from pipeline import publish
+        ingest() >> publish()
 
-            return len(run_stage(publish, days, [feed.name], community=community))
-
-        publish_feed(build_marts())  # type: ignore[arg-type]
-
-    built: DAG = publish()
+    built: DAG = hub()
     return built

@@ -475,6 +475,8 @@ def prepare_airflow(env: dict[str, str], unpause: bool = False) -> None:
 def airflow_services(ports: AirflowPorts) -> list[Service]:
     """Airflow 3's three components on one machine."""
     airflow = [sys.executable, "-m", "airflow"]
+    # The components that fork task processes start with the task stack imported (neuron/airflow_warm.py).
+    warm = [sys.executable, "-m", "neuron.airflow_warm"]
     api_health = http_ok(f"http://127.0.0.1:{ports.api}/api/v2/monitor/health")
     local = "127.0.0.1"
     return [
@@ -486,7 +488,7 @@ def airflow_services(ports: AirflowPorts) -> list[Service]:
         ),
         Service(
             "scheduler",
-            [*airflow, "scheduler"],
+            [*warm, "scheduler"],
             http_ok(f"http://{local}:{ports.scheduler_health}/health"),
             listens=[(local, ports.scheduler_health)],
             # LocalExecutor: the scheduler serves the task logs once a task ran (any address).
@@ -498,7 +500,7 @@ def airflow_services(ports: AirflowPorts) -> list[Service]:
 
 def celery_workers(count: int, concurrency: int = 2) -> list[Service]:
     """Celery workers of this machine (CeleryExecutor; other machines run the same command)."""
-    airflow = [sys.executable, "-m", "airflow", "celery", "worker"]
+    airflow = [sys.executable, "-m", "neuron.airflow_warm", "celery", "worker"]  # task stack pre-imported
     return [
         # Distinct node names; logs are read from the shared log folder, so no log server
         # (two on one machine would fight over its port).

@@ -9,12 +9,11 @@ brokers are private ones too (simulator/demo_day.py). The batch day:
    public security (its X25519 key: plates and in-home devices sealed to it) and open data;
 2. the devices publish the whole simulated day while the hub's collector lands it and its
    relay forwards every alarm, signed, to the district's and the police's brokers;
-3. Airflow runs every ingest DAG once (`dag.test()`, neuron/airflow_runner.py): a daily
-   window for the streams read by source time (vendor APIs, platform, door export), one
-   window ending after the device day landed for those read by receive time (MQTT, the
-   relay's records) — 23 runs instead of 24 hourly ones per stream, which keeps the batch
-   under 3 minutes on 2 cores; then every publish DAG, each feed to every consumer its
-   policy grants.
+3. Airflow runs the `hub` DAG (`dag.test()`, neuron/airflow_runner.py) for two windows: a
+   daily one ingesting the streams read by source time (vendor APIs, platform, door export),
+   one ending after the device day landed for those read by receive time (MQTT, the relay's
+   records) — two runs instead of 24 hourly ones, which keeps the batch under 3 minutes on
+   2 cores; then one publish run, each feed to every consumer its policy grants.
 
 Then (unless --no-serve, the path tests and benchmarks use) the hub runs for real under
 `neuron up`: scheduler, DAG processor, API server, export API, collector and relay, with
@@ -143,7 +142,7 @@ def _run_airflow(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with open(log_path, "w") as log, Progress(*columns, console=console) as progress:
         ingest = progress.add_task("Airflow: preparing metadata DB", total=runs)
-        publish = progress.add_task("publish DAGs (every feed)", total=len(load_feeds()), start=False)
+        publish = progress.add_task("publish (every feed)", total=len(load_feeds()), start=False)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
         if beside is not None:
             beside(progress)
@@ -158,18 +157,18 @@ def _run_airflow(
             marks[f"last {event['event']}"] = time.monotonic()
             ok = event.get("state") in ("success", "DagRunState.SUCCESS")
             if event["event"] == "ready":
-                progress.update(ingest, description="ingest DAGs (one window per stream)")
+                progress.update(ingest, description="ingest (hub DAG, one window per stream group)")
             elif event["event"] == "wait":
                 progress.update(ingest, description=f"waiting {event['seconds']} s for the window to end")
             elif event["event"] == "later":
-                progress.update(ingest, description="ingest DAGs: waiting for the device day to land")
+                progress.update(ingest, description="ingest: waiting for the device day to land")
             elif event["event"] == "run":
                 failed += [] if ok else [event["dag"]]
-                progress.update(ingest, completed=event["done"], description=f"ingest DAGs: {event['dag']}")
+                progress.update(ingest, completed=event["done"], description=f"ingest: {event['dag']}")
             elif event["event"] == "publish":
                 progress.start_task(publish)
                 failed += [] if ok else [event["dag"]]
-                progress.update(publish, advance=1, description=f"publish DAGs: {event['feed']}")
+                progress.update(publish, advance=1, description=f"publish: {event['feed']}")
         if proc.wait() != 0:
             raise FatalError(f"DAG run(s) failed ({', '.join(failed) or 'see the log'}); see {log_path}")
     ready = marks.get("ready", marks["start"])

@@ -32,12 +32,13 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def hub_env(home: Path, vendor_url: str, **extra: str) -> dict[str, str]:
-    """The NEURON_* variables of a private hub under `home` reading the simulated vendor."""
+def hub_env(home: Path, vendor_url: str | None, **extra: str) -> dict[str, str]:
+    """The NEURON_* variables of a private hub under `home` reading the simulated vendor
+    (None: each community's hub.toml names its own, and no variable may override it)."""
+    vendor = {"NEURON_PARKING__BASE_URL": vendor_url, "NEURON_PARKING__TOKEN": TOKEN} if vendor_url else {}
     return {
         "NEURON_HOME": str(home),
-        "NEURON_PARKING__BASE_URL": vendor_url,
-        "NEURON_PARKING__TOKEN": TOKEN,
+        **vendor,
         "NEURON_STATE_DIR": "var",
         "NEURON_LAKE_DIR": "lake",
         "NEURON_WAREHOUSE_PATH": "var/warehouse.duckdb",

@@ -72,17 +72,19 @@ def sources_env(home: Path) -> dict[str, str]:
 
 
 def prepare_sources(settings: Settings, day: date, parking: ParkingSimulator) -> set[str]:
-    """Fill every non-parking source for `day` (the hub's keys made, control DB migrated);
-    returns the raw identifiers they produced (to scan the outputs for)."""
+    """Fill every non-parking source for `day` (the hub's keys made, control DB migrated),
+    each simulating the hub's own community (its community_id); returns the raw identifiers
+    they produced (to scan the outputs for)."""
     start, end = pipeline.local_day_window(settings, day)
     charges_updated_between(parking, start, end)
     folder = settings.home / "sources"
     folder.mkdir(parents=True, exist_ok=True)
-    platform = PlatformSimulator(first_day=day)
+    community = Community(community_id=settings.community_id)
+    platform = PlatformSimulator(community, first_day=day)
     platform.write_days(f"sqlite:///{folder / 'platform.db'}", 1)
-    door = DoorAccessVendor()
+    door = DoorAccessVendor(community)
     door.export(folder / "door_access", day)
-    fleet = DeviceFleet(Community(seed=3, households_count=150))
+    fleet = DeviceFleet(Community(seed=3, households_count=150, community_id=settings.community_id))
     _land_device_day(settings, fleet, day)
     _alarm_lifecycle(settings, fleet, start)
     identifiers = {i for ids in platform.ground_truth().values() for i in ids}
