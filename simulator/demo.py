@@ -19,7 +19,11 @@ brokers are private ones too (simulator/demo_day.py). The batch day:
 Then (unless --no-serve, the path tests and benchmarks use) the hub runs for real under
 `neuron up`: scheduler, DAG processor, API server, export API, collector and relay, with
 the DAGs unpaused and the simulator going on in real time (devices, alarms, each day's
-platform writes and door export), until Ctrl-C.
+platform writes and door export), until Ctrl-C; and every peer protocol live beside them
+(simulator/demo_peers.py): `neuron push` to the city brain's NGSI-LD broker, `neuron viid`
+cascading passes to public security's upper VIID platform (which subscribes once the hub
+answers), `neuron inbox` receiving the carriers' CTWing/OneNET pushes of the NB-IoT
+detectors and manhole covers, whose alarms take the relay.
 """
 
 from __future__ import annotations
@@ -369,6 +373,7 @@ def run_demo(
                 )
                 peers.feed()  # the upper subscribes, the carriers push, once `neuron up` runs viid and inbox
                 _run_up(settings, env, airflow_port)
+                console.print(f"public security's VIID platform acknowledged {peers.acks.count} notifications")
     finally:
         live.close()  # the truth a last time: what the live hours added
 
