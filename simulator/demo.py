@@ -18,7 +18,11 @@ brokers are private ones too (simulator/demo_day.py). The batch day:
 Then (unless --no-serve, the path tests and benchmarks use) the hub runs for real under
 `neuron up`: scheduler, DAG processor, API server, export API, collector and relay, with
 the DAGs unpaused and the simulator going on in real time (devices, alarms, each day's
-platform writes and door export), until Ctrl-C.
+platform writes and door export), until Ctrl-C; and every peer protocol live beside them
+(simulator/demo_peers.py): `neuron push` to the city brain's NGSI-LD broker, `neuron viid`
+cascading passes to public security's upper VIID platform (which subscribes once the hub
+answers), `neuron inbox` receiving the carriers' CTWing/OneNET pushes of the NB-IoT
+detectors and manhole covers, whose alarms take the relay.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from kernel.errors import FatalError
 from kernel.settings import Settings, load_settings
 from neuron.airflow_runner import PROGRESS, Group, LaterGroup, plan_command
 from simulator import demo_day
+from simulator.demo_peers import DemoPeers
 
 if TYPE_CHECKING:
     from simulator.live import LiveCommunity
@@ -321,8 +326,10 @@ def run_demo(
     live = _start_simulator(home, day, tz, tokens)
     try:
         day = day or live.clock.start.date() - timedelta(days=1)
-        with demo_day.upstream_brokers(home, "putuo", live.sites[0].community.community_id) as upstreams:
-            demo_day.write_hub_toml(home / "hub.toml", live, upstreams, tokens)
+        community = live.sites[0].community.community_id
+        with demo_day.upstream_brokers(home, "putuo", community) as upstreams, DemoPeers(home) as peers:
+            demo_day.write_hub_toml(home / "hub.toml", live, upstreams, tokens, peers)
+            env |= peers.env()  # the cascade's Digest password: never in the file
             os.environ.update({k: v for k, v in env.items() if k.startswith("NEURON_")})
             settings = load_settings(home=home)
             if serve_api:
@@ -347,6 +354,9 @@ def run_demo(
             sealed_to = _public_security_keys(settings, home)
             admin_password = _demo_admin(settings)
             console.print(f"public security's encryption key {sealed_to}: plates and in-home devices sealed to it")
+            peers.open_plates_with(home / "consumer" / f"{POLICE_CONSUMER}.x25519.pem")
+            carrier_devices = peers.register_devices(settings)
+            console.print(f"{carrier_devices} carrier NB-IoT devices registered with the inbox (encrypted)")
             stages = {"hub and simulator setup": time.monotonic() - started}
             stages |= _batch_day(console, home, settings, env, live, day)
             live.write_truth()
@@ -357,8 +367,12 @@ def run_demo(
             stage_times = ", ".join(f"{name} {secs:.0f} s" for name, secs in stages.items())
             console.print(f"stages: {stage_times}", soft_wrap=True, highlight=False)
             if serve_api:
-                _try_next(console, settings, settings.api.port, airflow_port, home, admin_password, upstreams, live)
+                _try_next(
+                    console, settings, settings.api.port, airflow_port, home, admin_password, upstreams, live, peers
+                )
+                peers.feed()  # the upper subscribes, the carriers push, once `neuron up` runs viid and inbox
                 _run_up(settings, env, airflow_port)
+                console.print(f"public security's VIID platform acknowledged {peers.acks.count} notifications")
     finally:
         live.close()  # the truth a last time: what the live hours added
 
@@ -381,6 +395,7 @@ def _try_next(
     admin_password: str,
     upstreams: dict[str, Any] | None = None,
     live: LiveCommunity | None = None,
+    peers: DemoPeers | None = None,
 ) -> None:
     from privacy.keys import HubKeys
     from privacy.tls import hub_certificate, jwks_fingerprint
@@ -408,6 +423,8 @@ def _try_next(
             f"curl -s '{live.ngsi_ld_url}/ngsi-ld/v1/entities?type=Alert'   # the district's alarms in the city"
             " brain's NGSI-LD broker (`neuron push`)"
         )
+    if peers is not None:
+        lines += peers.try_next_lines()
     lines += [
         f"curl -s --cacert {ca} {hub}/.well-known/jwks.json     # the hub's public keys",
         f"curl -si --cacert {ca} {hub}/v1/feeds                 # unsigned: 401, and the refusal is audited",

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.registry import STREAMS
 from neuron.airflow_runner import Group
+from simulator.demo_peers import DemoPeers
 from simulator.devices_broker import Broker
 from simulator.live import LiveCommunity
 
@@ -143,8 +144,15 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def write_hub_toml(path: Path, live: LiveCommunity, upstreams: dict[str, Upstream], tokens: dict[str, str]) -> Path:
-    """The hub's configuration for the simulated community (0600: it holds the vendors' tokens)."""
+def write_hub_toml(
+    path: Path,
+    live: LiveCommunity,
+    upstreams: dict[str, Upstream],
+    tokens: dict[str, str],
+    peers: DemoPeers | None = None,
+) -> Path:
+    """The hub's configuration for the simulated community (0600: it holds the vendors' tokens);
+    with `peers`, the GA/T 1400 cascade (`[viid]`) and the carrier inbox (`[inbox]`) too."""
     site = live.sites[0]
     tables: list[tuple[str, dict[str, Any]]] = [
         ("parking", {"base_url": live.urls["parking"], "token": tokens["parking"]}),
@@ -171,6 +179,8 @@ def write_hub_toml(path: Path, live: LiveCommunity, upstreams: dict[str, Upstrea
         # The city brain's context broker: the district's feeds as NGSI-LD entities and its
         # alarms as Alert entities, pushed by `neuron push` (started by `neuron up`).
         lines += ["[[push.ngsi_ld]]", 'name = "district"', f"broker_url = {_toml(live.ngsi_ld_url)}", ""]
+    if peers is not None:
+        lines += peers.hub_toml_lines()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))

@@ -69,6 +69,9 @@ class UpperConfig:
     plate_opener: Callable[[str], str | None] | None = None  # opens a PlateNoSealed sealed to its key
     fail_every: int = 0  # every Kth notification request: HTTP 500, nothing stored
     drop_every: int = 0  # every Mth: stored, then the connection is closed without an answer
+    # Called (outside the lock) with each newly accepted notification once its acknowledgement was
+    # delivered: what the demo keeps as the platform's record of the cascade.
+    on_acknowledged: Callable[[list[dict[str, Any]]], None] | None = None
 
 
 @dataclass
@@ -335,13 +338,14 @@ class UpperPlatform:
                 200, {"ResponseStatusObject": status(handler.path, code, "SubscribeNotificationListObject")}
             )
             return
-        replies, accepted_now = [], []
+        replies, accepted_now, accepted_items = [], [], []
         with self.lock:
             for item in items:
                 code, text, nid = self._accept(item)
                 replies.append(status(handler.path, code, text, nid))
                 if code == OK:
                     accepted_now.append(nid)
+                    accepted_items.append(item)
         if self.config.drop_every and n % self.config.drop_every == 0:
             with self.lock:
                 self.received.dropped += 1
@@ -352,7 +356,12 @@ class UpperPlatform:
         delivered = handler.send_json(200, {"ResponseStatusListObject": {"ResponseStatusObject": replies}})
         if delivered:
             with self.lock:
+                fresh = [
+                    i for i, nid in zip(accepted_items, accepted_now, strict=True) if nid not in self.received.acked
+                ]
                 self.received.acked.update(accepted_now)
+            if fresh and self.config.on_acknowledged is not None:
+                self.config.on_acknowledged(fresh)
 
     def _accept(self, item: Any) -> tuple[int, str, str]:
         """One notification, under the lock: (StatusCode, StatusString, NotificationID)."""

@@ -1,6 +1,8 @@
 """What `neuron demo` hands a newcomer before the hub runs live: a console account whose
 printed password signs in, a pull per consumer (open data included) with that consumer's
-own key id, how to watch the district's alarms arrive, and a real ballot receipt to verify."""
+own key id, how to watch the district's alarms arrive, how to see the cascade's notifications
+the upper VIID platform acknowledged and the carrier inbox's pushes, and a real ballot receipt
+to verify."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from privacy.keys import init_keys
 from privacy.tls import ensure_certificate
 from simulator.demo import DEMO_ADMIN, DEMO_PULLS, _demo_admin, _demo_consumer_key, _public_security_keys, _try_next
 from simulator.demo_day import upstream_brokers
+from simulator.demo_peers import DemoPeers
 from simulator.live import LiveCommunity, LiveOptions
 from tests.conftest import make_settings
 from warehouse.migrations import migrate
@@ -35,8 +38,9 @@ def test_the_demo_makes_a_console_account_and_says_what_to_try(tmp_path: Path) -
     live = LiveCommunity(LiveOptions(state=tmp_path / "sim", devices=False, parking_port=0, intercom_port=0))
     live.start()
     try:
-        with upstream_brokers(tmp_path, "putuo", "music-square") as upstreams:
-            _try_next(Console(file=out, width=200), settings, 18700, 18080, tmp_path, password, upstreams, live)
+        with upstream_brokers(tmp_path, "putuo", "music-square") as upstreams, DemoPeers(tmp_path) as peers:
+            console = Console(file=out, width=200)
+            _try_next(console, settings, 18700, 18080, tmp_path, password, upstreams, live, peers)
     finally:
         live.close()
     text = out.getvalue()
@@ -50,6 +54,10 @@ def test_the_demo_makes_a_console_account_and_says_what_to_try(tmp_path: Path) -
     # The district's alarms: a subscriber line on its own broker, for its own topic.
     district = upstreams["district"]
     assert f"mosquitto_sub -h 127.0.0.1 -p {district.broker.port} -t 'citybrain/putuo/music-square/alarm/#'" in text
+    # The GA/T 1400 cascade: the upper platform's record of what it acknowledged; the carrier
+    # inbox's counts of what CTWing and OneNET pushed.
+    assert f"tail -f {tmp_path / 'upstream' / 'viid.ndjson'}" in text
+    assert f"curl -s http://127.0.0.1:{peers.inbox_port}/healthz" in text
     # A real receipt of the simulated day's ballots, with its choice and area.
     receipts = live.sites[0].platform.ground_truth()["ballot_receipts"]
     assert "neuron verify-ballot" in text and any(f"--receipt {r} " in text for r in receipts)
