@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "relay_latency_five": "Alarm relay: p99 in five consecutive runs, first second included (issue 17)",
     "relay_wal": "Alarm relay: peak SQLite WAL size under a sustained burst, bounded against unbounded (issue 17)",
     "relay_cpu": "Alarm relay: CPU per alarm of its worker and group commit, against its signatures (issue 7)",
-    "scheduler_day": "A community-day through the real Airflow scheduler, 1 to N communities (issue 9)",
+    "scheduler_day": "A community-day through the real Airflow scheduler, 1 to N communities (issues 9, 21)",
     "feeds_day": "The feed catalog: a community-day from staging to every feed for every consumer (issue 5)",
     "duckdb_encryption": "DuckDB database encryption for staging, against a plain file (issue 16)",
     "viid": "GA/T 1400 cascade: pass extracted → acknowledged by the upper VIID platform (issue 20)",
@@ -64,7 +64,13 @@ def main(names: list[str]) -> None:
 def _write_section(name: str, section: str) -> None:
     """Rewrite one section, re-reading the file first: benchmarks run for minutes, and another
     run may have written its own section meanwhile."""
-    sections = _sections(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    sections = _sections(text)
+    markers = set(re.findall(r"<!-- bench:(\w+) -->", text))
+    if markers - set(sections) or set(sections) - set(BENCHMARKS):
+        # Never drop a section silently (a hand edit that broke a marker, or an unknown name).
+        lost = sorted((markers - set(sections)) | (set(sections) - set(BENCHMARKS)))
+        raise SystemExit(f"bench/RESULTS.md: section(s) {', '.join(lost)} unreadable or unknown; fix the markers")
     sections[name] = section
     ordered = [f"<!-- bench:{n} -->\n{sections[n]}<!-- /bench -->\n" for n in BENCHMARKS if n in sections]
     RESULTS.write_text(HEADER + "\n" + "\n".join(ordered), encoding="utf-8")
