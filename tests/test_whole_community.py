@@ -40,11 +40,12 @@ from connectors.registry import STREAMS
 from kernel.settings import Settings, load_settings
 from privacy.jws import verify_json
 from privacy.keys import HubKeys
-from privacy.policy import load_policies
+from privacy.policy import RELAY_IN_HOME, load_policies
 from simulator.truth import identifiers_of, read_truth
 from tests.api.hub import ServerThread
 from tests.leaks import grep_leaks, texts_of_lake, texts_of_messages, texts_of_warehouse
 from tests.test_end_to_end import control_db_text
+from warehouse.consent import consenting_households
 from warehouse.control import session_scope
 from warehouse.models import LoadRecord, Partition
 from warehouse.models.relay import RelayAlarm
@@ -151,14 +152,27 @@ def test_alarms_reach_the_district_and_the_police_verified(day: Day) -> None:
     jwks = HubKeys.load(day.settings).jwks()
     received = {consumer: [verify_json(m, jwks) for m in _upstream(day, consumer)] for consumer in UPSTREAMS}
     with session_scope(day.settings.control_url) as s:
-        recorded = s.execute(select(RelayAlarm.alarm_id, RelayAlarm.family, RelayAlarm.category)).all()
-    alarms = {alarm_id for alarm_id, _, _ in recorded}
+        recorded = s.execute(select(RelayAlarm.alarm_id, RelayAlarm.category, RelayAlarm.household)).all()
+    alarms = {alarm_id for alarm_id, *_ in recorded}
     assert alarms, "the simulated devices raised no alarm the relay recorded"
-    # The police get every alarm; the district every one but the wristbands' health alarms
-    # (it gets those only as the care feed's k-anonymous counts).
-    assert {p["alarm_id"] for p in received["public_security"]} == alarms
-    district = {a for a, family, _ in recorded if family != "wristband"}
-    assert {p["alarm_id"] for p in received["district"]} >= district
+    policies = load_policies(day.settings.policies_dir)
+    for consumer in UPSTREAMS:
+        got = {p["alarm_id"] for p in received[consumer]}
+        assert got <= alarms, consumer
+        policy = policies[consumer]
+        for alarm_id, category, household in recorded:
+            # Outdoor alarms (fence, covers) always go; an in-home one goes as the policy's basis
+            # for its category says (issue 16 item 3): vital interest always, consent only for a
+            # household that opted in, no basis never.
+            function = RELAY_IN_HOME.get(category or "")
+            basis = policy.relay_basis(category or "") if function else "outdoor"
+            if basis in ("outdoor", "vital_interest"):
+                assert alarm_id in got, (consumer, category, basis)
+            elif basis == "consent" and function:
+                if household not in consenting_households(day.settings, function):
+                    assert alarm_id not in got, (consumer, category, basis)
+            else:
+                assert alarm_id not in got, (consumer, category, basis)
 
 
 UPSTREAMS = ("district", "public_security")
