@@ -119,12 +119,17 @@ class WindowRetriable(RetriableError):
 def raise_for_failures(outcomes: Sequence[StreamOutcome]) -> None:
     """One line naming every failed stream; retriable if any failure is (a retry re-runs the
     window, which replaces what the earlier try loaded)."""
-    failed = [o for o in outcomes if not o.loaded]
+    failed = [(o.stream, o.error, o.retriable) for o in outcomes if not o.loaded]
+    _raise_for(failed, len(outcomes), "due streams")
+
+
+def _raise_for(failed: Sequence[tuple[str, str | None, bool]], total: int, what: str) -> None:
+    """Raise one error naming every (name, error, retriable) failed: retriable if any is."""
     if not failed:
         return
-    names = ", ".join(f"{o.stream} ({(o.error or '').split(':')[0]})" for o in failed)
-    message = f"{len(failed)} of {len(outcomes)} due streams failed: {names}"
-    if any(o.retriable for o in failed):
+    names = ", ".join(f"{name} ({(error or '').split(':')[0]})" for name, error, _ in failed)
+    message = f"{len(failed)} of {total} {what} failed: {names}"
+    if any(retriable for _, _, retriable in failed):
         raise WindowRetriable(message)
     raise WindowFailed(message)
 
@@ -218,11 +223,5 @@ def publish_feeds(settings: Settings, feed_days: Mapping[str, list[str]]) -> lis
 
 def raise_for_feed_failures(outcomes: Sequence[FeedOutcome]) -> None:
     """One line naming every feed that failed; retriable if any failure is."""
-    failed = [o for o in outcomes if o.error]
-    if not failed:
-        return
-    names = ", ".join(f"{o.feed} ({(o.error or '').split(':')[0]})" for o in failed)
-    message = f"{len(failed)} of {len(outcomes)} feeds failed: {names}"
-    if any(o.retriable for o in failed):
-        raise WindowRetriable(message)
-    raise WindowFailed(message)
+    failed = [(o.feed, o.error, o.retriable) for o in outcomes if o.error]
+    _raise_for(failed, len(outcomes), "feeds")
