@@ -5,10 +5,11 @@ release, and the district's receipts. All read-only: any signed-in person may se
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.admin import audit_log, audit_words, monthly, releases
@@ -21,26 +22,25 @@ DayQuery = Annotated[str | None, Query(max_length=10)]
 
 
 def _filter(
-    consumer: str | None, feed: str | None, kinds: list[str] | None, day_from: str | None, day_to: str | None, page: int
-) -> audit_log.LogFilter:
-    chosen = tuple(k for k in (kinds or []) if k in audit_log.KINDS)
-    return audit_log.LogFilter(consumer or None, feed or None, chosen, _day(day_from), _day(day_to), page)
-
-
-@router.get("/audit/log", response_class=HTMLResponse)
-def log_page(
-    request: Request,
     consumer: Annotated[str | None, Query(max_length=100)] = None,
     feed: Annotated[str | None, Query(max_length=100)] = None,
     kind: KindQuery = None,
     day_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     day_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
     page_no: Annotated[int, Query(alias="page", ge=0, le=100_000)] = 0,
-    printable: Annotated[bool, Query(alias="print")] = False,
-) -> Response:
+) -> audit_log.LogFilter:
+    """The log's filter from the query (one dependency for the page and its CSV)."""
+    chosen = tuple(k for k in (kind or []) if k in audit_log.KINDS)
+    return audit_log.LogFilter(consumer or None, feed or None, chosen, _day(day_from), _day(day_to), page_no)
+
+
+LogQuery = Annotated[audit_log.LogFilter, Depends(_filter)]
+
+
+@router.get("/audit/log", response_class=HTMLResponse)
+def log_page(request: Request, wanted: LogQuery, printable: Annotated[bool, Query(alias="print")] = False) -> Response:
     who = principal(request)
     settings = console_of(request).settings
-    wanted = _filter(consumer, feed, kind, day_from, day_to, page_no)
     entries, more = audit_log.list_entries(settings, wanted)
     consumers, feeds = audit_log.choices(settings)
     return page(
@@ -61,17 +61,10 @@ def log_page(
 
 
 @router.get("/audit/log.csv")
-def log_csv(
-    request: Request,
-    consumer: Annotated[str | None, Query(max_length=100)] = None,
-    feed: Annotated[str | None, Query(max_length=100)] = None,
-    kind: KindQuery = None,
-    day_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    day_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
-) -> Response:
+def log_csv(request: Request, wanted: LogQuery) -> Response:
     principal(request)
     settings = console_of(request).settings
-    wanted = _filter(consumer, feed, kind, day_from, day_to, 0)
+    wanted = replace(wanted, page=0)  # the CSV is the whole filtered view, not one page of it
     body = audit_log.log_csv(settings, wanted, labels_of(request))
     name = f"neuron-audit-{settings.community_id}.csv"
     headers = {"content-disposition": f'attachment; filename="{name}"'}
